@@ -1,0 +1,1 @@
+"""Neural-operator models, training, evaluation, checkpoints and the ``pdeop`` command line."""

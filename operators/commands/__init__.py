@@ -1,0 +1,1 @@
+"""Subcommands of the pdeop command line, one module each."""

@@ -1,0 +1,1 @@
+"""Neural-network layers: spectral convolutions, rational activations, channel MLPs."""

@@ -1,0 +1,1 @@
+"""Physics-informed models: PDE specifications, PINN, causal PINN and LPINN."""

@@ -1,0 +1,1 @@
+"""PDE problem families, random-field samplers, the generation pipeline, storage and loading."""

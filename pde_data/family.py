@@ -1,0 +1,166 @@
+"""The interface every problem family implements, and the family registry.
+
+A family knows how to draw the random inputs of sample ``i`` from ``(seed, i)``, how to solve its
+PDE for a batch of samples, and what it stores (its :class:`Layout`). It knows nothing about files,
+chunking, resuming or progress: :mod:`pde_data.pipeline` does that once for all families.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from solvers.errors import ConfigError
+
+FAMILIES: dict[str, type[Family]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """One stored variable.
+
+    Parameters
+    ----------
+    dims
+        Dimension names; per-sample variables start with ``"sample"``.
+    dtype
+        NumPy dtype name of the stored values (``"float32"``, ``"float64"``, ``"int32"``, ...).
+    attrs
+        netCDF attributes (``units``, ``long_name``, ...).
+    """
+
+    dims: tuple[str, ...]
+    dtype: str = "float32"
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What a family's dataset file holds, apart from the root attributes written by the pipeline.
+
+    Parameters
+    ----------
+    coords
+        1-D coordinate variables by dimension name (``x``, ``y``, ``t``...). Their length fixes the
+        size of that dimension.
+    variables
+        Per-sample variables (first dimension ``"sample"``), filled chunk by chunk.
+    static
+        Variables written once at creation, as ``(dims, values)`` (e.g. the forcing ``f(x, y)``).
+    attrs
+        Extra root attributes (``viscosity``, ``forcing``, ...).
+    dims
+        Sizes of dimensions that have no coordinate variable.
+    """
+
+    coords: Mapping[str, np.ndarray]
+    variables: Mapping[str, Variable]
+    static: Mapping[str, tuple[tuple[str, ...], np.ndarray]] = dataclasses.field(default_factory=dict)
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    dims: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def sizes(self, n_samples: int) -> dict[str, int]:
+        """Return every dimension's size, ``sample`` included."""
+        sizes = {"sample": int(n_samples)}
+        sizes.update({name: int(np.asarray(values).shape[0]) for name, values in self.coords.items()})
+        sizes.update({name: int(size) for name, size in self.dims.items()})
+        return sizes
+
+    def shape(self, name: str, n_samples: int) -> tuple[int, ...]:
+        """Return the full stored shape of per-sample variable ``name``."""
+        sizes = self.sizes(n_samples)
+        return tuple(sizes[d] for d in self.variables[name].dims)
+
+
+class Family(ABC):
+    """Base class of a problem family.
+
+    Subclasses set ``name``, ``config_class`` (a frozen dataclass of the family's settings) and
+    ``default_preset`` and register themselves with :func:`register_family`.
+
+    The contract the pipeline relies on:
+
+    * sample ``i`` depends only on ``(seed, i)`` and the config — use :func:`sample_rng`;
+    * :meth:`generate` may be called with any subset of indices in any order and returns, for
+      every per-sample variable of :meth:`layout`, an array whose first axis follows ``indices``;
+    * a numerical failure raises :class:`~solvers.errors.StabilityError` /
+      :class:`~solvers.errors.SolverError` naming the sample (global index), time and remedy.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    default_preset: ClassVar[str]
+    #: samples per chunk when the user gives none; families size it to their memory use.
+    default_chunk_size: ClassVar[int] = 16
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @abstractmethod
+    def layout(self) -> Layout:
+        """Describe the stored variables, coordinates and attributes."""
+
+    @abstractmethod
+    def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
+        """Compute the per-sample variables for ``indices`` (any subset, any order).
+
+        Returns
+        -------
+        dict
+            ``{variable: array}`` with ``array.shape[0] == len(indices)`` and row ``r`` belonging
+            to sample ``indices[r]``.
+        """
+
+    def solve_order(self, n_samples: int, seed: int) -> np.ndarray:
+        """Order in which samples are computed (a permutation of ``range(n_samples)``).
+
+        Families that solve sequences of related linear systems override this to sort them by
+        similarity. The order never changes which sample gets which index.
+        """
+        return np.arange(n_samples)
+
+    def summary(self) -> dict[str, Any]:
+        """Statistics of the run so far (e.g. solver retries), for the CLI's final report."""
+        return {}
+
+
+def register_family(name: str) -> Callable[[type[Family]], type[Family]]:
+    """Class decorator adding a family to :data:`FAMILIES` under ``name``."""
+
+    def decorate(cls: type[Family]) -> type[Family]:
+        if name in FAMILIES and FAMILIES[name] is not cls:
+            raise ValueError(f"problem family {name!r} is registered twice")
+        cls.name = name
+        FAMILIES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_family(name: str) -> type[Family]:
+    """Return the family class registered as ``name``.
+
+    Raises
+    ------
+    ConfigError
+        If no family of that name exists (the message lists the known ones).
+    """
+    import pde_data.families  # noqa: F401  (registers the built-in families)
+
+    if name not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES))
+        raise ConfigError(f"unknown problem {name!r}; known problems are: {known}")
+    return FAMILIES[name]
+
+
+def sample_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    """Random generator of sample ``index``: depends only on ``(seed, index, stream)``.
+
+    ``stream`` separates independent random inputs of one sample (e.g. coefficient and
+    right-hand side), so adding a new input never changes the existing ones.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
