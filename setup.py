@@ -33,7 +33,7 @@ RUNTIME_REQUIREMENTS = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=7", "pytest-timeout>=2"],
+    "test": ["pytest>=7"],
     # exponax (JAX) is only used by benchmarks/spectral_generators.py as a competitor.
     "bench": ["exponax>=0.1", "jax>=0.4"],
 }

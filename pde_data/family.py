@@ -99,6 +99,20 @@ class Family(ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
+        self._progress: Callable[[float], None] | None = None
+
+    def set_progress_callback(self, callback: Callable[[float], None] | None) -> None:
+        """Install the pipeline's progress hook (see :meth:`report_progress`)."""
+        self._progress = callback
+
+    def report_progress(self, fraction: float) -> None:
+        """Tell the progress bar how far the current :meth:`generate` call is (0 to 1).
+
+        Long-running families (many time steps per chunk) call this now and then; it is cheap and
+        does nothing when no bar is shown.
+        """
+        if self._progress is not None:
+            self._progress(min(max(float(fraction), 0.0), 1.0))
 
     @abstractmethod
     def layout(self) -> Layout:

@@ -1,16 +1,55 @@
-"""Bench (not yet available)."""
+"""Run a benchmark script from benchmarks/ (e.g. pdeop bench skr --quick); lists them without a name."""
 
 from __future__ import annotations
 
 import argparse
+import runpy
+import sys
+from pathlib import Path
 
 from solvers.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Attach this command's arguments to parser."""
+    """Attach ``bench``'s arguments to ``parser``."""
+    parser.add_argument("name", nargs="?", help="benchmark name (file benchmarks/NAME.py)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark, e.g. --quick")
+
+
+def benchmarks_dir() -> Path:
+    """The source checkout's ``benchmarks/`` folder (benchmarks ship with the repository, not the wheel)."""
+    import operators
+
+    for candidate in (Path(operators.__file__).resolve().parent.parent / "benchmarks", Path.cwd() / "benchmarks"):
+        if (candidate / "harness.py").is_file():
+            return candidate
+    raise ConfigError("benchmarks/ not found: benchmarks ship with the source checkout; run pdeop bench from a "
+                      "clone of the repository (or an editable install)")
+
+
+def available(folder: Path) -> list[str]:
+    """Names of the runnable benchmarks in ``folder``."""
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem != "harness" and not p.stem.startswith("_"))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command."""
-    raise ConfigError("pdeop bench is not available yet")
+    """Run ``benchmarks/NAME.py`` in this process with the remaining arguments."""
+    folder = benchmarks_dir()
+    names = available(folder)
+    if not args.name:
+        print("available benchmarks: " + ", ".join(names))
+        return 0
+    name = args.name.replace("-", "_")
+    if name not in names:
+        raise ConfigError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
+    sys.path.insert(0, str(folder))
+    saved_argv = sys.argv
+    sys.argv = [str(folder / f"{name}.py"), *args.args]
+    try:
+        runpy.run_path(str(folder / f"{name}.py"), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        sys.path.remove(str(folder))
+    return 0

@@ -1,0 +1,103 @@
+"""Summaries of dataset files, for ``pdeop info``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pde_data.storage import COMPLETE_MARKS, attr_to_python
+from solvers.errors import ConfigError
+
+#: per-sample statistics summarised when present (DESIGN.md §3)
+STATISTICS = ("iterations", "matvecs", "residual", "solve_seconds", "retries")
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Describe a pdeop dataset file.
+
+    Returns
+    -------
+    dict
+        ``problem``, ``preset``, ``seed``, ``samples``, ``stored`` (samples written), ``complete``,
+        ``variables`` (name → dims and shape), ``statistics`` (name → min/mean/max over stored
+        samples), ``attrs`` (other root attributes), ``size_bytes``, ``pdeop_version``.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not a pdeop dataset.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise ConfigError(f"{path} is not an HDF5 file") from None
+    with f:
+        attrs = {k: attr_to_python(v) for k, v in f.attrs.items()}
+        if "config" not in attrs or COMPLETE_MARKS not in f:
+            raise ConfigError(f"{path} is not a pdeop dataset (no 'config' attribute)")
+        marks = f[COMPLETE_MARKS][:].astype(bool)
+        variables = {}
+        statistics = {}
+        for name, dset in f.items():
+            if not isinstance(dset, h5py.Dataset) or name == COMPLETE_MARKS or name.startswith("_"):
+                continue
+            dims = [d.label or (d[0].name.rsplit("/", 1)[-1] if len(d) else "") for d in dset.dims]
+            variables[name] = {"dims": dims, "shape": list(dset.shape), "dtype": str(dset.dtype)}
+            if name in STATISTICS and dset.shape == marks.shape and marks.any():
+                values = dset[:][marks].astype(float)
+                statistics[name] = {"min": float(values.min()), "mean": float(values.mean()),
+                                    "max": float(values.max())}
+    config = json.loads(attrs.get("config", "{}"))
+    return {
+        "path": str(path),
+        "problem": attrs.get("problem"),
+        "preset": attrs.get("preset"),
+        "seed": attrs.get("seed"),
+        "samples": int(marks.size),
+        "stored": int(marks.sum()),
+        "complete": bool(attrs.get("complete", 0)),
+        "pdeop_version": attrs.get("pdeop_version"),
+        "settings": config.get("settings", {}),
+        "variables": variables,
+        "statistics": statistics,
+        "attrs": {k: v for k, v in attrs.items()
+                  if k not in ("config", "problem", "preset", "seed", "complete", "pdeop_version")},
+        "size_bytes": path.stat().st_size,
+    }
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """Human-readable lines for :func:`describe`'s result."""
+    state = "complete" if info["complete"] else f"INCOMPLETE ({info['stored']} of {info['samples']} stored)"
+    lines = [
+        f"file:      {info['path']} ({_size(info['size_bytes'])})",
+        f"problem:   {info['problem']} (preset {info['preset']}), seed {info['seed']}, pdeop {info['pdeop_version']}",
+        f"samples:   {info['samples']}, {state}",
+        "variables:",
+    ]
+    for name, var in info["variables"].items():
+        lines.append(f"  {name}({', '.join(var['dims'])})  shape {tuple(var['shape'])}  {var['dtype']}")
+    if info["statistics"]:
+        lines.append("solver statistics (over stored samples): min / mean / max")
+        for name, s in info["statistics"].items():
+            lines.append(f"  {name}: {s['min']:.4g} / {s['mean']:.4g} / {s['max']:.4g}")
+    for key, value in info["attrs"].items():
+        lines.append(f"{key}: {value}")
+    settings = ", ".join(f"{k}={v}" for k, v in info["settings"].items())
+    lines.append(f"settings:  {settings}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
