@@ -15,7 +15,7 @@ from operators.kernels.rational_reference import (
 DTYPE = torch.float64
 
 
-def _plain_rational(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor, groups: int, channel_dim: int):
+def _plain_rational(x, numerator, denominator, groups: int, channel_dim: int) -> torch.Tensor:
     """Independent formula: loop over channels, explicit powers, torch.abs (autograd-differentiable)."""
     xc = x.movedim(channel_dim, -1)
     channels = xc.shape[-1]
