@@ -1,0 +1,441 @@
+"""GCRO-DR: restarted GMRES with deflated restarting and Krylov subspace recycling.
+
+Parks, de Sturler, Mackey, Johnson and Maiti, "Recycling Krylov subspaces for sequences of linear
+systems", SIAM J. Sci. Comput. 28 (2006). The solver object keeps ``U, C`` with ``A M^-1 U = C`` and
+``C^T C = I`` between calls to :meth:`GCRODR.solve`, so a sequence of related systems reuses the
+spectral information (approximate harmonic Ritz vectors of the smallest eigenvalues) of the
+previous solves. With ``k = 0`` every cycle is a plain GMRES(m) cycle.
+
+Preconditioning is on the right, ``A M^-1 y = b, x = M^-1 y``, so the least-squares residual that
+stops a cycle is the true residual ``b - A x`` (up to rounding, which the final check catches).
+Vectors are stored as rows of C-ordered arrays so every projection is one BLAS matrix-vector
+product: the new Arnoldi vector is orthogonalised against ``[C; V]`` at once (classical
+Gram-Schmidt, repeated only when the DGKS test detects cancellation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.linalg as la
+
+from solvers.errors import ConfigError
+from solvers.linear_system import Operator, as_matmat, as_matvec, check_system, fingerprint
+from solvers.result import SolveResult
+
+_EPS = np.finfo(np.float64).eps
+_DGKS = 1.0 / np.sqrt(2.0)  # reorthogonalise when projection removed more than ~30% of the norm
+
+
+@dataclasses.dataclass
+class _Counts:
+    iterations: int = 0
+    matvecs: int = 0
+    precond: int = 0
+    cycles: int = 0
+
+
+class GCRODR:
+    """Restarted GMRES with deflated restarting and subspace recycling (Parks et al. 2006).
+
+    Keeps ``U, C`` with ``A @ M^-1 @ U = C`` and ``C.T @ C = I`` between calls to :meth:`solve`
+    (``k`` vectors of length ``n`` each, plus their unpreconditioned images ``M^-1 U`` when a
+    preconditioner is used).
+
+    Parameters
+    ----------
+    m
+        Restart length: each cycle builds a search space of dimension ``m`` (``k`` recycled
+        directions plus ``m - k`` Arnoldi vectors).
+    k
+        Recycle dimension; ``0`` gives GMRES(m) exactly.
+    rtol, atol
+        Stop when ``||b - A x|| <= max(rtol * ||b||, atol)``.
+    maxiter
+        Maximum number of inner (Arnoldi) iterations per solve, over all cycles.
+    """
+
+    def __init__(self, m: int = 40, k: int = 20, rtol: float = 1e-8, atol: float = 0.0,
+                 maxiter: int = 10_000) -> None:
+        if not (isinstance(m, (int, np.integer)) and m >= 1):
+            raise ConfigError(f"restart length m must be an integer >= 1 (got {m!r})")
+        if not (isinstance(k, (int, np.integer)) and 0 <= k < m):
+            raise ConfigError(f"recycle dimension k must be an integer with 0 <= k < m = {m} (got {k!r})")
+        if not rtol >= 0 or not atol >= 0:
+            raise ConfigError(f"rtol and atol must be >= 0 (got rtol={rtol!r}, atol={atol!r})")
+        if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 1):
+            raise ConfigError(f"maxiter must be an integer >= 1 (got {maxiter!r})")
+        self.m, self.k, self.rtol, self.atol, self.maxiter = int(m), int(k), float(rtol), float(atol), int(maxiter)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the recycled space (the next solve starts with a plain GMRES cycle)."""
+        self._U: np.ndarray | None = None  # (p, n) preconditioned-space recycled vectors
+        self._Ux: np.ndarray | None = None  # (p, n) = M^-1 U (the same array when M is None)
+        self._p = 0  # current recycle dimension (<= k); C lives in self._W[:p]
+        self._W: np.ndarray | None = None  # (m + 1, n): rows [C; v_1 ... v_{m-p+1}]
+        self._Z: np.ndarray | None = None  # (m, n): M^-1 v_j
+        self._A_key: tuple | None = None
+        self._A_ref: object | None = None  # keeps id()-based keys valid
+        self._M_ref: object | None = None
+
+    @property
+    def recycle_dim(self) -> int:
+        """Dimension of the recycled space currently held (``<= k``)."""
+        return self._p
+
+    @property
+    def C(self) -> np.ndarray:
+        """Orthonormal basis of ``A M^-1 U`` as rows, shape ``(recycle_dim, n)`` (a copy)."""
+        return np.array(self._W[: self._p]) if self._W is not None else np.zeros((0, 0))
+
+    @property
+    def U(self) -> np.ndarray:
+        """Recycled directions in the solution space (``M^-1 U``) as rows, with ``A @ U.T = C.T``."""
+        return np.array(self._Ux) if self._Ux is not None else np.zeros((0, 0))
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, A: Operator, b: np.ndarray, x0: np.ndarray | None = None, M: Operator | None = None,
+              callback: Callable[[float], None] | None = None, same_operator: bool | None = None) -> SolveResult:
+        """Solve ``A x = b``, reusing the recycled space from the previous call.
+
+        Parameters
+        ----------
+        A
+            ``(n, n)`` sparse matrix, dense array or ``LinearOperator``.
+        b
+            Right-hand side, shape ``(n,)``.
+        x0
+            Initial guess (default zero).
+        M
+            Preconditioner approximating ``A^-1`` (anything with ``@`` or ``.matvec``), applied on
+            the right.
+        callback
+            Called after every inner iteration with the relative residual estimate
+            ``||r_j|| / ||b||`` (like SciPy's ``callback_type="pr_norm"``).
+        same_operator
+            Whether ``A`` equals the previous call's matrix. ``None`` (default) decides by a
+            checksum of the matrix; a new matrix costs ``k`` products to carry ``U, C`` over.
+
+        Returns
+        -------
+        SolveResult
+            ``converged`` is true only if the recomputed true residual meets the tolerance.
+        """
+        start = time.perf_counter()
+        b = check_system(A, b)
+        n = b.shape[0]
+        counts = _Counts()
+        matvec = as_matvec(A)
+        psolve = as_matvec(M) if M is not None else None
+        bnorm = float(np.linalg.norm(b))
+        tol = max(self.rtol * bnorm, self.atol)
+        method = "gcrodr" if self.k else "gmres"
+
+        x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64).reshape(n)
+        r = b.copy() if x0 is None or not x.any() else b - matvec(x)
+        counts.matvecs += 0 if x0 is None or not x.any() else 1
+        self._prepare(A, M, n, matvec, psolve, same_operator, counts)
+        self._project(x, r)
+        rnorm = float(np.linalg.norm(r))
+        residual = rnorm
+        converged = False
+        while True:
+            if rnorm <= tol:
+                r = b - matvec(x)
+                counts.matvecs += 1
+                residual = rnorm = float(np.linalg.norm(r))
+                if rnorm <= tol:
+                    converged = True
+                    break
+                self._project(x, r)  # rounding drift: restart from the true residual
+                rnorm = float(np.linalg.norm(r))
+            if counts.iterations >= self.maxiter:
+                break
+            previous = rnorm
+            r, rnorm = self._cycle(matvec, psolve, x, r, rnorm, tol, self.maxiter - counts.iterations,
+                                   callback, bnorm, counts)
+            counts.cycles += 1
+            if rnorm > (1.0 - 1e-12) * previous and not rnorm <= tol:
+                break  # complete stagnation: restarting cannot help (e.g. singular A)
+        if not converged:
+            residual = float(np.linalg.norm(b - matvec(x)))
+            counts.matvecs += 1
+        rel = residual / bnorm if bnorm > 0 else residual
+        return SolveResult(x=x, converged=converged, iterations=counts.iterations, matvecs=counts.matvecs,
+                           precond_applications=counts.precond, cycles=counts.cycles, residual=rel,
+                           seconds=time.perf_counter() - start, method=method)
+
+    # ------------------------------------------------------------------ pieces
+    def _prepare(self, A: Operator, M: Operator | None, n: int, matvec: Callable, psolve: Callable | None,
+                 same_operator: bool | None, counts: _Counts) -> None:
+        """Size the buffers and carry the recycled space over to this call's ``A M^-1``."""
+        if self._W is None or self._W.shape[1] != n:
+            self.reset()
+            self._W = np.empty((min(self.m, n) + 1, n))
+        if psolve is not None and (self._Z is None or self._Z.shape[1] != n):
+            self._Z = np.empty((min(self.m, n), n))
+        if same_operator is None:
+            key = fingerprint(A)
+            a_changed = key != self._A_key
+        else:
+            key = self._A_key if same_operator else None  # None never equals a fingerprint
+            a_changed = not same_operator
+        if self._p:
+            m_changed = M is not self._M_ref
+            if m_changed:
+                self._Ux = self._U if psolve is None else np.array([psolve(u) for u in self._U])
+                counts.precond += 0 if psolve is None else self._p
+            if m_changed or a_changed:
+                self._carry_to_new_operator(as_matmat(A), counts)
+        self._A_key = key
+        self._A_ref, self._M_ref = A, M
+
+    def _carry_to_new_operator(self, matmat: Callable, counts: _Counts) -> None:
+        """QR of ``A_new M^-1 U``: ``C = Q``, ``U = U R^-1`` (``k`` products with ``A``)."""
+        Y = np.asarray(matmat(np.ascontiguousarray(self._Ux.T)))
+        counts.matvecs += self._p
+        Q, R, keep = _tall_qr(Y)
+        if keep.size == 0:
+            self._p = 0
+            self._U = self._Ux = None
+            return
+        rank = keep.size
+        Rinv_t = _inverse_transpose(R)
+        U = Rinv_t @ self._U[keep]
+        Ux = U if self._Ux is self._U else Rinv_t @ self._Ux[keep]
+        self._W[:rank] = Q.T
+        self._U, self._Ux, self._p = U, Ux, rank
+
+    def _project(self, x: np.ndarray, r: np.ndarray) -> None:
+        """``x += U C^T r``, ``r -= C C^T r``: the best correction from the recycled space."""
+        if self._p:
+            C = self._W[: self._p]
+            coef = C @ r
+            x += coef @ self._Ux
+            r -= coef @ C
+
+    def _cycle(self, matvec: Callable, psolve: Callable | None, x: np.ndarray, r: np.ndarray, beta: float,
+               tol: float, budget: int, callback: Callable | None, bnorm: float,
+               counts: _Counts) -> tuple[np.ndarray, float]:
+        """One cycle: ``m - p`` Arnoldi steps on ``(I - C C^T) A M^-1``, least squares, recycle update.
+
+        Updates ``x`` in place and returns the new residual and its norm.
+        """
+        W, Z, p = self._W, self._Z, self._p
+        n = W.shape[1]
+        s = max(1, min(self.m - p, budget, n - p))
+        Hbar = np.zeros((s + 1, s))
+        B = np.zeros((p, s))
+        Rt = np.zeros((s, s))
+        rot_c: list[float] = []
+        rot_s: list[float] = []
+        g = [beta] + [0.0] * s
+        np.multiply(r, 1.0 / beta, out=W[p])
+        j = 0
+        for j in range(1, s + 1):
+            v = W[p + j - 1]
+            if psolve is not None:
+                Z[j - 1] = np.ravel(psolve(v))
+                counts.precond += 1
+                w = np.asarray(matvec(Z[j - 1]), dtype=np.float64).reshape(n)
+            else:
+                w = np.asarray(matvec(v), dtype=np.float64).reshape(n)
+            counts.matvecs += 1
+            basis = W[: p + j]
+            h0 = float(np.linalg.norm(w))
+            h = basis @ w
+            w -= h @ basis
+            hn = float(np.linalg.norm(w))
+            if hn < _DGKS * h0:
+                h2 = basis @ w
+                w -= h2 @ basis
+                h += h2
+                hn = float(np.linalg.norm(w))
+            B[:, j - 1] = h[:p]
+            Hbar[:j, j - 1] = h[p:]
+            Hbar[j, j - 1] = hn
+            breakdown = hn <= _EPS * h0
+            if breakdown:
+                Hbar[j, j - 1] = 0.0
+                W[p + j] = 0.0
+            else:
+                np.multiply(w, 1.0 / hn, out=W[p + j])
+            col = Hbar[: j + 1, j - 1].tolist()
+            for i in range(j - 1):
+                c, sn = rot_c[i], rot_s[i]
+                col[i], col[i + 1] = c * col[i] + sn * col[i + 1], -sn * col[i] + c * col[i + 1]
+            c, sn, rho = _givens(col[j - 1], col[j])
+            rot_c.append(c)
+            rot_s.append(sn)
+            col[j - 1] = rho
+            Rt[:j, j - 1] = col[:j]
+            g[j - 1], g[j] = c * g[j - 1], -sn * g[j - 1]
+            counts.iterations += 1
+            if callback is not None:
+                callback(abs(g[j]) / bnorm if bnorm > 0 else abs(g[j]))
+            if abs(g[j]) <= tol or breakdown:
+                break
+        y = _triangular_least_squares(Rt[:j, :j], np.asarray(g[:j]), Hbar[: j + 1, :j], beta)
+        x += y @ (Z[:j] if psolve is not None else W[p: p + j])
+        if p:
+            x -= (B[:, :j] @ y) @ self._Ux
+        coef = -(Hbar[: j + 1, :j] @ y)
+        coef[0] += beta
+        r_new = coef @ W[p: p + j + 1]
+        if self.k:
+            self._update_recycled(Hbar[: j + 1, :j], B[:, :j], j, psolve is not None)
+        return r_new, abs(g[j])
+
+    def _update_recycled(self, Hbar: np.ndarray, B: np.ndarray, j: int, preconditioned: bool) -> None:
+        """New ``U, C`` from the harmonic Ritz vectors of this cycle's search space ``[U D, V_j]``."""
+        W, p = self._W, self._p
+        dim = p + j
+        G = np.zeros((dim + 1, dim))
+        WtV = np.zeros((dim + 1, dim))
+        d = np.zeros(0)
+        if p:
+            d = 1.0 / np.linalg.norm(self._U, axis=1)
+            G[:p, :p] = np.diag(d)
+            G[:p, p:] = B
+            WtV[:, :p] = (W[: dim + 1] @ self._U.T) * d
+        G[p:, p:] = Hbar
+        WtV[p: p + j, p:] = np.eye(j)
+        P = harmonic_ritz_vectors(G, WtV, self.k)
+        kn = P.shape[1]
+        if kn == 0:
+            self._p, self._U, self._Ux = 0, None, None
+            return
+        Q, R = np.linalg.qr(G @ P)
+        diag = np.abs(np.diag(R))
+        if diag.min() <= 1e-12 * diag.max():
+            return  # degenerate update: keep the current recycled space
+        C_new = Q.T @ W[: dim + 1]
+        # U_new = [U D, V_j] P R^-1: fold the small factors first so each block is one GEMM
+        Rinv_t = _inverse_transpose(R)
+        from_v = Rinv_t @ P[p:].T
+        from_u = Rinv_t @ (P[:p] * d[:, None]).T if p else None
+        U = from_v @ W[p: p + j]
+        if p:
+            U += from_u @ self._U
+        if preconditioned:
+            Ux = from_v @ self._Z[:j]
+            if p:
+                Ux += from_u @ self._Ux
+        else:
+            Ux = U
+        W[:kn] = C_new
+        self._U, self._Ux, self._p = U, Ux, kn
+
+
+def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
+    """Real orthonormal basis of the ``k`` harmonic Ritz vectors with the smallest ``|theta|``.
+
+    Solves the generalized eigenproblem ``G^T G z = theta G^T (W^T V) z`` of a GCRO-DR cycle
+    (for the first cycle ``G = Hbar_m`` and ``W^T V = [I; 0]``, the GMRES-DR harmonic Ritz problem).
+    A complex pair contributes the real and imaginary parts of one vector, and pairs are never
+    split: if only one slot is left for a pair, the basis stops at ``k - 1`` columns.
+
+    Parameters
+    ----------
+    G, WtV
+        ``(d + 1, d)`` matrices of the cycle.
+    k
+        Number of vectors wanted.
+
+    Returns
+    -------
+    ndarray
+        ``(d, k')`` with orthonormal columns, ``k' <= min(k, d)``.
+    """
+    d = G.shape[1]
+    if k <= 0 or d == 0:
+        return np.zeros((d, 0))
+    theta, vecs = la.eig(G.T @ G, G.T @ WtV)
+    size = np.abs(theta)
+    size[~np.isfinite(size)] = np.inf
+    order = np.argsort(size, kind="stable")
+    cols: list[np.ndarray] = []
+    used = np.zeros(d, dtype=bool)
+    for i in order:
+        if len(cols) >= k or not np.isfinite(size[i]):
+            break
+        if used[i]:
+            continue
+        used[i] = True
+        if abs(theta[i].imag) <= 1e-12 * max(size[i], 1e-300):
+            cols.append(vecs[:, i].real)
+            continue
+        partner = np.where(~used, np.abs(theta - np.conj(theta[i])), np.inf).argmin()
+        used[partner] = True
+        if len(cols) + 2 > k:
+            break
+        cols += [vecs[:, i].real, vecs[:, i].imag]
+    if not cols:
+        return np.zeros((d, 0))
+    Q, R = np.linalg.qr(np.column_stack(cols))
+    rank = int(np.sum(np.abs(np.diag(R)) > 1e-12 * np.abs(R[0, 0])))
+    return Q[:, :rank]
+
+
+def gmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float = 1e-8, atol: float = 0.0,
+          restart: int = 40, maxiter: int = 10_000, M: Operator | None = None,
+          callback: Callable[[float], None] | None = None) -> SolveResult:
+    """Restarted GMRES(restart) with right preconditioning: :class:`GCRODR` with ``k = 0``.
+
+    Parameters and result as in :meth:`GCRODR.solve`; ``maxiter`` counts inner iterations.
+    """
+    return GCRODR(m=restart, k=0, rtol=rtol, atol=atol, maxiter=maxiter).solve(A, b, x0=x0, M=M, callback=callback)
+
+
+def _tall_qr(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin QR of a tall ``(n, p)`` block, ``Y[:, keep] = Q R``, dropping dependent columns.
+
+    CholeskyQR2 (two Gram-matrix passes, BLAS-3 only) when ``Y`` is well conditioned, which is the
+    usual case of ``A_new U`` with ``A_old U`` orthonormal; pivoted Householder QR otherwise.
+    """
+    try:
+        R1 = la.cholesky(Y.T @ Y)
+        Q = Y @ _inverse_transpose(R1).T
+        R2 = la.cholesky(Q.T @ Q)
+        Q = Q @ _inverse_transpose(R2).T
+        R = R2 @ R1
+        diag = np.abs(np.diag(R))
+        if diag.min() > 1e-6 * diag.max():
+            return Q, R, np.arange(Y.shape[1])
+    except la.LinAlgError:
+        pass
+    Q, R, piv = la.qr(Y, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > 1e-12 * diag[0])) if diag.size and diag[0] > 0 else 0
+    return Q[:, :rank], R[:rank, :rank], piv[:rank]
+
+
+def _inverse_transpose(R: np.ndarray) -> np.ndarray:
+    """``R^-T`` of a small upper-triangular ``R``, so that ``U R^-1`` on row-stored ``U`` is one GEMM."""
+    return la.solve_triangular(R, np.eye(R.shape[0]), trans="T")
+
+
+def _givens(a: float, b: float) -> tuple[float, float, float]:
+    """Rotation ``[c s; -s c]`` with ``[c s; -s c] @ [a, b] = [rho, 0]``."""
+    if b == 0.0:
+        return 1.0, 0.0, a
+    rho = float(np.hypot(a, b))
+    return a / rho, b / rho, rho
+
+
+def _triangular_least_squares(Rt: np.ndarray, g: np.ndarray, Hbar: np.ndarray, beta: float) -> np.ndarray:
+    """Solve the cycle's least-squares problem from its Givens-triangularised factor.
+
+    Falls back to a dense least-squares solve when the triangle is singular (a singular ``A``).
+    """
+    diag = np.abs(np.diag(Rt))
+    if diag.size and diag.min() > _EPS * diag.max():
+        return la.solve_triangular(Rt, g)
+    rhs = np.zeros(Hbar.shape[0])
+    rhs[0] = beta
+    return np.linalg.lstsq(Hbar, rhs, rcond=None)[0]

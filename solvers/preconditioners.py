@@ -1,0 +1,177 @@
+"""Preconditioners for the Krylov solvers, and the policy that reuses one across a sequence.
+
+Every preconditioner is a :class:`scipy.sparse.linalg.LinearOperator` approximating ``A^-1``, so
+it can be handed to :class:`~solvers.gcrodr.GCRODR` and to SciPy's solvers alike. Building one
+(an incomplete LU, a multigrid hierarchy) can cost more than a solve, so :class:`PreconditionerReuse`
+builds it on one system, reuses it for the following (sorted, hence similar) systems, and
+rebuilds it when the iteration count grows past ``rebuild_factor`` times the count right after
+the last build.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from solvers.errors import ConfigError, SolverError
+
+PRECONDITIONERS = ("none", "jacobi", "ilu", "amg")
+
+
+class Jacobi(spla.LinearOperator):
+    """Diagonal scaling ``x -> x / diag(A)``."""
+
+    def __init__(self, A: sp.spmatrix) -> None:
+        diag = np.asarray(A.diagonal(), dtype=np.float64)
+        if np.any(diag == 0) or not np.all(np.isfinite(diag)):
+            raise SolverError("Jacobi preconditioner: the matrix has zero or non-finite diagonal entries")
+        self.inv_diag = 1.0 / diag
+        super().__init__(np.float64, A.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self.inv_diag * x.reshape(-1)
+
+
+class ILU(spla.LinearOperator):
+    """Incomplete LU factorization (SuperLU's ``spilu``), applied as ``x -> U^-1 L^-1 x``.
+
+    Parameters
+    ----------
+    A
+        Sparse matrix.
+    drop_tol, fill_factor
+        Passed to :func:`scipy.sparse.linalg.spilu`.
+    """
+
+    def __init__(self, A: sp.spmatrix, drop_tol: float = 1e-4, fill_factor: float = 10.0) -> None:
+        try:
+            self.factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor)
+        except RuntimeError as exc:  # SuperLU reports a singular factor this way
+            raise SolverError(f"ILU preconditioner failed: {exc}") from None
+        super().__init__(np.float64, A.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self.factor.solve(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
+
+
+class AMG(spla.LinearOperator):
+    """One algebraic-multigrid V-cycle of a :mod:`pyamg` hierarchy.
+
+    Parameters
+    ----------
+    A
+        Sparse matrix (converted to CSR).
+    kind
+        ``"sa"`` smoothed aggregation (symmetric problems) or ``"rs"`` classical Ruge-Stuben.
+    symmetric
+        Tells smoothed aggregation whether ``A`` is symmetric.
+    """
+
+    def __init__(self, A: sp.spmatrix, kind: str = "sa", symmetric: bool = True) -> None:
+        import pyamg  # heavy import, only when multigrid is asked for
+
+        A = sp.csr_matrix(A)
+        if kind == "sa":
+            self.hierarchy = pyamg.smoothed_aggregation_solver(
+                A, symmetry="symmetric" if symmetric else "nonsymmetric", max_coarse=500)
+        elif kind == "rs":
+            self.hierarchy = pyamg.ruge_stuben_solver(A, max_coarse=500)
+        else:
+            raise ConfigError(f"amg kind must be 'sa' or 'rs' (got {kind!r})")
+        self._cycle = self.hierarchy.aspreconditioner(cycle="V")
+        super().__init__(np.float64, A.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self._cycle.matvec(np.asarray(x, dtype=np.float64).reshape(-1))
+
+
+def build_preconditioner(kind: str, A: sp.spmatrix, *, symmetric: bool = True, **options: Any) -> spla.LinearOperator | None:
+    """Build the preconditioner ``kind`` for ``A`` (``None`` for ``"none"``).
+
+    Parameters
+    ----------
+    kind
+        One of :data:`PRECONDITIONERS`.
+    A
+        Sparse matrix.
+    symmetric
+        Whether ``A`` is symmetric (chooses the multigrid flavour).
+    **options
+        ``drop_tol``, ``fill_factor`` for ILU; ``amg_kind`` (``"sa"``/``"rs"``) for AMG.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``kind``.
+    SolverError
+        When the factorization breaks down (zero pivot, zero diagonal).
+    """
+    if kind == "none":
+        return None
+    if kind == "jacobi":
+        return Jacobi(A)
+    if kind == "ilu":
+        return ILU(A, drop_tol=options.get("drop_tol", 1e-4), fill_factor=options.get("fill_factor", 10.0))
+    if kind == "amg":
+        return AMG(A, kind=options.get("amg_kind", "sa"), symmetric=symmetric)
+    raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)} (got {kind!r})")
+
+
+class PreconditionerReuse:
+    """Build a preconditioner once and reuse it along a sequence until iterations grow.
+
+    Parameters
+    ----------
+    kind
+        One of :data:`PRECONDITIONERS`.
+    rebuild_factor
+        Rebuild when a solve needs more than ``rebuild_factor`` times the iterations of the first
+        solve after the last build.
+    symmetric, **options
+        Passed to :func:`build_preconditioner`.
+
+    Attributes
+    ----------
+    builds
+        How many times a preconditioner was built.
+    fresh
+        True while the current preconditioner was built for the matrix it is applied to.
+    """
+
+    def __init__(self, kind: str, rebuild_factor: float = 2.0, symmetric: bool = True, **options: Any) -> None:
+        if kind not in PRECONDITIONERS:
+            raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)} (got {kind!r})")
+        if not rebuild_factor >= 1.0:
+            raise ConfigError(f"rebuild_factor must be >= 1 (got {rebuild_factor!r})")
+        self.kind, self.rebuild_factor, self.symmetric, self.options = kind, float(rebuild_factor), symmetric, options
+        self.builds = 0
+        self.fresh = False
+        self._M: spla.LinearOperator | None = None
+        self._shape: tuple[int, int] | None = None
+        self._baseline: int | None = None
+        self._stale = True
+
+    def get(self, A: sp.spmatrix, force_rebuild: bool = False) -> spla.LinearOperator | None:
+        """Return the preconditioner to use for ``A``, building it if needed or asked."""
+        if self.kind == "none":
+            return None
+        if force_rebuild or self._stale or self._shape != A.shape:
+            self._M = build_preconditioner(self.kind, A, symmetric=self.symmetric, **self.options)
+            self._shape = A.shape
+            self.builds += 1
+            self._baseline = None
+            self._stale = False
+            self.fresh = True
+        else:
+            self.fresh = False
+        return self._M
+
+    def record(self, iterations: int) -> None:
+        """Tell the policy how many iterations the last solve with the current preconditioner took."""
+        if self._baseline is None:
+            self._baseline = max(int(iterations), 1)
+        elif iterations > self.rebuild_factor * self._baseline:
+            self._stale = True
