@@ -88,26 +88,26 @@ class GroupRational(nn.Module):
         numerator = self.numerator.detach().expand(self.groups, NUMERATOR_TERMS).clone()
         return numerator, self.denominator.detach().clone()
 
-    def second_moment(self, std: float = 1.0) -> torch.Tensor:
-        """``E[F_g(x)^2]`` for ``x ~ N(0, std^2)``, per group ``[G]``, in float64.
+    def second_moment(self, input_std: float = 1.0) -> torch.Tensor:
+        """``E[F_g(x)^2]`` for ``x ~ N(0, input_std^2)``, per group ``[G]``, in float64.
 
         Computed from the current coefficients by Gauss-Legendre quadrature on each side of 0 (where
         ``F`` has its kink), evaluating ``F`` through the same kernel as :meth:`forward`.
         """
-        if not std > 0:
-            raise ConfigError(f"input_std must be a positive number (got {std!r})")
+        if not input_std > 0:
+            raise ConfigError(f"input_std must be a positive number (got {input_std!r})")
         nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
-        half = QUADRATURE_RANGE * std / 2
+        half = QUADRATURE_RANGE * input_std / 2
         right = torch.as_tensor(half * (nodes + 1.0), dtype=torch.float64)
         x = torch.cat([-right, right])
         w = torch.as_tensor(np.concatenate([weights, weights]) * half, dtype=torch.float64)
-        density = torch.exp(-0.5 * (x / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
+        density = torch.exp(-0.5 * (x / input_std) ** 2) / (input_std * math.sqrt(2.0 * math.pi))
         numerator, denominator = self.group_coefficients()
         with torch.no_grad():
             values = kernels.rational(
                 x.unsqueeze(-1).expand(-1, self.groups).contiguous(),
-                numerator.to(torch.float64),
-                denominator.to(torch.float64),
+                numerator.to("cpu", torch.float64),
+                denominator.to("cpu", torch.float64),
                 self.groups,
             )
         return (w * density) @ values.square()

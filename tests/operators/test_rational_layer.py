@@ -178,3 +178,13 @@ def test_bad_layer_settings_raise_config_error(kwargs, message):
     """User mistakes in layer settings are ConfigErrors naming the field, the expectation and the value."""
     with pytest.raises(ConfigError, match=message):
         GroupRational(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"input_std": 0.0}, "input_std"), ({"out_channels": 0}, "out_channels")]
+)
+def test_bad_grkan_settings_raise_config_error(kwargs, message):
+    """GR-KAN's own settings are checked too: a non-positive input_std or out_channels names the field."""
+    settings = {"in_channels": 4, "out_channels": 2, "groups": 2, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        GRKAN(**settings)
