@@ -182,7 +182,7 @@ def open_dataset(path: str | Path, allow_incomplete: bool = False):
     if not path.is_file():
         raise ConfigError(f"dataset file {path} does not exist (generate it with 'pdeop generate')")
     try:
-        ds = xr.open_dataset(path, engine="h5netcdf")
+        ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort")
     except (OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{path} is not a readable HDF5/netCDF dataset: {first}") from None
@@ -390,7 +390,10 @@ def _load(ds, config: DataConfig, rows: np.ndarray):
 
 
 def _window_starts(config: DataConfig, n_times: int) -> tuple[int, list[int]]:
-    t_out = config.t_out if config.t_out is not None else n_times - config.start - config.t_in
+    if config.protocol == "one-step":
+        t_out = 1
+    else:
+        t_out = config.t_out if config.t_out is not None else n_times - config.start - config.t_in
     span = config.t_in + t_out
     if t_out < 1 or config.start + span > n_times:
         raise ConfigError(f"data: start + t_in + t_out = {config.start} + {config.t_in} + {t_out} exceeds the "

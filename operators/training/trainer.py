@@ -1,0 +1,359 @@
+"""The trainer: epochs of optimiser steps, validation, checkpoints, metrics and exact resume.
+
+A run folder holds::
+
+    run_config.json          the resolved configuration (a resume must use the same one)
+    metrics.csv, metrics.json one row per finished epoch
+    best/, last/             checkpoints written by ``operators.save`` (model, normalisers, grid,
+                             dataset fingerprint); ``last/`` also holds the training state
+
+Reproducibility: the model is initialised from ``seed``; epoch ``e`` shuffles with a generator
+seeded from ``(seed, e)``; the learning rate is a pure function of the step (see
+:mod:`.schedules`); other randomness (pushforward depths, dropout) uses torch's global generator,
+whose state is saved with every ``last/`` checkpoint. Resuming from ``last/`` therefore replays
+exactly what an uninterrupted run does, whether the run was killed or stopped by ``max_minutes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from operators.training.config import RunConfig
+from operators.training.losses import loss_function, relative_l2
+from operators.training.optimizers import build_optimizer
+from operators.training.schedules import lr_factor, set_lr
+from operators.training.state import load_training_state, save_training_state
+from operators.training.surrogate import Surrogate
+from pde_data.loading import DataBundle, make_datasets
+from solvers.errors import ConfigError
+
+RUN_CONFIG = "run_config.json"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`."""
+
+    run_dir: Path
+    epochs_done: int
+    finished: bool
+    best_score: float
+    history: list[dict[str, Any]]
+
+
+def model_settings(config: RunConfig, in_channels: int, out_channels: int) -> dict[str, Any]:
+    """The ``model`` section with ``in_channels`` / ``out_channels`` filled in from the data.
+
+    Raises
+    ------
+    ConfigError
+        If the section states channel counts that differ from what the data protocol gives.
+    """
+    from operators.registry import MODELS, model_names
+
+    settings = dict(config.model)
+    name = settings.get("model")
+    if name not in model_names():
+        raise ConfigError(f"unknown model {name!r}; known models are: {', '.join(model_names())}")
+    fields = {f.name for f in dataclasses.fields(MODELS[name][1])}
+    for field, value, what in (("in_channels", in_channels, "input"), ("out_channels", out_channels, "output")):
+        if field not in fields:
+            continue
+        given = settings.setdefault(field, value)
+        if given != value:
+            raise ConfigError(f"model.{field} is {given} but the data gives {value} {what} channels per call "
+                              f"({_channel_story(config, field)}); remove model.{field} to use the data's value")
+    return settings
+
+
+def _channel_story(config: RunConfig, field: str) -> str:
+    data = config.data
+    if field == "in_channels":
+        parts = [f"t_in = {data.t_in}" if data.time_dependent else f"inputs {list(data.inputs)}"]
+        if data.conditioning:
+            parts.append(f"conditioning {list(data.conditioning)}")
+        return " + ".join(parts)
+    if not data.time_dependent:
+        return f"outputs {list(data.outputs)}"
+    return f"training.mode {config.training.mode!r} with step {config.training.step or 'all'}"
+
+
+class Trainer:
+    """Train the model of a :class:`RunConfig` into ``run_dir``.
+
+    Parameters
+    ----------
+    config
+        The checked run configuration.
+    run_dir
+        Output folder (created).
+    device
+        ``cpu`` or ``cuda``.
+    progress
+        Show a tqdm progress bar on stderr.
+    log
+        Receives one-line messages (default: print to stderr).
+    """
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, device: str = "cpu", progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.progress = progress
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        torch.manual_seed(config.seed)
+        self.data: DataBundle = make_datasets(config.data)
+        train = self.data.train
+        self.t_out = train.out_channels if train.time_dependent else None
+        self.step = config.call_steps(self.t_out) if train.time_dependent else None
+        out_channels = self.step if train.time_dependent else train.out_channels
+        settings = model_settings(config, train.in_channels + train.cond_channels, out_channels)
+        from operators.registry import build
+
+        self.surrogate = Surrogate(build(settings), self.data.normalizers,
+                                   history=train.t_in if train.time_dependent else None, step=self.step)
+        self.surrogate.to(self.device)
+        self.optimizer = build_optimizer(self.surrogate.model.parameters(), config.training.optimizer)
+        periodic = self.data.info["periodic"]
+        self.loss = loss_function(config.training.loss, periodic)
+        self._check_fits()
+
+    # ------------------------------------------------------------------ set-up checks
+    def _check_fits(self) -> None:
+        """One forward pass on a training item, to turn a shape mismatch into a clear ConfigError."""
+        x, y, c = (t.to(self.device) for t in self.data.train.batch([0]))
+        target = y[:, :self.step] if self.step else y
+        try:
+            with torch.no_grad():
+                out = self.surrogate(x, c)
+        except RuntimeError as exc:
+            raise ConfigError(f"model {self.config.model['model']!r} cannot take the data's input of shape "
+                              f"{tuple(x.shape[1:])} plus {c.shape[1]} conditioning channels: "
+                              f"{str(exc).splitlines()[0]}") from None
+        if out.shape != target.shape:
+            raise ConfigError(f"model {self.config.model['model']!r} outputs shape {tuple(out.shape[1:])} but the data "
+                              f"target of one call has shape {tuple(target.shape[1:])}")
+
+    # ------------------------------------------------------------------ one batch
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Loss of one batch (reduced per ``loss_reduction``) and the number of terms it holds."""
+        mode = self.config.training.mode
+        reduction = self.config.training.loss_reduction
+        if self.step is None or mode == "direct":
+            return self.loss(self.surrogate(x, c), y, reduction), x.shape[0]
+        n_calls = y.shape[1] // self.step
+        if mode == "teacher-forcing":
+            pred = self.surrogate.teacher_forced(x, y, c)
+        elif mode == "unrolled":
+            pred = self.surrogate.rollout(x, c, n_calls)
+        else:  # pushforward: a random number of calls without gradient, then one with it
+            depth = int(torch.randint(n_calls, (1,)).item())
+            pred = self.surrogate.rollout(x, c, depth + 1, grad_calls=1)[:, -self.step:]
+            y = y[:, depth * self.step:(depth + 1) * self.step]
+            n_calls = 1
+        blocks = lambda t: t.reshape(t.shape[0] * n_calls, self.step, *t.shape[2:])  # noqa: E731
+        return self.loss(blocks(pred), blocks(y), reduction), x.shape[0] * n_calls
+
+    def evaluate_split(self, dataset) -> float:
+        """Mean relative L2 error of the whole target over ``dataset`` (autoregressive if so trained)."""
+        self.surrogate.eval()
+        total, count = 0.0, 0
+        size = self.config.training.eval_batch_size
+        with torch.no_grad():
+            for start in range(0, len(dataset), size):
+                x, y, c = (t.to(self.device) for t in dataset.batch(range(start, min(start + size, len(dataset)))))
+                pred = self.surrogate.predict(x, c, y.shape[1]) if self.step else self.surrogate(x, c)
+                total += float(relative_l2(pred, y, reduction="sum"))
+                count += x.shape[0]
+        return total / max(count, 1)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False, max_minutes: float | None = None) -> TrainResult:
+        """Train until ``training.epochs`` or until ``max_minutes`` have passed (checked after each epoch).
+
+        Parameters
+        ----------
+        resume
+            Continue the run in ``run_dir`` from its ``last/`` checkpoint.
+        max_minutes
+            Stop after the first epoch that ends past this wall time (``last/`` is saved, so
+            ``resume`` continues the same run).
+        """
+        cfg = self.config.training
+        progress: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf,
+                                    "elapsed": 0.0}
+        if resume:
+            progress = self._resume()
+        else:
+            self._start_run_dir()
+        train = self.data.train
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        started = time.perf_counter()
+        bar = self._bar(progress["epoch"])
+        finished = progress["epoch"] >= cfg.epochs
+        while not finished:
+            epoch = progress["epoch"]
+            epoch_start = time.perf_counter()
+            self.surrogate.train()
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
+                self.config.seed * 1_000_003 + epoch))
+            loss_sum, terms = 0.0, 0
+            for first in range(0, len(train), cfg.batch_size):
+                lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
+                set_lr(self.optimizer, lr)
+                x, y, c = (t.to(self.device) for t in train.batch(order[first:first + cfg.batch_size]))
+                loss, n_terms = self._batch_loss(x, y, c)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                progress["step"] += 1
+                loss_sum += float(loss.detach()) * (n_terms if cfg.loss_reduction == "mean" else 1)
+                terms += n_terms
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / terms, "lr": lr}
+            if self.data.val is not None:
+                row["val_l2"] = self.evaluate_split(self.data.val)
+            row["seconds"] = time.perf_counter() - epoch_start
+            progress["elapsed"] += row["seconds"]
+            progress["epoch"] = epoch + 1
+            progress["history"].append(row)
+            score = row.get("val_l2", row["train_loss"])
+            improved = score < progress["best_score"]
+            if improved:
+                progress["best_score"] = score
+            self._save_epoch(progress, improved)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "val_l2")})
+            finished = progress["epoch"] >= cfg.epochs
+            if not finished and max_minutes is not None and time.perf_counter() - started > 60 * max_minutes:
+                self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "
+                         f"reached; continue with --resume")
+                break
+        if bar is not None:
+            bar.close()
+        return TrainResult(self.run_dir, progress["epoch"], finished, progress["best_score"], progress["history"])
+
+    # ------------------------------------------------------------------ files
+    def _bar(self, initial: int):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.training.epochs, initial=initial, unit="epoch", file=sys.stderr,
+                    dynamic_ncols=True)
+
+    def _start_run_dir(self) -> None:
+        if (self.run_dir / "last").exists() or (self.run_dir / RUN_CONFIG).exists():
+            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                              f"another --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.run_dir / RUN_CONFIG, json.dumps(self.config.to_dict(), indent=1, sort_keys=True))
+
+    def _resume(self) -> dict[str, Any]:
+        saved_path = self.run_dir / RUN_CONFIG
+        if not saved_path.is_file():
+            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume ({RUN_CONFIG} is missing)")
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        difference = _first_difference(saved, json.loads(json.dumps(self.config.to_dict())))
+        if difference:
+            raise ConfigError(f"--resume: the config differs from the run's ({difference}); resume with the "
+                              f"same config and overrides")
+        last = self.run_dir / "last"
+        if not last.is_dir() and (self.run_dir / "last.old").is_dir():
+            last = self.run_dir / "last.old"  # killed between the two renames of _save_epoch
+        if not last.is_dir():
+            self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
+            return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
+        progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
+        self.log(f"resuming {self.run_dir} after epoch {progress['epoch']}/{self.config.training.epochs}")
+        return progress
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Metadata a checkpoint carries besides model and normalisers (protocol, data facts)."""
+        data = self.config.data
+        return {
+            "surrogate": self.surrogate.describe(),
+            "protocol": {"protocol": data.protocol, "variable": self.data.info["variable"],
+                         "inputs": list(data.inputs), "outputs": list(data.outputs),
+                         "conditioning": list(data.conditioning), "t_in": data.t_in, "t_out": self.t_out,
+                         "periodic": self.data.info["periodic"], "subsample": data.subsample},
+            "run_config": self.config.to_dict(),
+        }
+
+    def _save_checkpoint(self, directory: Path) -> None:
+        import operators
+
+        info = self.data.info
+        operators.save(self.surrogate.model, directory, normalizers=self.data.normalizers.to_dict(),
+                       grid={"dims": info["space_dims"], "coords": info["grid"], "periodic": info["periodic"]},
+                       dataset=info["fingerprint"], extra=self.checkpoint_extra())
+
+    def _save_epoch(self, progress: dict[str, Any], improved: bool) -> None:
+        """Write metrics, ``last/`` (with training state) and, if the score improved, ``best/``."""
+        staging = self.run_dir / "last.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        self._save_checkpoint(staging)
+        save_training_state(staging, self.surrogate, self.optimizer, progress)
+        if improved:
+            best_staging = self.run_dir / "best.partial"
+            shutil.rmtree(best_staging, ignore_errors=True)
+            shutil.copytree(staging, best_staging)
+            for name in ("training_state.safetensors", "training_state.json"):
+                (best_staging / name).unlink()
+            _swap(best_staging, self.run_dir / "best")
+        _swap(staging, self.run_dir / "last")
+        write_metrics(self.run_dir, progress["history"])
+
+
+def _swap(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging`` so that one of them always exists whole."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Write the per-epoch history as ``metrics.csv`` and ``metrics.json``."""
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    _write_atomic(run_dir / "metrics.csv", buffer.getvalue())
+    _write_atomic(run_dir / "metrics.json", json.dumps({"history": history}, indent=1))
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return ""
+    return "" if a == b else f"{prefix.rstrip('.')}: {a!r} then, {b!r} now"
