@@ -1,0 +1,150 @@
+"""Fourier-space building blocks of the pseudo-spectral integrators.
+
+Conventions, shared by every integrator in :mod:`solvers`:
+
+* grids are periodic with ``n`` points ``x_j = j * length / n``;
+* wavenumbers are in NumPy FFT order, ``k = 0, 1, ..., n/2 - 1, -n/2, ..., -1`` (times ``2 pi / length``);
+  the half spectrum of a real FFT uses the first ``n // 2 + 1`` of them, so its Nyquist entry is
+  ``-n/2`` as in the classic FNO generator (only ``k**2``, ``|k|`` and derivatives that ``irfft``
+  discards ever see its sign);
+* the 2/3 rule keeps ``|k| <= (2/3) (n // 2)`` per axis;
+* real FFTs go through :mod:`numpy.fft`. It transforms one line at a time (pocketfft), so the
+  result for one sample does not depend on which other samples share the array: the datasets'
+  bit-identity across chunk sizes rests on this (``torch.fft`` with MKL does not have that property
+  on this machine). Element-wise arithmetic is kept to single IEEE operations (real products and
+  sums, or products with purely real / purely imaginary factors), which are also batch-independent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def wavenumbers(n: int, length: float = 1.0) -> np.ndarray:
+    """Angular wavenumbers ``2 pi k / length`` of an ``n``-point periodic grid, in FFT order.
+
+    Parameters
+    ----------
+    n
+        Number of grid points (even).
+    length
+        Period of the domain.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape ``[n]``; entry ``n // 2`` is the Nyquist wavenumber ``-pi n / length``.
+        The half spectrum of :func:`numpy.fft.rfft` is ``wavenumbers(n, length)[: n // 2 + 1]``.
+    """
+    return 2.0 * np.pi / length * np.fft.fftfreq(n, 1.0 / n)
+
+
+def dealias_mask(n: int) -> np.ndarray:
+    """Orszag's 2/3 rule on one axis: ``True`` where ``|k| <= (2/3) (n // 2)``, in FFT order.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool array of shape ``[n]``; slice ``[: n // 2 + 1]`` for a real FFT's half axis.
+    """
+    k = np.abs(np.fft.fftfreq(n, 1.0 / n))
+    return k <= (2.0 / 3.0) * (n // 2)
+
+
+def interleave(coefficients: np.ndarray) -> np.ndarray:
+    """Repeat each real coefficient twice along the last axis.
+
+    Multiplying ``z.view(np.float64)`` (real and imaginary parts interleaved) by the result
+    multiplies the complex array ``z`` by the real coefficients with one real product per number,
+    which is cheaper than a complex product and exactly the same in every batch.
+    """
+    return np.ascontiguousarray(np.repeat(np.asarray(coefficients, dtype=np.float64), 2, axis=-1))
+
+
+def as_real(z: np.ndarray) -> np.ndarray:
+    """View a C-contiguous complex128 array as float64 with real and imaginary parts interleaved."""
+    return z.view(np.float64)
+
+
+class ConservativeAdvection1D:
+    """The term ``-(u^2 / 2)_x`` of a 1-D periodic field, pseudo-spectrally and 2/3-dealiased.
+
+    ``N(v) = g * rfft(irfft(v) ** 2)`` with ``g = -i k / 2`` on the kept modes and 0 elsewhere, so
+    the result has no modes above the 2/3 cut-off. It is the nonlinear term of both the
+    Kuramoto–Sivashinsky and the viscous Burgers equation in conservative form.
+
+    Parameters
+    ----------
+    n
+        Grid points (even).
+    length
+        Domain length, scalar or one per sample (shape ``[batch]``).
+    """
+
+    def __init__(self, n: int, length: float | np.ndarray) -> None:
+        self.n = int(n)
+        m = self.n // 2 + 1
+        lengths = np.asarray(length, dtype=np.float64)
+        k = wavenumbers(self.n, 1.0)[:m] * dealias_mask(self.n)[:m]
+        k = k / lengths[..., None] if lengths.ndim else k / float(lengths)
+        # -i k / 2 has an exactly zero real part, so the complex product stays batch-independent.
+        self.factor = np.ascontiguousarray((-0.5j * k).astype(np.complex128))
+        self.cutoff_wavenumber = float(np.max(np.abs(k)))
+
+    def workspace(self, batch: int) -> np.ndarray:
+        """Scratch memory for :meth:`evaluate` on ``batch`` samples (physical-space values)."""
+        return np.empty((batch, self.n))
+
+    def evaluate(self, v: np.ndarray, out: np.ndarray, work: np.ndarray, rows: slice | None = None) -> None:
+        """Write ``N(v)`` into ``out``.
+
+        Parameters
+        ----------
+        v, out
+            complex128 ``[b, n // 2 + 1]`` spectra (``out`` may not alias ``v``).
+        work
+            float64 ``[b, n]`` scratch from :meth:`workspace`.
+        rows
+            Rows of the per-sample factors that ``v`` holds, when lengths differ per sample.
+        """
+        np.fft.irfft(v, n=self.n, axis=-1, out=work)
+        np.square(work, out=work)
+        np.fft.rfft(work, axis=-1, out=out)
+        factor = self.factor if self.factor.ndim == 1 or rows is None else self.factor[rows]
+        np.multiply(out, factor, out=out)
+
+
+def inverse_rfft2(spectra: np.ndarray, n: int, out: np.ndarray, workers: int = 1) -> np.ndarray:
+    """``irfft2`` over the last two axes, reusing memory; ``spectra`` is overwritten.
+
+    With ``workers == 1`` the result goes into ``out`` through :mod:`numpy.fft`; with more
+    workers :mod:`scipy.fft` threads the lines of one transform (same pocketfft code, same bits)
+    and a new array is returned. Use the return value.
+    """
+    if workers <= 1:
+        np.fft.ifft(spectra, axis=-2, out=spectra)
+        np.fft.irfft(spectra, n=n, axis=-1, out=out)
+        return out
+    import scipy.fft
+
+    columns = scipy.fft.ifft(spectra, axis=-2, overwrite_x=True, workers=workers)
+    return scipy.fft.irfft(columns, n=n, axis=-1, workers=workers)
+
+
+def forward_rfft2(fields: np.ndarray, out: np.ndarray, columns: int, workers: int = 1) -> np.ndarray:
+    """``rfft2`` over the last two axes, transforming only the first ``columns`` along axis -2.
+
+    The other columns of the result hold the one-dimensional transforms along the last axis
+    only: callers multiply them by zero (the 2/3 rule), so their second transform is skipped.
+    Writes into ``out`` when ``workers == 1``; use the return value.
+    """
+    if workers <= 1:
+        np.fft.rfft(fields, axis=-1, out=out)
+        kept = out[..., :columns]
+        np.fft.fft(kept, axis=-2, out=kept)
+        return out
+    import scipy.fft
+
+    rows = scipy.fft.rfft(fields, axis=-1, workers=workers)
+    rows[..., :columns] = scipy.fft.fft(rows[..., :columns], axis=-2, workers=workers)
+    return rows
