@@ -1,0 +1,280 @@
+"""The Fourier layer's spectral convolution on real fields in 1, 2 or 3 dimensions.
+
+``y = irfft(W . rfft(x)) + b``: a real FFT over the last ``d`` axes, keep the lowest modes, mix channels
+mode by mode with complex weights (:func:`operators.kernels.spectral_mix`), and transform back at the
+input resolution (or any requested one).
+
+Mode layout
+-----------
+``n_modes = (m_1, ..., m_d)`` counts modes as neuralop does: along every axis but the last, the
+frequencies ``-(m//2) .. m - m//2 - 1`` are kept (positive and negative); along the last axis, the
+real FFT's ``m_d // 2 + 1`` non-negative frequencies. The weight ``[C_in, C_out, m_1, ..., m_{d-1},
+m_d // 2 + 1]`` stores the non-last axes in FFT order (frequencies ``0, 1, ..., -2, -1``), so
+the kept modes are two slices of the FFT output and no shift is ever computed. neuralop stores the
+same weights centred (``fftshift`` order); :func:`operators.layers.neuralop_interop` converts.
+
+When a grid is too coarse for the modes (``n_i < m_i``), only the modes it resolves are used, with
+the matching part of the weight, so the layer runs at any resolution.
+
+Speed
+-----
+The mode mixing gets its operands in mode-major memory layout (see :func:`_mode_major`). Only the kept modes are transformed along the non-last axes: the last axis is transformed first and
+truncated, the others are transformed on that narrow block; on the way back the zero padding is
+inserted per axis on the narrow block instead of allocating a full-spectrum zero tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from operators.kernels import spectral_mix
+from operators.layers.factorized_weights import make_weight
+
+
+def _kept_split(m: int) -> tuple[int, int]:
+    """Number of (non-negative, negative) frequencies kept out of ``m`` along a full FFT axis."""
+    return m - m // 2, m // 2
+
+
+def _gather_modes(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
+    """Select the ``m`` kept frequencies of a full FFT axis, in FFT order."""
+    n = x.shape[axis]
+    if m == n:
+        return x
+    positive, negative = _kept_split(m)
+    if negative == 0:
+        return x.narrow(axis, 0, positive)
+    return torch.cat((x.narrow(axis, 0, positive), x.narrow(axis, n - negative, negative)), dim=axis)
+
+
+def _scatter_modes(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+    """Inverse of :func:`_gather_modes`: place ``m`` kept frequencies on a full axis of length ``n``."""
+    m = x.shape[axis]
+    if m == n:
+        return x
+    positive, negative = _kept_split(m)
+    zeros_shape = list(x.shape)
+    zeros_shape[axis] = n - m
+    zeros = x.new_zeros(zeros_shape)
+    pieces = [x.narrow(axis, 0, positive), zeros]
+    if negative:
+        pieces.append(x.narrow(axis, positive, negative))
+    return torch.cat(pieces, dim=axis)
+
+
+def _mode_major(x: torch.Tensor) -> torch.Tensor:
+    """The same tensor ``[P, Q, m_1..m_d]``, stored mode-major (``[m_1..m_d, P, Q]`` in memory).
+
+    Mixing channels mode by mode is a batched matrix product over the modes; with this layout each
+    mode's ``[P, Q]`` block is contiguous, which makes PyTorch's complex batched products (forward
+    and backward) an order of magnitude faster than on the FFT's channel-first layout. The copy is
+    small: only the kept modes.
+    """
+    d = x.ndim - 2
+    to_back = (*range(2, 2 + d), 0, 1)
+    back = (d, d + 1, *range(d))
+    return x.permute(to_back).contiguous().permute(back)
+
+
+class _ModeMajorGrad(torch.autograd.Function):
+    """Identity whose backward hands the gradient on in mode-major layout (see :func:`_mode_major`).
+
+    The gradient reaching the mixed spectrum comes from the inverse FFTs in channel-first layout;
+    the mixing's backward products are fast only on mode-major operands.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return _mode_major(grad)
+
+
+class SpectralConv(nn.Module):
+    """Spectral convolution ``[B, C_in, n_1..n_d] -> [B, C_out, n_1..n_d]`` on real fields.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channel counts.
+    n_modes
+        Modes kept per axis (neuralop's convention, see the module docstring); ``d = len(n_modes)``.
+    bias
+        Add a learned per-channel bias after the inverse transform (as neuralop does).
+    factorization
+        ``"dense"`` (or None), ``"tucker"`` or ``"cp"``.
+    rank
+        For factorised weights: fraction of the dense parameter count, or explicit rank(s).
+    init_std
+        Standard deviation of the initial weight; ``"auto"`` is ``sqrt(2 / (C_in + C_out))``.
+    fft_norm
+        Normalisation of the transforms (``"forward"``: the forward transform divides by ``n``,
+        so the weights do not depend on the grid size).
+    max_n_modes
+        Modes the weight is allocated for (default ``n_modes``); ``n_modes`` may later be lowered.
+    **neuralop_options
+        The remaining arguments ``neuralop.layers.fno_block.FNOBlocks`` passes to its ``conv_module``
+        (``complex_data``, ``separable``, ``fno_block_precision``, ``resolution_scaling_factor``,
+        ``fixed_rank_modes``, ``implementation``, ``decomposition_kwargs``); only their default
+        values are supported, any other raises ``ValueError``. ``implementation`` is accepted
+        with either value: it changes how neuralop evaluates the same function, not the function.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_modes: int | Sequence[int],
+        bias: bool = True,
+        factorization: str | None = None,
+        rank: float | Sequence[int] = 1.0,
+        init_std: float | str = "auto",
+        fft_norm: str = "forward",
+        max_n_modes: int | Sequence[int] | None = None,
+        **neuralop_options: Any,
+    ) -> None:
+        super().__init__()
+        _check_neuralop_options(neuralop_options)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        modes = (int(n_modes),) if isinstance(n_modes, int) else tuple(int(m) for m in n_modes)
+        if not 1 <= len(modes) <= 3 or min(modes) < 1:
+            raise ValueError(f"n_modes must be 1 to 3 positive integers (got {n_modes!r})")
+        self.order = len(modes)
+        if max_n_modes is None:
+            max_modes = modes
+        else:
+            max_modes = (int(max_n_modes),) if isinstance(max_n_modes, int) else tuple(int(m) for m in max_n_modes)
+        if len(max_modes) != self.order or any(m < n for m, n in zip(max_modes, modes)):
+            raise ValueError(f"max_n_modes {max_modes} must have one entry >= n_modes {modes} per axis")
+        self.max_n_modes = max_modes
+        self.n_modes = modes
+        self.fft_norm = fft_norm
+        self.factorization = (factorization or "dense").lower()
+        std = (2.0 / (in_channels + out_channels)) ** 0.5 if init_std == "auto" else float(init_std)
+        weight_shape = (self.in_channels, self.out_channels, *max_modes[:-1], max_modes[-1] // 2 + 1)
+        self.weight = make_weight(weight_shape, std, self.factorization, rank)
+        if bias:
+            self.bias = nn.Parameter(std * torch.randn(self.out_channels, *(1,) * self.order))
+        else:
+            self.register_parameter("bias", None)
+
+    @property
+    def n_modes(self) -> tuple[int, ...]:
+        """Modes in use per axis (neuralop's convention); may be set to at most ``max_n_modes``."""
+        return self._n_modes
+
+    @n_modes.setter
+    def n_modes(self, n_modes: int | Sequence[int]) -> None:
+        modes = (int(n_modes),) if isinstance(n_modes, int) else tuple(int(m) for m in n_modes)
+        if len(modes) != self.order or any(m > big for m, big in zip(modes, self.max_n_modes)):
+            raise ValueError(f"n_modes {modes} must have {self.order} entries <= max_n_modes {self.max_n_modes}")
+        self._n_modes = modes
+
+    def kept_modes(self, sizes: Sequence[int], out_sizes: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Mode counts actually used on a grid of ``sizes`` (output grid ``out_sizes``).
+
+        Returns the number of kept frequencies per axis; the last entry counts real-FFT columns.
+        """
+        out_sizes = sizes if out_sizes is None else out_sizes
+        kept = [min(m, n, o) for m, n, o in zip(self._n_modes[:-1], sizes[:-1], out_sizes[:-1])]
+        kept.append(min(self._n_modes[-1] // 2 + 1, sizes[-1] // 2 + 1, out_sizes[-1] // 2 + 1))
+        return tuple(kept)
+
+    def dense_weight(self, kept: Sequence[int] | None = None) -> torch.Tensor:
+        """The complex weight ``[C_in, C_out, *kept]`` for the kept mode counts (default: all)."""
+        weight = self.weight()
+        if kept is None:
+            return weight
+        for axis, m in enumerate(kept[:-1], start=2):
+            if weight.shape[axis] != m:
+                weight = _gather_modes(weight, axis, m)
+        if weight.shape[-1] != kept[-1]:
+            weight = weight.narrow(-1, 0, kept[-1])
+        return weight
+
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Apply the layer.
+
+        Parameters
+        ----------
+        x
+            Real tensor ``[B, C_in, n_1, ..., n_d]``, any grid size.
+        output_shape
+            Grid of the output (default: the input's). Larger grids evaluate the same band-limited
+            output on finer points (Fourier interpolation).
+
+        Returns
+        -------
+        torch.Tensor
+            Real tensor ``[B, C_out, *output_shape]``.
+        """
+        d = self.order
+        sizes = tuple(x.shape[-d:])
+        out_sizes = sizes if output_shape is None else tuple(int(s) for s in output_shape)
+        kept = self.kept_modes(sizes, out_sizes)
+        spectrum = torch.fft.rfft(x, dim=-1, norm=self.fft_norm).narrow(-1, 0, kept[-1])
+        for axis in range(-2, -d - 1, -1):
+            spectrum = _gather_modes(torch.fft.fft(spectrum, dim=axis, norm=self.fft_norm), axis, kept[axis])
+        mixed = _ModeMajorGrad.apply(spectral_mix(_mode_major(spectrum), _mode_major(self.dense_weight(kept))))
+        for axis in range(-2, -d - 1, -1):
+            mixed = torch.fft.ifft(_scatter_modes(mixed, axis, out_sizes[axis]), dim=axis, norm=self.fft_norm)
+        y = torch.fft.irfft(mixed, n=out_sizes[-1], dim=-1, norm=self.fft_norm)
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def transform(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Bring a skip connection to the output grid (identity unless ``output_shape`` differs).
+
+        Part of the ``conv_module`` interface of neuralop's ``FNOBlocks``; other grids are reached
+        by Fourier interpolation of every mode the two grids share.
+        """
+        d = self.order
+        sizes = tuple(x.shape[-d:])
+        if output_shape is None or tuple(output_shape) == sizes:
+            return x
+        out_sizes = tuple(int(s) for s in output_shape)
+        columns = min(sizes[-1], out_sizes[-1]) // 2 + 1
+        spectrum = torch.fft.rfft(x, dim=-1, norm="forward").narrow(-1, 0, columns)
+        for axis in range(-2, -d - 1, -1):
+            m = min(sizes[axis], out_sizes[axis])
+            spectrum = _gather_modes(torch.fft.fft(spectrum, dim=axis, norm="forward"), axis, m)
+            spectrum = torch.fft.ifft(_scatter_modes(spectrum, axis, out_sizes[axis]), dim=axis, norm="forward")
+        return torch.fft.irfft(spectrum, n=out_sizes[-1], dim=-1, norm="forward")
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}, "
+                f"factorization={self.factorization!r}, bias={self.bias is not None}")
+
+
+_NEURALOP_DEFAULTS: dict[str, Any] = {
+    "complex_data": False,
+    "separable": False,
+    "fno_block_precision": "full",
+    "resolution_scaling_factor": None,
+    "fixed_rank_modes": False,
+    "decomposition_kwargs": None,
+    "implementation": None,
+    "device": None,
+}
+
+
+def _check_neuralop_options(options: dict[str, Any]) -> None:
+    for name, value in options.items():
+        if name not in _NEURALOP_DEFAULTS:
+            raise TypeError(f"SpectralConv got an unexpected argument {name!r}")
+        if name == "implementation":
+            if value not in (None, "factorized", "reconstructed"):
+                raise ValueError(f"implementation must be 'factorized' or 'reconstructed' (got {value!r})")
+        elif name == "decomposition_kwargs":
+            if value:
+                raise ValueError(f"decomposition_kwargs are not supported (got {value!r})")
+        elif value != _NEURALOP_DEFAULTS[name]:
+            raise ValueError(f"SpectralConv supports only {name}={_NEURALOP_DEFAULTS[name]!r} (got {value!r})")

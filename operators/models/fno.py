@@ -1,0 +1,209 @@
+"""Fourier neural operators: FNO (dense spectral weights) and TFNO (Tucker-factorised weights).
+
+The architecture is neuralop's ``FNO`` with its default options, so the two can be compared at the
+same configuration (and :func:`operators.layers.neuralop_interop.fno_state_from_neuralop` copies a
+neuralop model's weights into ours): optional grid channels, a pointwise lifting MLP, optional
+domain padding, ``n_layers`` Fourier blocks, a pointwise projection MLP. A block computes::
+
+    z = GELU(K x + S x)            # K: spectral convolution, S: skip (1x1 linear by default)
+    y = GELU(MLP(z) + G x)         # MLP: channel MLP, G: its skip (soft gating by default)
+
+without the GELUs in the last block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from operators.layers.channel_mlp import ChannelMLP
+from operators.layers.padding import pad_domain, padding_widths, unpad_domain
+from operators.layers.positional import append_grid_channels
+from operators.layers.skip import make_skip
+from operators.layers.spectral_conv import SpectralConv
+from operators.registry import register_model
+from pde_data.config import check
+
+SkipKind = Literal["linear", "soft-gating", "identity", "none"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FNOConfig:
+    """Settings of an FNO.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and output fields.
+    n_modes
+        Fourier modes kept per spatial axis (1 to 3 axes; the last axis keeps ``m // 2 + 1`` real-FFT
+        columns, as in neuralop).
+    width
+        Channels of the hidden fields.
+    n_layers
+        Number of Fourier blocks.
+    lifting_ratio, projection_ratio
+        Hidden channels of the lifting and projection MLPs, as multiples of ``width``; 0 makes the
+        lifting a single linear map.
+    positional_grid
+        Append the grid coordinates ``x_i = i / n`` as input channels.
+    channel_mlp
+        Use a pointwise MLP (hidden ``channel_mlp_expansion * width``) in each block.
+    channel_mlp_expansion
+        Hidden size of the block MLPs relative to ``width``.
+    channel_mlp_skip, skip
+        Skip connections around the block MLP and around the spectral convolution.
+    domain_padding
+        Fraction of each axis added as zeros on both sides before the blocks (one value for all
+        axes, or one per axis); 0 for periodic problems.
+    factorization, rank
+        Spectral weights: ``"dense"``, ``"tucker"`` or ``"cp"``, and the fraction of the dense
+        parameter count kept by a factorisation.
+    spectral_bias
+        Learn a bias in each spectral convolution (neuralop does).
+    """
+
+    in_channels: int
+    out_channels: int
+    n_modes: tuple[int, ...]
+    width: int = 32
+    n_layers: int = 4
+    lifting_ratio: float = 2.0
+    projection_ratio: float = 2.0
+    positional_grid: bool = True
+    channel_mlp: bool = True
+    channel_mlp_expansion: float = 0.5
+    channel_mlp_skip: SkipKind = "soft-gating"
+    skip: SkipKind = "linear"
+    domain_padding: tuple[float, ...] = (0.0,)
+    factorization: Literal["dense", "tucker", "cp"] = "dense"
+    rank: float = 1.0
+    spectral_bias: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_modes", tuple(self.n_modes))
+        object.__setattr__(self, "domain_padding", tuple(self.domain_padding))
+        check(1 <= len(self.n_modes) <= 3, f"n_modes must list 1 to 3 mode counts (got {list(self.n_modes)})")
+        check(all(m >= 1 for m in self.n_modes), f"n_modes must be positive (got {list(self.n_modes)})")
+        check(self.in_channels >= 1, f"in_channels must be >= 1 (got {self.in_channels})")
+        check(self.out_channels >= 1, f"out_channels must be >= 1 (got {self.out_channels})")
+        check(self.width >= 1, f"width must be >= 1 (got {self.width})")
+        check(self.n_layers >= 1, f"n_layers must be >= 1 (got {self.n_layers})")
+        check(self.lifting_ratio >= 0, f"lifting_ratio must be >= 0 (got {self.lifting_ratio})")
+        check(self.projection_ratio > 0, f"projection_ratio must be > 0 (got {self.projection_ratio})")
+        check(self.channel_mlp_expansion > 0,
+              f"channel_mlp_expansion must be > 0 (got {self.channel_mlp_expansion})")
+        check(len(self.domain_padding) in (1, len(self.n_modes)),
+              f"domain_padding must be one fraction or one per axis ({len(self.n_modes)}), "
+              f"got {list(self.domain_padding)}")
+        check(all(0 <= p < 1 for p in self.domain_padding),
+              f"domain_padding fractions must be in [0, 1) (got {list(self.domain_padding)})")
+        check(0 < self.rank <= 1 or self.factorization == "dense",
+              f"rank must be a fraction in (0, 1] for a factorised model (got {self.rank})")
+
+    @property
+    def n_dim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.n_modes)
+
+    @property
+    def padding_fractions(self) -> tuple[float, ...]:
+        """Domain padding fraction per axis."""
+        if len(self.domain_padding) == 1:
+            return self.domain_padding * self.n_dim
+        return self.domain_padding
+
+
+@dataclasses.dataclass(frozen=True)
+class TFNOConfig(FNOConfig):
+    """Settings of a TFNO: an FNO whose spectral weights are Tucker factorised (rank 0.1 by default)."""
+
+    factorization: Literal["dense", "tucker", "cp"] = "tucker"
+    rank: float = 0.1
+
+
+class FourierBlock(nn.Module):
+    """One Fourier block (see the module docstring); ``last`` drops its activations."""
+
+    def __init__(self, config: FNOConfig, last: bool) -> None:
+        super().__init__()
+        width, d = config.width, config.n_dim
+        self.last = last
+        self.conv = SpectralConv(width, width, config.n_modes, bias=config.spectral_bias,
+                                 factorization=config.factorization, rank=config.rank)
+        self.skip = make_skip(config.skip, width, width, d)
+        if config.channel_mlp:
+            hidden = int(round(width * config.channel_mlp_expansion))
+            self.mlp = ChannelMLP(width, width, hidden, n_layers=2)
+            self.mlp_skip = make_skip(config.channel_mlp_skip, width, width, d)
+        else:
+            self.mlp = None
+            self.mlp_skip = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map hidden fields ``[B, width, *space]`` to the next ones."""
+        z = self.conv(x)
+        if self.skip is not None:
+            z = z + self.skip(x)
+        if not self.last:
+            z = F.gelu(z)
+        if self.mlp is not None:
+            y = self.mlp(z)
+            z = y + self.mlp_skip(x) if self.mlp_skip is not None else y
+        if not self.last:
+            z = F.gelu(z)
+        return z
+
+
+@register_model("fno", FNOConfig)
+class FNO(nn.Module):
+    """Fourier neural operator on 1, 2 or 3-D grids of any resolution.
+
+    Parameters
+    ----------
+    config
+        An :class:`FNOConfig`.
+
+    Notes
+    -----
+    ``forward(x)`` maps ``[B, in_channels, n_1..n_d]`` to ``[B, out_channels, n_1..n_d]``.
+    """
+
+    def __init__(self, config: FNOConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, width = config.n_dim, config.width
+        lift_in = config.in_channels + (d if config.positional_grid else 0)
+        lift_hidden = int(config.lifting_ratio * width)
+        if lift_hidden:
+            self.lifting = ChannelMLP(lift_in, width, lift_hidden, n_layers=2)
+        else:
+            self.lifting = ChannelMLP(lift_in, width, width, n_layers=1)
+        self.blocks = nn.ModuleList(FourierBlock(config, last=i == config.n_layers - 1)
+                                    for i in range(config.n_layers))
+        self.projection = ChannelMLP(width, config.out_channels, int(config.projection_ratio * width), n_layers=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[B, in_channels, *space]`` to ``[B, out_channels, *space]``."""
+        d = self.config.n_dim
+        if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"{type(self).__name__} expects [B, {self.config.in_channels}, {d} spatial axes], "
+                             f"got {list(x.shape)}")
+        if self.config.positional_grid:
+            x = append_grid_channels(x, d)
+        x = self.lifting(x)
+        widths = padding_widths(x.shape[2:], self.config.padding_fractions)
+        x = pad_domain(x, widths)
+        for block in self.blocks:
+            x = block(x)
+        x = unpad_domain(x, widths)
+        return self.projection(x)
+
+
+@register_model("tfno", TFNOConfig)
+class TFNO(FNO):
+    """FNO with Tucker-factorised spectral weights (see :class:`TFNOConfig`)."""
