@@ -126,27 +126,19 @@ class DataConfig:
 
 @dataclasses.dataclass
 class Normalizers:
-    """Normalisers of a protocol (``None`` where no normalisation applies).
+    """Normalisers of the model's input channels (data then conditioning) and of its output channels.
 
-    For time protocols ``input`` and ``output`` are the same object (one variable).
+    ``None`` where no normalisation applies. For time protocols both are fitted on the variable's
+    training trajectories (one statistic for all time steps) and the input one also covers the
+    conditioning channels.
     """
 
     input: Any = None
     output: Any = None
-    cond: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible statistics for a checkpoint."""
-        return {k: None if getattr(self, k) is None else getattr(self, k).to_dict()
-                for k in ("input", "output", "cond")}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Normalizers:
-        """Inverse of :meth:`to_dict`."""
-        from pde_data.normalization import normalizer_from_dict
-
-        data = data or {}
-        return cls(*(normalizer_from_dict(data.get(k)) for k in ("input", "output", "cond")))
+        return {k: None if getattr(self, k) is None else getattr(self, k).to_dict() for k in ("input", "output")}
 
 
 @dataclasses.dataclass
@@ -273,16 +265,19 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
 
 def fit_normalizers(train, kind: str, periodic: bool) -> Normalizers:
     """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`)."""
-    from pde_data.normalization import fit_normalizer
+    from pde_data.normalization import concat_channels, fit_normalizer
 
     if kind == "none":
         return Normalizers()
-    cond = fit_normalizer(train.cond, kind, periodic=periodic) if train.cond_channels else None
     if train.time_dependent:
-        both = fit_normalizer(train.trajectories[:, None].flatten(1, 2), kind, shared_channels=True, periodic=periodic)
-        return Normalizers(both, both, cond)
-    return Normalizers(fit_normalizer(train.inputs, kind, periodic=periodic),
-                       fit_normalizer(train.outputs, kind, periodic=periodic), cond)
+        output = fit_normalizer(train.trajectories, kind, shared_channels=True, periodic=periodic)
+        parts = [(output, train.in_channels)]
+    else:
+        output = fit_normalizer(train.outputs, kind, periodic=periodic)
+        parts = [(fit_normalizer(train.inputs, kind, periodic=periodic), train.in_channels)]
+    if train.cond_channels:
+        parts.append((fit_normalizer(train.cond, kind, periodic=periodic), train.cond_channels))
+    return Normalizers(concat_channels(parts), output)
 
 
 def _usable_rows(ds, config: DataConfig) -> np.ndarray:

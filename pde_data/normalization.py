@@ -142,6 +142,24 @@ def fit_normalizer(data: torch.Tensor | np.ndarray, kind: NormalizationKind, sha
     return UnitGaussianNormalizer.fit(data, kind, shared_channels=shared_channels, periodic=periodic)
 
 
+def concat_channels(parts: Sequence[tuple[UnitGaussianNormalizer, int]]) -> UnitGaussianNormalizer:
+    """One normaliser for channel-concatenated fields, from ``(normaliser, channels)`` parts.
+
+    A part whose statistics are shared by all its channels (``C_s = 1``) is repeated ``channels``
+    times; pointwise and global parts are broadcast to a common grid shape.
+    """
+    means, stds = [], []
+    space = torch.broadcast_shapes(*(tuple(n.mean.shape[1:]) for n, _ in parts))
+    for normalizer, channels in parts:
+        if normalizer.mean.shape[0] not in (1, channels):
+            raise ValueError(f"a normaliser with {normalizer.mean.shape[0]} channels cannot cover {channels}")
+        means.append(normalizer.mean.expand(channels, *space))
+        stds.append(normalizer.std.expand(channels, *space))
+    first = parts[0][0]
+    return UnitGaussianNormalizer(torch.cat(means), torch.cat(stds), kind=first.kind, periodic=first.periodic,
+                                  eps=first.eps)
+
+
 def normalizer_from_dict(data: Mapping[str, Any] | None) -> UnitGaussianNormalizer | None:
     """Inverse of ``None if n is None else n.to_dict()``."""
     return None if data is None else UnitGaussianNormalizer.from_dict(data)

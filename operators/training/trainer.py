@@ -3,7 +3,7 @@
 A run folder holds::
 
     run_config.json          the resolved configuration (a resume must use the same one)
-    metrics.csv, metrics.json one row per finished epoch
+    training.csv, training.json one row per finished epoch (train loss, validation error, lr, time)
     best/, last/             checkpoints written by ``operators.save`` (model, normalisers, grid,
                              dataset fingerprint); ``last/`` also holds the training state
 
@@ -40,6 +40,8 @@ from pde_data.loading import DataBundle, make_datasets
 from solvers.errors import ConfigError
 
 RUN_CONFIG = "run_config.json"
+#: per-epoch history; ``metrics.json`` is left to ``pdeop evaluate``
+HISTORY_CSV, HISTORY_JSON = "training.csv", "training.json"
 
 
 @dataclasses.dataclass
@@ -53,8 +55,11 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-def model_settings(config: RunConfig, in_channels: int, out_channels: int) -> dict[str, Any]:
-    """The ``model`` section with ``in_channels`` / ``out_channels`` filled in from the data.
+def model_settings(config: RunConfig, in_channels: int, out_channels: int, grid: tuple[int, ...],
+                   periodic: bool) -> dict[str, Any]:
+    """The ``model`` section completed from the data where the model has such settings and the config
+    leaves them out: ``in_channels``, ``out_channels``, ``sensor_shape`` (the training grid) and
+    ``grid_endpoint`` (True on vertex grids).
 
     Raises
     ------
@@ -75,6 +80,9 @@ def model_settings(config: RunConfig, in_channels: int, out_channels: int) -> di
         if given != value:
             raise ConfigError(f"model.{field} is {given} but the data gives {value} {what} channels per call "
                               f"({_channel_story(config, field)}); remove model.{field} to use the data's value")
+    for field, value in (("sensor_shape", list(grid)), ("grid_endpoint", not periodic)):
+        if field in fields:
+            settings.setdefault(field, value)
     return settings
 
 
@@ -122,11 +130,18 @@ class Trainer:
         self.t_out = train.out_channels if train.time_dependent else None
         self.step = config.call_steps(self.t_out) if train.time_dependent else None
         out_channels = self.step if train.time_dependent else train.out_channels
-        settings = model_settings(config, train.in_channels + train.cond_channels, out_channels)
+        settings = model_settings(config, train.in_channels + train.cond_channels, out_channels,
+                                  train.space_shape, self.data.info["periodic"])
+        from operators.checkpoint import Operator
         from operators.registry import build
 
-        self.surrogate = Surrogate(build(settings), self.data.normalizers,
-                                   history=train.t_in if train.time_dependent else None, step=self.step)
+        info = self.data.info
+        history = train.t_in if train.time_dependent else None
+        operator = Operator(build(settings), self.data.normalizers.to_dict(),
+                            grid={"dims": info["space_dims"], "shape": list(train.space_shape), "coords": info["grid"],
+                                  "periodic": info["periodic"]},
+                            dataset=info["fingerprint"], extra=self._checkpoint_extra(history))
+        self.surrogate = Surrogate(operator, history=history, step=self.step)
         self.surrogate.to(self.device)
         self.optimizer = build_optimizer(self.surrogate.model.parameters(), config.training.optimizer)
         periodic = self.data.info["periodic"]
@@ -285,11 +300,11 @@ class Trainer:
         self.log(f"resuming {self.run_dir} after epoch {progress['epoch']}/{self.config.training.epochs}")
         return progress
 
-    def checkpoint_extra(self) -> dict[str, Any]:
-        """Metadata a checkpoint carries besides model and normalisers (protocol, data facts)."""
+    def _checkpoint_extra(self, history: int | None) -> dict[str, Any]:
+        """What a checkpoint carries besides model, normalisers, grid and dataset: protocol and config."""
         data = self.config.data
         return {
-            "surrogate": self.surrogate.describe(),
+            "surrogate": {"history": history, "step": self.step},
             "protocol": {"protocol": data.protocol, "variable": self.data.info["variable"],
                          "inputs": list(data.inputs), "outputs": list(data.outputs),
                          "conditioning": list(data.conditioning), "t_in": data.t_in, "t_out": self.t_out,
@@ -297,19 +312,13 @@ class Trainer:
             "run_config": self.config.to_dict(),
         }
 
-    def _save_checkpoint(self, directory: Path) -> None:
-        import operators
-
-        info = self.data.info
-        operators.save(self.surrogate.model, directory, normalizers=self.data.normalizers.to_dict(),
-                       grid={"dims": info["space_dims"], "coords": info["grid"], "periodic": info["periodic"]},
-                       dataset=info["fingerprint"], extra=self.checkpoint_extra())
-
     def _save_epoch(self, progress: dict[str, Any], improved: bool) -> None:
-        """Write metrics, ``last/`` (with training state) and, if the score improved, ``best/``."""
+        """Write the history, ``last/`` (with training state) and, if the score improved, ``best/``."""
+        from operators.checkpoint import save
+
         staging = self.run_dir / "last.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        self._save_checkpoint(staging)
+        save(self.surrogate.operator, staging)
         save_training_state(staging, self.surrogate, self.optimizer, progress)
         if improved:
             best_staging = self.run_dir / "best.partial"
@@ -319,7 +328,7 @@ class Trainer:
                 (best_staging / name).unlink()
             _swap(best_staging, self.run_dir / "best")
         _swap(staging, self.run_dir / "last")
-        write_metrics(self.run_dir, progress["history"])
+        write_history(self.run_dir, progress["history"])
 
 
 def _swap(staging: Path, target: Path) -> None:
@@ -338,15 +347,15 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Write the per-epoch history as ``metrics.csv`` and ``metrics.json``."""
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Write the per-epoch history as ``training.csv`` and ``training.json``."""
     columns = list(dict.fromkeys(k for row in history for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(history)
-    _write_atomic(run_dir / "metrics.csv", buffer.getvalue())
-    _write_atomic(run_dir / "metrics.json", json.dumps({"history": history}, indent=1))
+    _write_atomic(run_dir / HISTORY_CSV, buffer.getvalue())
+    _write_atomic(run_dir / HISTORY_JSON, json.dumps({"history": history}, indent=1))
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str:

@@ -163,7 +163,7 @@ def test_tiny_run_reduces_test_error_below_threshold(heat1d, tmp_path):
     after = trainer.evaluate_split(trainer.data.test)
     assert result.finished and before > 0.5
     assert after < 2e-3, after
-    assert (tmp_path / "run" / "best").is_dir() and (tmp_path / "run" / "metrics.csv").is_file()
+    assert (tmp_path / "run" / "best").is_dir() and (tmp_path / "run" / "training.csv").is_file()
 
 
 @pytest.mark.parametrize("mode", ["unrolled", "pushforward"])

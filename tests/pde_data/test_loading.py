@@ -123,16 +123,32 @@ def test_static_protocol_with_subsample_and_conditioning(tmp_path):
 
 
 def test_normalizers_are_fitted_on_train_only(heat2d):
-    """Pointwise statistics equal NumPy's over the training samples and times only (not val/test)."""
-    bundle = make_datasets(DataConfig(path=str(heat2d), t_in=1, n_train=6, n_val=2, n_test=2,
+    """Pointwise statistics equal NumPy's over the training samples and times only (not val/test); the
+    input normaliser repeats them for each of the t_in input channels (same variable)."""
+    bundle = make_datasets(DataConfig(path=str(heat2d), t_in=2, n_train=6, n_val=2, n_test=2,
                                       normalization="pointwise", periodic=True))
     u = _stored(heat2d, "u").astype(np.float64)[:6]
-    norm = bundle.normalizers.input
-    assert norm is bundle.normalizers.output
-    np.testing.assert_allclose(norm.mean[0].numpy(), u.mean(axis=(0, 1)), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(norm.std[0].numpy(), u.std(axis=(0, 1)), rtol=1e-6)
+    out = bundle.normalizers.output
+    np.testing.assert_allclose(out.mean[0].numpy(), u.mean(axis=(0, 1)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out.std[0].numpy(), u.std(axis=(0, 1)), rtol=1e-6)
+    inp = bundle.normalizers.input
+    assert inp.mean.shape == (2, 8, 8)
+    assert torch.equal(inp.mean[1], out.mean[0]) and torch.equal(inp.std[0], out.std[0])
     x = bundle.train.batch([0])[0]
-    np.testing.assert_allclose(norm.decode(norm.encode(x)).numpy(), x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(inp.decode(inp.encode(x)).numpy(), x.numpy(), atol=1e-6)
+
+
+def test_conditioning_channels_get_their_own_statistics(tmp_path):
+    """Static protocol: the input normaliser covers the input fields, then the conditioning channels,
+    each with statistics of its own training values (global kind: one mean/std per channel)."""
+    path = tiny_data.screened_poisson(tmp_path / "sp.h5", n_samples=6, n=8)
+    bundle = make_datasets(DataConfig(path=str(path), protocol="static", inputs=("a",), outputs=("u",),
+                                      conditioning=("sample",), n_train=4, n_test=2, normalization="global"))
+    inp = bundle.normalizers.input
+    a = _stored(path, "a").astype(np.float64)[:4]
+    assert inp.mean.shape == (2, 1, 1)
+    np.testing.assert_allclose(inp.mean[:, 0, 0].numpy(), [a.mean(), 1.5], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(inp.std[:, 0, 0].numpy(), [a.std(), np.std([0, 1, 2, 3])], rtol=1e-6)
 
 
 def test_normalizer_round_trips_through_plain_lists(heat2d):

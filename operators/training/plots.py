@@ -1,0 +1,132 @@
+"""PNG figures of a run: training curves, sample panels, rollout error, correlation, energy spectra.
+
+Every function writes one PNG with matplotlib's non-interactive Agg backend and returns its path.
+Inputs are plain arrays and the dictionaries written by the trainer (``training.json``) and by
+``pdeop evaluate`` (``metrics.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Training loss and validation error per epoch (log scale), learning rate on a second axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [row["epoch"] for row in history]
+    ax.semilogy(epochs, [row["train_loss"] for row in history], label="train loss")
+    if any("val_l2" in row for row in history):
+        ax.semilogy(epochs, [row.get("val_l2", np.nan) for row in history], label="validation rel. L2")
+    ax.set_xlabel("epoch")
+    ax.legend(loc="upper right")
+    lr_axis = ax.twinx()
+    lr_axis.plot(epochs, [row["lr"] for row in history], color="0.6", linestyle=":", label="learning rate")
+    lr_axis.set_ylabel("learning rate", color="0.4")
+    return _save(fig, path)
+
+
+def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
+    """Relative L2 error per predicted step and, when present, the mean correlation with the truth."""
+    plt = _pyplot()
+    has_corr = "correlation" in metrics
+    fig, axes = plt.subplots(1, 2 if has_corr else 1, figsize=(10 if has_corr else 5, 4), squeeze=False)
+    rollout = metrics["rollout"]
+    axes[0, 0].plot(rollout["t"], rollout["rel_l2"], marker=".")
+    if "super_resolution" in metrics and "rollout" in metrics["super_resolution"]:
+        sr = metrics["super_resolution"]
+        axes[0, 0].plot(sr["rollout"]["t"], sr["rollout"]["rel_l2"], marker=".",
+                        label=f"zero-shot {'x'.join(map(str, sr['resolution']))}")
+        axes[0, 0].legend()
+    axes[0, 0].set(xlabel="time after the last input step", ylabel="relative L2 error", title="rollout error")
+    if has_corr:
+        corr = metrics["correlation"]
+        axes[0, 1].plot(corr["t"], corr["mean"], marker=".")
+        axes[0, 1].axhline(corr["threshold"], color="k", linestyle="--", linewidth=0.8)
+        axes[0, 1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"mean time {corr['time_mean']:.3g}")
+        axes[0, 1].set(xlabel="time after the last input step", ylabel="Pearson correlation",
+                       title="correlation with the truth")
+        axes[0, 1].legend()
+    return _save(fig, path)
+
+
+def energy_spectra(metrics: dict[str, Any], path: Path) -> Path:
+    """Shell-summed energy spectra of truth and prediction on log-log axes."""
+    plt = _pyplot()
+    spectrum = metrics["energy_spectrum"]
+    k = np.asarray(spectrum["k"])[1:]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.loglog(k, np.asarray(spectrum["truth"])[1:], label="truth")
+    ax.loglog(k, np.asarray(spectrum["prediction"])[1:], "--", label="prediction")
+    ax.set(xlabel="wavenumber |k|", ylabel="E(k)",
+           title=f"energy spectrum (rel. error {spectrum['rel_l2']:.2g})")
+    ax.legend()
+    return _save(fig, path)
+
+
+def sample_panels(truth: np.ndarray, prediction: np.ndarray, path: Path, title: str = "",
+                  times: Sequence[float] | None = None) -> Path:
+    """Truth, prediction and error of one item.
+
+    Parameters
+    ----------
+    truth, prediction
+        ``[C, *space]`` arrays: a 1D field per channel becomes lines (one channel) or a
+        channel-by-space image (time steps); 2D fields become one row per shown channel (at most
+        three: first, middle, last).
+    times
+        Labels of the channels (target times) for time-dependent data.
+    """
+    plt = _pyplot()
+    error = prediction - truth
+    if truth.ndim == 2 and truth.shape[0] == 1:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        axes[0].plot(truth[0], label="truth")
+        axes[0].plot(prediction[0], "--", label="prediction")
+        axes[0].legend()
+        axes[1].plot(error[0], color="C3")
+        axes[1].set_title("error")
+    elif truth.ndim == 2:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        extent = None if times is None else [0, truth.shape[1], times[-1], times[0]]
+        _images(fig, axes, [truth, prediction, error], extent=extent, ylabel="time" if times is not None else "channel")
+    else:
+        rows = sorted({0, truth.shape[0] // 2, truth.shape[0] - 1})
+        fig, axes = plt.subplots(len(rows), 3, figsize=(11, 3.4 * len(rows)), squeeze=False)
+        for r, c in enumerate(rows):
+            label = f"t = {times[c]:.3g}" if times is not None else f"channel {c}"
+            _images(fig, axes[r], [truth[c], prediction[c], error[c]], ylabel=label)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _images(fig, axes, fields: list[np.ndarray], extent=None, ylabel: str = "") -> None:
+    limit = max(abs(float(np.min(fields[0]))), abs(float(np.max(fields[0]))), 1e-12)
+    for ax, field, name in zip(axes, fields, ("truth", "prediction", "error")):
+        scale = limit if name != "error" else max(float(np.abs(field).max()), 1e-12)
+        image = ax.imshow(field.T if field.ndim == 2 and extent is None else field, cmap="RdBu_r", vmin=-scale,
+                          vmax=scale, origin="lower" if extent is None else "upper", aspect="auto", extent=extent)
+        ax.set_title(name)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    axes[0].set_ylabel(ylabel)

@@ -1,0 +1,92 @@
+"""Reading a finished (or running) training run back: its config, its surrogate, its test data.
+
+``pdeop evaluate``, ``pdeop plot`` and ``pdeop export`` all start here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from operators.training.config import RunConfig, run_config_from_mapping
+from operators.training.surrogate import Surrogate
+from operators.training.trainer import RUN_CONFIG
+from pde_data.loading import DataConfig
+from solvers.errors import ConfigError
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A run folder's config and one of its checkpoints as a ready surrogate."""
+
+    run_dir: Path
+    config: RunConfig
+    surrogate: Surrogate
+    checkpoint: Path
+    metadata: dict[str, Any]
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the training grid was periodic."""
+        return bool(self.metadata["protocol"]["periodic"])
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> LoadedRun:
+    """Load ``run_dir``'s config and its ``checkpoint`` (``best`` or ``last``) on ``device``.
+
+    Raises
+    ------
+    ConfigError
+        If the folder is not a pdeop run or the checkpoint is missing.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / RUN_CONFIG
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir} is not a pdeop training run ({RUN_CONFIG} is missing)")
+    config = run_config_from_mapping(json.loads(config_path.read_text(encoding="utf-8")))
+    path = run_dir / checkpoint
+    if not path.is_dir():
+        raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint yet (no epoch has finished)")
+    surrogate, metadata = load_surrogate(path, device)
+    return LoadedRun(run_dir, config, surrogate, path, metadata)
+
+
+def load_surrogate(checkpoint: str | Path, device: str = "cpu") -> tuple[Surrogate, dict[str, Any]]:
+    """Rebuild the :class:`Surrogate` saved in a checkpoint folder by the trainer.
+
+    Returns the surrogate (eval mode, on ``device``) and the checkpoint's metadata: the trainer's
+    ``extra`` (``surrogate``, ``protocol``, ``run_config``) plus ``grid`` and ``dataset``.
+    """
+    from operators.checkpoint import load
+
+    operator = load(checkpoint, device=device)
+    extra = operator.extra if isinstance(operator.extra, dict) else {}
+    if "surrogate" not in extra or "protocol" not in extra:
+        raise ConfigError(f"{checkpoint} was not written by the pdeop trainer (it has no protocol metadata)")
+    metadata = {**extra, "grid": operator.grid, "dataset": operator.dataset}
+    return Surrogate(operator, **extra["surrogate"]).eval(), metadata
+
+
+def evaluation_data(loaded: LoadedRun, path: str | Path | None = None, horizon: int | None = None,
+                    subsample: int | None = None) -> DataConfig:
+    """Data settings of the test evaluation of a run.
+
+    Autoregressive models are rolled out from the first window of each test trajectory for
+    ``horizon`` steps (default ``evaluation.horizon``, else the rest of the trajectory); direct
+    models predict their trained target. ``path`` and ``subsample`` replace the run's.
+    """
+    data = loaded.config.data
+    changes: dict[str, Any] = {"path": str(path) if path else data.path, "windows": "first",
+                               "subsample": subsample or data.subsample}
+    if data.time_dependent:
+        t_out = loaded.metadata["protocol"]["t_out"]
+        autoregressive = loaded.surrogate.step is not None and loaded.surrogate.step < t_out
+        if autoregressive or loaded.config.training.mode != "direct":
+            changes["t_out"] = horizon or loaded.config.evaluation.horizon
+        else:
+            changes["t_out"] = t_out
+        changes["protocol"] = "window"
+    return data.replace(**changes)
+
