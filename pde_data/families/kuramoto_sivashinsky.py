@@ -1,0 +1,190 @@
+"""Kuramoto–Sivashinsky 1-D: ``u_t + u u_x + u_xx + u_xxxx = 0`` on ``[0, L)``, periodic (DESIGN.md §4).
+
+Integrated by ETDRK4 in float64 with 2/3 dealiasing (:mod:`solvers.kuramoto_sivashinsky`) on
+``internal_resolution`` points ``x_j = j L / N``. ``warmup_steps`` steps are discarded, then a
+snapshot is stored every ``record_every`` until ``T`` (the first snapshot, ``t = 0``, is the state
+right after the warm-up). ``L`` is one length, or a range ``[low, high]`` from which each sample
+draws its own (uniformly); the file then stores ``L(sample)`` and ``x`` as the fraction ``j / N`` of
+the domain.
+
+Initial conditions (band-limited, so the state never holds modes above the 2/3 cut-off):
+
+* ``sines`` (LPSDA): ``sum_{n < sines} A_n sin(2 pi l_n x / L + phi_n)`` with ``A_n ~ U(-a, a)``,
+  ``phi_n ~ U(0, 2 pi)``, ``l_n`` uniform from ``sine_wavenumbers``;
+* ``fourier`` (APEBench/exponax ``RandomTruncatedFourierSeries``): modes ``1..cutoff`` with
+  standard normal cosine and sine coefficients, scaled to ``max |u0| = 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from pde_data.config import check
+from pde_data.family import Family, Layout, Variable, register_family, sample_rng
+from pde_data.grid_settings import check_positive, grid_stride, whole_multiple
+from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
+from solvers.stability import RK4_IMAGINARY_LIMIT
+
+#: random streams of a sample (see :func:`pde_data.family.sample_rng`)
+INITIAL_STREAM = 0
+LENGTH_STREAM = 1
+#: a-priori bound of max|u| on the KS attractor (observed max |u| is about 3 for L around 60)
+ATTRACTOR_SPEED = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class KuramotoSivashinskyConfig:
+    """Settings of the Kuramoto–Sivashinsky family (defaults: preset ``lpsda``).
+
+    Attributes
+    ----------
+    resolution
+        Stored grid points; must divide ``internal_resolution``.
+    internal_resolution
+        Grid points ``N`` of the simulation (even).
+    L
+        Domain length: one value, or ``[low, high]`` for a per-sample uniform draw.
+    dt
+        Time step.
+    record_every
+        Time between stored snapshots; a whole multiple of ``dt``.
+    T
+        Time stored after the warm-up; a whole multiple of ``record_every``.
+    warmup_steps
+        Steps discarded before the first stored snapshot.
+    initial_condition
+        ``"sines"`` or ``"fourier"`` (module docstring).
+    sines, sine_wavenumbers, sine_amplitude
+        Number of sines, the wavenumbers ``l`` they draw from, and ``a`` in ``A ~ U(-a, a)``.
+    cutoff
+        Highest mode of the ``fourier`` initial condition.
+    """
+
+    resolution: int = 256
+    internal_resolution: int = 256
+    L: tuple[float, ...] = (57.6, 70.4)
+    dt: float = 0.05
+    record_every: float = 0.2
+    T: float = 27.8
+    warmup_steps: int = 440
+    initial_condition: Literal["sines", "fourier"] = "sines"
+    sines: int = 10
+    sine_wavenumbers: tuple[int, ...] = (1, 2)
+    sine_amplitude: float = 0.5
+    cutoff: int = 5
+
+    def __post_init__(self) -> None:
+        check(len(self.L) in (1, 2), f"L must be one length or a range [low, high] (got {list(self.L)})")
+        check(all(v > 0 for v in self.L), f"L must be > 0 (got {list(self.L)})")
+        check(self.L[0] <= self.L[-1], f"L must be a range [low, high] with low <= high (got {list(self.L)})")
+        check_positive(dt=self.dt, record_every=self.record_every, T=self.T)
+        check(self.warmup_steps >= 0, f"warmup_steps must be an integer >= 0 (got {self.warmup_steps})")
+        grid_stride(self.resolution, self.internal_resolution)
+        whole_multiple("record_every", self.record_every, "dt", self.dt)
+        whole_multiple("T", self.T, "record_every", self.record_every)
+        band = self.internal_resolution // 3
+        if self.initial_condition == "sines":
+            check(self.sines >= 1, f"sines must be an integer >= 1 (got {self.sines})")
+            check(len(self.sine_wavenumbers) >= 1 and all(1 <= l <= band for l in self.sine_wavenumbers),
+                  f"sine_wavenumbers must be integers in [1, internal_resolution // 3 = {band}] "
+                  f"(got {list(self.sine_wavenumbers)})")
+            check(self.sine_amplitude >= 0, f"sine_amplitude must be >= 0 (got {self.sine_amplitude})")
+        else:
+            check(1 <= self.cutoff <= band,
+                  f"cutoff must be an integer in [1, internal_resolution // 3 = {band}] (got {self.cutoff})")
+        self._check_cfl()
+
+    @property
+    def varying_length(self) -> bool:
+        """True when every sample draws its own ``L``."""
+        return len(self.L) == 2 and self.L[0] != self.L[1]
+
+    @property
+    def stride(self) -> int:
+        """Internal grid points per stored grid point."""
+        return self.internal_resolution // self.resolution
+
+    @property
+    def steps_per_record(self) -> int:
+        """Time steps between stored snapshots."""
+        return round(self.record_every / self.dt)
+
+    @property
+    def records(self) -> int:
+        """Stored snapshots after the first one."""
+        return round(self.T / self.record_every)
+
+    def _check_cfl(self) -> None:
+        # the shortest domain has the largest resolved wavenumber
+        k_max = 2.0 * np.pi / self.L[0] * (self.internal_resolution // 3)
+        initial = self.sines * self.sine_amplitude if self.initial_condition == "sines" else 1.0
+        speed = max(ATTRACTOR_SPEED, initial)
+        cfl = self.dt * speed * k_max
+        check(cfl <= RK4_IMAGINARY_LIMIT,
+              f"dt = {self.dt:g} is too large for internal_resolution = {self.internal_resolution} and L = "
+              f"{self.L[0]:g}: with max|u| about {speed:g} the CFL number dt*max|u|*k_max is about {cfl:.3g} "
+              f"(limit {RK4_IMAGINARY_LIMIT:.3g}); use dt <= {RK4_IMAGINARY_LIMIT / (speed * k_max):.3g}")
+
+
+@register_family("kuramoto-sivashinsky")
+class KuramotoSivashinsky(Family):
+    """KS trajectories after a discarded transient, many samples per ETDRK4 step."""
+
+    config_class = KuramotoSivashinskyConfig
+    default_preset = "lpsda"
+    # one 256-point sample: ~30 kB while stepping, 140 x 256 float32 snapshots stored
+    default_chunk_size = 256
+
+    def layout(self) -> Layout:
+        """``u(sample, t, x)`` float32; ``L(sample)`` when the length varies."""
+        c = self.config
+        fraction = np.arange(c.resolution) / c.resolution
+        variables = {"u": Variable(("sample", "t", "x"), "float32")}
+        if c.varying_length:
+            x = fraction  # position as a fraction of each sample's L(sample)
+            variables["L"] = Variable(("sample",), "float64", {"long_name": "domain length"})
+            attrs = {}
+        else:
+            x = fraction * c.L[0]
+            attrs = {"L": c.L[0]}
+        return Layout(coords={"x": x, "t": np.arange(c.records + 1) * c.record_every},
+                      variables=variables, attrs=attrs)
+
+    def length(self, index: int, seed: int) -> float:
+        """Domain length of sample ``index``."""
+        c = self.config
+        if not c.varying_length:
+            return float(c.L[0])
+        return float(sample_rng(seed, index, LENGTH_STREAM).uniform(c.L[0], c.L[1]))
+
+    def initial_condition(self, index: int, seed: int) -> np.ndarray:
+        """``u0`` of sample ``index`` on the internal grid (float64 ``[N]``); it does not depend on L."""
+        c = self.config
+        rng = sample_rng(seed, index, INITIAL_STREAM)
+        phase = 2.0 * np.pi * np.arange(c.internal_resolution) / c.internal_resolution  # 2 pi x / L
+        if c.initial_condition == "sines":
+            amplitude = rng.uniform(-c.sine_amplitude, c.sine_amplitude, c.sines)
+            shift = rng.uniform(0.0, 2.0 * np.pi, c.sines)
+            wavenumber = rng.choice(np.asarray(c.sine_wavenumbers), c.sines)
+            return np.sum(amplitude[:, None] * np.sin(wavenumber[:, None] * phase[None, :] + shift[:, None]), axis=0)
+        coefficients = rng.standard_normal((2, c.cutoff))
+        modes = np.arange(1, c.cutoff + 1)[:, None] * phase[None, :]
+        u = coefficients[0] @ np.cos(modes) + coefficients[1] @ np.sin(modes)
+        return u / np.max(np.abs(u))
+
+    def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
+        """Integrate the samples ``indices`` together and return their stored snapshots."""
+        c = self.config
+        lengths = np.array([self.length(i, seed) for i in indices])
+        u0 = np.stack([self.initial_condition(i, seed) for i in indices])
+        stepper = kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0], c.dt)
+        u = stepper.rollout(u0, c.steps_per_record, c.records, warmup_steps=c.warmup_steps, stride=c.stride,
+                            labels=list(indices), progress=self.report_progress)
+        out = {"u": u}
+        if c.varying_length:
+            out["L"] = lengths
+        return out

@@ -1,0 +1,161 @@
+"""Navier–Stokes 2-D vorticity on the unit torus: the classic FNO benchmark data (DESIGN.md §4).
+
+``w_t + u . grad w = nu lap w + f`` with ``f = A (sin 2pi(x+y) + cos 2pi(x+y))`` (``A = 0.1``) and
+``w0`` a zero-mean periodic Gaussian random field with covariance
+``sigma^2 (-lap + tau^2)^(-alpha)`` (``alpha = 2.5``, ``tau = 7``, ``sigma = sqrt(2) 7^1.5``:
+std ~ 0.262 on 256^2, as in the released data). Integrated on the internal grid with the classic
+Crank–Nicolson / forward-Euler scheme (:class:`solvers.navier_stokes.VorticityCN`) and stored every
+``record_every`` at ``resolution^2`` points (every ``internal_resolution / resolution``-th point,
+``x_i = i / resolution``), including the initial state at ``t = 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from pde_data.config import check
+from pde_data.family import Family, Layout, Variable, register_family, sample_rng
+from pde_data.grid_settings import check_positive, grid_stride, whole_multiple
+from pde_data.random_fields import periodic_grf, periodic_grf_variance
+from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
+from solvers.spectral import dealias_mask, wavenumbers
+
+#: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
+INITIAL_STREAM = 0
+#: the initial speed max(|u| + |v|) is estimated as this many standard deviations of |u|
+_SPEED_DEVIATIONS = 4.0 * np.sqrt(2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class NavierStokesConfig:
+    """Settings of the Navier–Stokes family (defaults: preset ``fno``).
+
+    Attributes
+    ----------
+    resolution
+        Stored grid points per side; must divide ``internal_resolution``.
+    internal_resolution
+        Grid points per side of the simulation (even).
+    viscosity
+        ``nu``.
+    dt
+        Time step.
+    T
+        Final time; a whole multiple of ``record_every``.
+    record_every
+        Time between stored snapshots; a whole multiple of ``dt``.
+    forcing_amplitude
+        ``A`` in ``f = A (sin 2pi(x+y) + cos 2pi(x+y))``; 0 for unforced flow.
+    ic_alpha, ic_tau, ic_sigma
+        Covariance ``ic_sigma^2 (-lap + ic_tau^2)^(-ic_alpha)`` of ``w0``; ``ic_sigma`` None means
+        ``sqrt(2) ic_tau^(ic_alpha - 1)``, the released FNO data's amplitude.
+    """
+
+    resolution: int = 64
+    internal_resolution: int = 256
+    viscosity: float = 1e-3
+    dt: float = 1e-4
+    T: float = 50.0
+    record_every: float = 1.0
+    forcing_amplitude: float = 0.1
+    ic_alpha: float = 2.5
+    ic_tau: float = 7.0
+    ic_sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        check_positive(viscosity=self.viscosity, dt=self.dt, T=self.T, record_every=self.record_every,
+                       ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
+        check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
+        check(np.isfinite(self.forcing_amplitude), f"forcing_amplitude must be a finite number (got {self.forcing_amplitude!r})")
+        grid_stride(self.resolution, self.internal_resolution)
+        whole_multiple("record_every", self.record_every, "dt", self.dt)
+        whole_multiple("T", self.T, "record_every", self.record_every)
+        self._check_initial_cfl()
+
+    @property
+    def sigma(self) -> float:
+        """Amplitude of the initial field's covariance."""
+        return float(np.sqrt(2.0) * self.ic_tau ** (self.ic_alpha - 1.0)) if self.ic_sigma is None else self.ic_sigma
+
+    @property
+    def stride(self) -> int:
+        """Internal grid points per stored grid point along each axis."""
+        return self.internal_resolution // self.resolution
+
+    @property
+    def steps_per_record(self) -> int:
+        """Time steps between stored snapshots."""
+        return round(self.record_every / self.dt)
+
+    @property
+    def records(self) -> int:
+        """Stored snapshots after the initial one."""
+        return round(self.T / self.record_every)
+
+    def initial_speed(self) -> float:
+        """A-priori estimate of ``max(|u| + |v|)`` of the initial velocity (a few standard deviations)."""
+        n = self.internal_resolution
+        k2 = np.add.outer(np.fft.fftfreq(n, 1.0 / n) ** 2, np.fft.fftfreq(n, 1.0 / n) ** 2)
+        k2[0, 0] = np.inf  # |u_hat|^2 = |w_hat|^2 / (4 pi^2 |k|^2); the mean mode carries no velocity
+        velocity_variance = periodic_grf_variance((n, n), self.ic_alpha, self.ic_tau, self.sigma,
+                                                  weights=1.0 / (4.0 * np.pi**2 * k2))
+        return float(_SPEED_DEVIATIONS * np.sqrt(velocity_variance))
+
+    def _check_initial_cfl(self) -> None:
+        n = self.internal_resolution
+        k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
+        speed = self.initial_speed()
+        cfl = self.dt * speed * k_max
+        check(cfl <= NAVIER_STOKES_CFL_LIMIT,
+              f"dt = {self.dt:g} is too large for internal_resolution = {n}: the initial velocity (about "
+              f"{speed:.3g}) gives a CFL number dt*max|u|*k_max of about {cfl:.3g} (limit "
+              f"{NAVIER_STOKES_CFL_LIMIT:g}); use dt <= {NAVIER_STOKES_CFL_LIMIT / (speed * k_max):.3g}")
+
+
+def forcing_field(n: int, amplitude: float) -> np.ndarray:
+    """``A (sin 2pi(x+y) + cos 2pi(x+y))`` on the ``n x n`` grid ``x_i = i / n`` (first axis ``x``)."""
+    x = np.arange(n) / n
+    phase = 2.0 * np.pi * (x[:, None] + x[None, :])
+    return amplitude * (np.sin(phase) + np.cos(phase))
+
+
+@register_family("navier-stokes")
+class NavierStokes(Family):
+    """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme)."""
+
+    config_class = NavierStokesConfig
+    default_preset = "fno"
+    # a 256^2 sample needs ~5 MB while stepping and stores 0.8 MB per 50 snapshots at 64^2
+    default_chunk_size = 8
+
+    def layout(self) -> Layout:
+        """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)`` and the viscosity."""
+        c = self.config
+        x = np.arange(c.resolution) / c.resolution
+        t = np.arange(c.records + 1) * c.record_every
+        forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
+        return Layout(
+            coords={"x": x, "y": x, "t": t},
+            variables={"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})},
+            static={"f": (("x", "y"), forcing)},
+            attrs={"viscosity": c.viscosity},
+        )
+
+    def initial_vorticity(self, index: int, seed: int) -> np.ndarray:
+        """``w0`` of sample ``index`` on the internal grid (float64 ``[n, n]``)."""
+        c = self.config
+        n = c.internal_resolution
+        return periodic_grf(sample_rng(seed, index, INITIAL_STREAM), (n, n), c.ic_alpha, c.ic_tau, c.sigma)
+
+    def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
+        """Integrate the samples ``indices`` together and return their stored snapshots."""
+        c = self.config
+        forcing = forcing_field(c.internal_resolution, c.forcing_amplitude) if c.forcing_amplitude else None
+        solver = VorticityCN(c.internal_resolution, c.viscosity, c.dt, forcing)
+        w0 = np.stack([self.initial_vorticity(i, seed) for i in indices])
+        w = solver.rollout(w0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
+                           progress=self.report_progress)
+        return {"w": w}

@@ -1,0 +1,46 @@
+"""Checks of the grid and time-step settings shared by the time-dependent problem families.
+
+Each check raises :class:`~solvers.errors.ConfigError` naming the setting, what was expected and
+what was given, so that a bad ``--set`` fails before any file is written.
+"""
+
+from __future__ import annotations
+
+from pde_data.config import check
+
+#: relative tolerance when a time interval must be a whole number of time steps
+_RATIO_TOLERANCE = 1e-9
+
+
+def check_positive(**settings: float) -> None:
+    """Every given setting must be > 0."""
+    for name, value in settings.items():
+        check(value > 0, f"{name} must be > 0 (got {value!r})")
+
+
+def grid_stride(resolution: int, internal_resolution: int, minimum: int = 4) -> int:
+    """Return ``internal_resolution // resolution`` after checking both grids.
+
+    The internal grid must be even and at least ``minimum``; the stored grid (``resolution``)
+    must divide it, so that snapshots are the internal values at every ``stride``-th point.
+    """
+    check(resolution >= 1, f"resolution must be an integer >= 1 (got {resolution})")
+    check(internal_resolution >= minimum and internal_resolution % 2 == 0,
+          f"internal_resolution must be an even integer >= {minimum} (got {internal_resolution})")
+    check(internal_resolution % resolution == 0,
+          f"resolution must divide internal_resolution (got resolution={resolution}, "
+          f"internal_resolution={internal_resolution})")
+    return internal_resolution // resolution
+
+
+def whole_multiple(name: str, value: float, unit_name: str, unit: float) -> int:
+    """Return ``value / unit`` after checking that it is a whole number >= 1.
+
+    Used for ``record_every`` (a multiple of ``dt``) and ``T`` (a multiple of ``record_every``).
+    """
+    ratio = value / unit
+    count = round(ratio)
+    check(count >= 1 and abs(ratio - count) <= _RATIO_TOLERANCE * max(1.0, ratio),
+          f"{name} must be a whole multiple of {unit_name} = {unit:g} (got {name} = {value:g}, "
+          f"{ratio:.6g} times {unit_name})")
+    return int(count)
