@@ -24,8 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
+    from operators.physics.evaluation import is_physics_run
     from operators.training.runs import load_run
 
+    if is_physics_run(args.run_dir):  # a 'pde:' run: errors against the exact / reference solution
+        from operators.physics.evaluation import evaluate
+
+        metrics = evaluate(args.run_dir, args.checkpoint)
+        print(f"{metrics['method']} on {metrics['pde']['name']}: rel L2 {metrics['rel_l2']:.4g} "
+              f"(max abs error {metrics['max_abs_error']:.4g}); metrics written to {args.run_dir / 'metrics.json'}")
+        return 0
     for name in ("samples", "horizon"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -21,7 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
+    from operators.physics.evaluation import is_physics_run
     from operators.training import plots
+
+    if is_physics_run(args.run_dir):  # a 'pde:' run: solution, error, loss and causal-weight figures
+        from operators.physics.plots import plot
+
+        for path in plot(args.run_dir, args.out):
+            print(path)
+        return 0
     from operators.training.trainer import HISTORY_JSON
 
     out = args.out or args.run_dir / "plots"
