@@ -1,0 +1,283 @@
+"""Training of PINN, causal PINN and LPINN runs (configs with a ``pde:`` section).
+
+``pdeop train`` hands such configs to :func:`run`. The run folder has the trainer's layout::
+
+    run_config.json             the resolved configuration (a resume must use the same one)
+    training.csv, training.json one row every ``log_every`` steps: loss terms averaged over the
+                                rows' steps, lr, eps and min causal weight; validation loss and
+                                relative L2 on a coarse monitor grid every ``eval_every`` steps
+    causal_weights.json         causal weights w_i of the last step of each logged row
+    best/, last/                ``operators.save`` checkpoints; ``last/`` also holds the training state
+
+Reproducibility: the networks are initialised from ``seed``; the collocation points of step s
+depend only on ``(seed, s)``; the learning rate is a pure function of the step; the eps stage, the
+running averages and the optimiser moments are saved in ``last/``. Resuming after a kill or a
+``max_minutes`` stop therefore gives the run an uninterrupted one gives (Adam phase; an L-BFGS
+phase restarts its curvature history from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from operators.physics import sampling
+from operators.physics.causal import EpsilonSchedule
+from operators.physics.evaluation import predict, relative_l2
+from operators.physics.exact import reference
+from operators.physics.objectives import Objective
+from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
+from operators.physics.run_config import PhysicsRunConfig, model_settings, parse_run_config
+from operators.registry import build
+from operators.training.optimizers import build_optimizer
+from operators.training.schedules import lr_factor, set_lr
+from operators.training.state import load_training_state, save_training_state
+from operators.training.trainer import RUN_CONFIG, _first_difference, _swap, _write_atomic, write_history
+from solvers.errors import ConfigError
+
+CAUSAL_WEIGHTS = "causal_weights.json"
+#: coarse grid on which the relative error is monitored during training
+MONITOR_GRID = (26, 64)
+
+
+def run(config: dict[str, Any], run_dir: Path, resume: bool = False, device: str = "cpu",
+        max_minutes: float | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train a physics-informed model described by ``config`` into ``run_dir``.
+
+    Parameters
+    ----------
+    config
+        The plain mapping of a YAML config with a ``pde:`` section (see
+        :mod:`operators.physics.run_config`).
+    run_dir
+        Run folder (created; must not hold a run unless ``resume``).
+    resume
+        Continue the run in ``run_dir`` from ``last/``.
+    device
+        ``cpu`` or ``cuda``.
+    max_minutes
+        Stop (after saving ``last/``) once this much wall time has passed; ``resume`` continues.
+    quiet
+        No progress lines on stderr.
+
+    Returns
+    -------
+    dict
+        ``run_dir``, ``method``, ``steps_done``, ``finished``, ``best_val_loss``, ``rel_l2`` (last
+        monitored value, on the coarse monitor grid) and ``seconds``.
+    """
+    parsed = parse_run_config(config)
+    log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr))
+    return PhysicsTrainer(parsed, run_dir, device, log).fit(resume=resume, max_minutes=max_minutes)
+
+
+class PhysicsTrainer:
+    """Train the model of a :class:`PhysicsRunConfig` into ``run_dir`` (see :func:`run`)."""
+
+    def __init__(self, config: PhysicsRunConfig, run_dir: str | Path, device: str = "cpu",
+                 log: Callable[[str], None] | None = None) -> None:
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.log = log or (lambda message: None)
+        self.spec: PDESpec = build_pde(config.pde)
+        self.dtype = torch.float64 if config.training.dtype == "float64" else torch.float32
+        torch.manual_seed(config.seed)
+        self.model = build(model_settings(config, self.spec)).to(device=self.device, dtype=self.dtype)
+        self.optimizer = build_optimizer(self.model.parameters(), config.training.optimizer)
+        self.objective = Objective(config, self.spec, self.dtype, self.device)
+        self._monitor: tuple[list[np.ndarray], np.ndarray] | None | bool = False
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False, max_minutes: float | None = None) -> dict[str, Any]:
+        """Train (Adam, then optional L-BFGS) until done or until ``max_minutes``; see :func:`run`."""
+        cfg = self.config.training
+        threads = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            return self._fit(resume, max_minutes)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, resume: bool, max_minutes: float | None) -> dict[str, Any]:
+        cfg = self.config.training
+        progress = self._resume() if resume else self._start()
+        started = time.perf_counter()
+        total = cfg.steps + cfg.lbfgs_steps
+        stopped = False
+        while progress["step"] < total and not stopped:
+            tick = time.perf_counter()
+            terms = self._adam_step(progress) if progress["step"] < cfg.steps else self._lbfgs_step(progress)
+            progress["step"] += 1
+            progress["elapsed"] += time.perf_counter() - tick
+            self._accumulate(progress, terms)
+            done = progress["step"] == total
+            stopped = max_minutes is not None and time.perf_counter() - started > 60 * max_minutes and not done
+            if progress["step"] % cfg.log_every == 0 or done or stopped:
+                self._log_row(progress, validate=progress["step"] % cfg.eval_every == 0 or done or stopped)
+        progress["finished"] = progress["step"] >= total
+        if stopped:
+            self.log(f"stopped after step {progress['step']}/{total}: max_minutes {max_minutes} reached; "
+                     "continue with --resume")
+        last = next((row for row in reversed(progress["history"]) if "val_loss" in row), {})
+        return {"run_dir": str(self.run_dir), "method": self.config.method, "steps_done": progress["step"],
+                "finished": progress["finished"], "best_val_loss": progress["best_score"],
+                "rel_l2": last.get("rel_l2"), "seconds": progress["elapsed"]}
+
+    def _adam_step(self, progress: dict[str, Any]) -> dict[str, float]:
+        cfg = self.config.training
+        per_window = cfg.steps // cfg.windows
+        step = progress["step"]
+        window, local = divmod(step, per_window)
+        if local == 0:
+            progress["stage"] = 0
+        set_lr(self.optimizer, cfg.optimizer.lr * lr_factor(cfg.scheduler, local, 1, per_window))
+        schedule = EpsilonSchedule(self.config.causal.epsilons, self.config.causal.tolerance, progress["stage"])
+        result = self.objective.step_loss(self.model, step, window, schedule.epsilon)
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        if result.weights is not None:
+            schedule.update(result.weights)
+            progress["stage"] = schedule.stage
+            progress["last_weights"] = result.weights.tolist()
+        return {**result.terms, "window": window, "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _lbfgs_step(self, progress: dict[str, Any]) -> dict[str, float]:
+        """One L-BFGS iteration on the fixed collocation set of step ``training.steps``."""
+        cfg = self.config.training
+        if not hasattr(self, "_lbfgs"):
+            self._lbfgs = torch.optim.LBFGS(self.model.parameters(), lr=1.0, max_iter=1, history_size=50,
+                                            line_search_fn="strong_wolfe")
+        epsilon = self.config.causal.epsilons[progress["stage"]]
+        holder: dict[str, Any] = {}
+
+        def closure() -> torch.Tensor:
+            self._lbfgs.zero_grad(set_to_none=True)
+            result = self.objective.step_loss(self.model, cfg.steps, cfg.windows - 1, epsilon)
+            result.loss.backward()
+            holder["result"] = result
+            return result.loss
+
+        self._lbfgs.step(closure)
+        return {**holder["result"].terms, "window": cfg.windows - 1, "lr": 1.0}
+
+    # ------------------------------------------------------------------ logging and validation
+    @staticmethod
+    def _accumulate(progress: dict[str, Any], terms: dict[str, float]) -> None:
+        sums = progress["running"]
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        sums["_count"] = sums.get("_count", 0) + 1
+
+    def _log_row(self, progress: dict[str, Any], validate: bool) -> None:
+        sums = progress["running"]
+        count = sums.pop("_count")
+        row: dict[str, Any] = {"step": progress["step"]}
+        for key, value in sums.items():
+            row[key] = int(round(value / count)) if key == "window" else value / count
+        if "epsilon" in row:
+            row["epsilon"] = self.config.causal.epsilons[progress["stage"]]
+        row["seconds"] = progress["elapsed"]
+        progress["running"] = {}
+        if "last_weights" in progress:
+            progress["causal"].append({"step": progress["step"], "epsilon": row.get("epsilon"),
+                                       "window": row.get("window"), "weights": progress["last_weights"]})
+        improved = False
+        if validate:
+            row["val_loss"] = self.objective.validation_loss(self.model)
+            error = self._monitor_error()
+            if error is not None:
+                row["rel_l2"] = error
+            improved = row["val_loss"] < progress["best_score"]
+            if improved:
+                progress["best_score"] = row["val_loss"]
+            text = ", ".join(f"{k} {row[k]:.3g}" for k in ("loss", "val_loss", "rel_l2", "epsilon") if k in row)
+            self.log(f"step {progress['step']}: {text}")
+        progress["history"].append(row)
+        if validate:
+            self._save(progress, improved)
+
+    def _monitor_error(self) -> float | None:
+        """Relative L2 on the coarse monitor grid (None when the PDE has no reference)."""
+        n_t, n_space = MONITOR_GRID
+        if self._monitor is False:
+            _, axes = sampling.grid(self.spec, n_t, n_space)
+            axes = [a.numpy() for a in axes]
+            try:
+                self._monitor = (axes, reference(self.spec, *axes))
+            except ConfigError:
+                self._monitor = None
+        if self._monitor is None:
+            return None
+        prediction, _, _ = predict(self.model, self.spec, self.config.method, n_t, n_space)
+        return relative_l2(prediction, self._monitor[1])
+
+    # ------------------------------------------------------------------ files
+    def _fresh_progress(self) -> dict[str, Any]:
+        return {"step": 0, "stage": 0, "history": [], "causal": [], "running": {}, "best_score": math.inf,
+                "elapsed": 0.0, "finished": False}
+
+    def _start(self) -> dict[str, Any]:
+        if (self.run_dir / "last").exists() or (self.run_dir / RUN_CONFIG).exists():
+            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                              "another --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.run_dir / RUN_CONFIG, json.dumps(self.config.to_dict(), indent=1, sort_keys=True))
+        return self._fresh_progress()
+
+    def _resume(self) -> dict[str, Any]:
+        saved_path = self.run_dir / RUN_CONFIG
+        if not saved_path.is_file():
+            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume ({RUN_CONFIG} is missing)")
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        difference = _first_difference(saved, json.loads(json.dumps(self.config.to_dict())))
+        if difference:
+            raise ConfigError(f"--resume: the config differs from the run's ({difference}); resume with the "
+                              "same config and overrides")
+        last = self.run_dir / "last"
+        if not last.is_dir() and (self.run_dir / "last.old").is_dir():
+            last = self.run_dir / "last.old"  # killed between the two renames of _swap
+        if not last.is_dir():
+            self.log(f"no checkpoint in {self.run_dir} yet; starting from the beginning")
+            return self._fresh_progress()
+        progress = load_training_state(last, self.model, self.optimizer, self.device)
+        self.log(f"resuming {self.run_dir} at step {progress['step']}")
+        return progress
+
+    def _save(self, progress: dict[str, Any], improved: bool) -> None:
+        """Write ``last/`` (with the training state), ``best/`` when improved, and the histories."""
+        from operators.checkpoint import save
+
+        spec = self.spec
+        grid = {"t": [0.0, spec.t_end], "lower": list(spec.lower), "upper": list(spec.upper)}
+        extra = {"physics": {"method": self.config.method, "pde": describe_pde(spec),
+                             "fields": list(spec.fields), "observable": list(spec.observable_names)},
+                 "run_config": self.config.to_dict()}
+        staging = self.run_dir / "last.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        save(self.model, staging, grid=grid, extra=extra)
+        save_training_state(staging, self.model, self.optimizer, progress)
+        if improved:
+            best_staging = self.run_dir / "best.partial"
+            shutil.rmtree(best_staging, ignore_errors=True)
+            save(self.model, best_staging, grid=grid, extra={**extra, "step": progress["step"]})
+            _swap(best_staging, self.run_dir / "best")
+        _swap(staging, self.run_dir / "last")
+        write_history(self.run_dir, progress["history"])
+        if progress["causal"]:
+            _write_atomic(self.run_dir / CAUSAL_WEIGHTS, json.dumps({"rows": progress["causal"]}))
