@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
+import h5netcdf
 
 from pde_data.storage import COMPLETE_MARKS, attr_to_python
 from solvers.errors import ConfigError
@@ -35,23 +34,22 @@ def describe(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
     try:
-        f = h5py.File(path, "r")
+        f = h5netcdf.File(path, "r")
     except OSError:
         raise ConfigError(f"{path} is not an HDF5 file") from None
     with f:
-        attrs = {k: attr_to_python(v) for k, v in f.attrs.items()}
-        if "config" not in attrs or COMPLETE_MARKS not in f:
+        attrs = {k: attr_to_python(v) for k, v in f.attrs.items() if not k.startswith("_")}
+        if "config" not in attrs or COMPLETE_MARKS not in f.variables:
             raise ConfigError(f"{path} is not a pdeop dataset (no 'config' attribute)")
-        marks = f[COMPLETE_MARKS][:].astype(bool)
+        marks = f.variables[COMPLETE_MARKS][:].astype(bool)
         variables = {}
         statistics = {}
-        for name, dset in f.items():
-            if not isinstance(dset, h5py.Dataset) or name == COMPLETE_MARKS or name.startswith("_"):
+        for name, var in f.variables.items():
+            if name == COMPLETE_MARKS or name in f.dimensions:
                 continue
-            dims = [d.label or (d[0].name.rsplit("/", 1)[-1] if len(d) else "") for d in dset.dims]
-            variables[name] = {"dims": dims, "shape": list(dset.shape), "dtype": str(dset.dtype)}
-            if name in STATISTICS and dset.shape == marks.shape and marks.any():
-                values = dset[:][marks].astype(float)
+            variables[name] = {"dims": list(var.dimensions), "shape": list(var.shape), "dtype": str(var.dtype)}
+            if name in STATISTICS and var.shape == marks.shape and marks.any():
+                values = var[:][marks].astype(float)
                 statistics[name] = {"min": float(values.min()), "mean": float(values.mean()),
                                     "max": float(values.max())}
     config = json.loads(attrs.get("config", "{}"))

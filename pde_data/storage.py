@@ -174,7 +174,7 @@ def attr_to_python(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return value.item() if value.size == 1 else value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     return value
