@@ -14,6 +14,7 @@ without the GELUs in the last block.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -29,6 +30,10 @@ from operators.registry import register_model
 from pde_data.config import check
 
 SkipKind = Literal["linear", "soft-gating", "identity", "none"]
+
+#: ``factory(in_channels, out_channels, hidden_channels, n_layers)`` -> a pointwise module mapping
+#: ``[B, C_in, *space]`` to ``[B, C_out, *space]`` (default :class:`ChannelMLP`)
+PointwiseFactory = Callable[[int, int, int, int], nn.Module]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +132,10 @@ class TFNOConfig(FNOConfig):
 
 
 class FourierBlock(nn.Module):
-    """One Fourier block (see the module docstring); ``last`` drops its activations."""
+    """One Fourier block (see the module docstring); ``last`` drops its activations; ``pointwise``
+    makes its channel MLP."""
 
-    def __init__(self, config: FNOConfig, last: bool) -> None:
+    def __init__(self, config: FNOConfig, last: bool, pointwise: PointwiseFactory = ChannelMLP) -> None:
         super().__init__()
         width, d = config.width, config.n_dim
         self.last = last
@@ -138,7 +144,7 @@ class FourierBlock(nn.Module):
         self.skip = make_skip(config.skip, width, width, d)
         if config.channel_mlp:
             hidden = int(round(width * config.channel_mlp_expansion))
-            self.mlp = ChannelMLP(width, width, hidden, n_layers=2)
+            self.mlp = pointwise(width, width, hidden, 2)
             self.mlp_skip = make_skip(config.channel_mlp_skip, width, width, d)
         else:
             self.mlp = None
@@ -180,12 +186,20 @@ class FNO(nn.Module):
         lift_in = config.in_channels + (d if config.positional_grid else 0)
         lift_hidden = int(config.lifting_ratio * width)
         if lift_hidden:
-            self.lifting = ChannelMLP(lift_in, width, lift_hidden, n_layers=2)
+            self.lifting = self.make_pointwise(lift_in, width, lift_hidden, 2)
         else:
-            self.lifting = ChannelMLP(lift_in, width, width, n_layers=1)
-        self.blocks = nn.ModuleList(FourierBlock(config, last=i == config.n_layers - 1)
+            self.lifting = self.make_pointwise(lift_in, width, width, 1)
+        self.blocks = nn.ModuleList(FourierBlock(config, i == config.n_layers - 1, self.make_pointwise)
                                     for i in range(config.n_layers))
-        self.projection = ChannelMLP(width, config.out_channels, int(config.projection_ratio * width), n_layers=2)
+        self.projection = self.make_pointwise(width, config.out_channels, int(config.projection_ratio * width), 2)
+
+    def make_pointwise(self, in_channels: int, out_channels: int, hidden_channels: int, n_layers: int) -> nn.Module:
+        """Build the pointwise MLPs (lifting, block MLPs, projection); subclasses swap them here.
+
+        ``n_layers`` linear maps ``in -> hidden -> ... -> out``; the result maps ``[B, in, *space]``
+        to ``[B, out, *space]``. ``self.config`` is set when this is called.
+        """
+        return ChannelMLP(in_channels, out_channels, hidden_channels, n_layers=n_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``[B, in_channels, *space]`` to ``[B, out_channels, *space]``."""
