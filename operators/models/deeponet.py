@@ -146,17 +146,28 @@ class DeepONet(nn.Module):
     def __init__(self, config: DeepONetConfig) -> None:
         super().__init__()
         self.config = config
-        activation = ACTIVATIONS[config.activation]
         n_features = config.basis * config.out_channels
         if config.branch == "mlp":
             n_sensors = config.in_channels * math.prod(config.sensor_shape)
             sizes = [n_sensors] + [config.branch_width] * config.branch_layers + [n_features]
-            self.branch = _MLP(sizes, activation, last_activation=False)
+            self.branch = self.make_mlp(sizes, last_activation=False)
         else:
-            self.branch = _ConvBranch(config, n_features, activation)
+            self.branch = self.make_conv_branch(n_features)
         sizes = [config.query_dim] + [config.trunk_width] * config.trunk_layers + [n_features]
-        self.trunk = _MLP(sizes, activation, last_activation=True)
+        self.trunk = self.make_mlp(sizes, last_activation=True)
         self.bias = nn.Parameter(torch.zeros(config.out_channels))
+
+    def make_mlp(self, sizes: Sequence[int], last_activation: bool) -> nn.Module:
+        """Build the branch MLP or the trunk (layer sizes ``sizes``); subclasses swap the nets here.
+
+        The result maps ``[..., sizes[0]]`` to ``[..., sizes[-1]]``, with the activation after the
+        last layer too when ``last_activation``. ``self.config`` is set when this is called.
+        """
+        return _MLP(sizes, ACTIVATIONS[self.config.activation], last_activation)
+
+    def make_conv_branch(self, n_out: int) -> nn.Module:
+        """Build the ``conv`` branch: ``[B, in_channels, *grid]`` to ``[B, n_out]`` on any grid."""
+        return _ConvBranch(self.config, n_out, ACTIVATIONS[self.config.activation])
 
     def coefficients(self, u: torch.Tensor) -> torch.Tensor:
         """Branch output ``[B, out_channels, basis]`` for input functions ``u``."""
