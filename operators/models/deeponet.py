@@ -21,6 +21,7 @@ from operators.layers.positional import regular_grid
 from operators.layers.activations import ACTIVATIONS, ActivationName
 from operators.registry import register_model
 from pde_data.config import check
+from solvers.errors import ConfigError
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -175,17 +176,17 @@ class DeepONet(nn.Module):
         if config.branch == "mlp":
             expected = (config.in_channels, *config.sensor_shape)
             if tuple(u.shape[1:]) != expected:
-                raise ValueError(f"DeepONet's MLP branch reads inputs [B, {', '.join(map(str, expected))}], "
+                raise ConfigError(f"DeepONet's MLP branch reads inputs [B, {', '.join(map(str, expected))}], "
                                  f"got {list(u.shape)}")
             u = u.flatten(1)
         elif u.ndim != len(config.sensor_shape) + 2 or u.shape[1] != config.in_channels:
-            raise ValueError(f"DeepONet's conv branch reads [B, {config.in_channels}, *grid], got {list(u.shape)}")
+            raise ConfigError(f"DeepONet's conv branch reads [B, {config.in_channels}, *grid], got {list(u.shape)}")
         return self.branch(u).view(u.shape[0], config.out_channels, config.basis)
 
     def basis_functions(self, points: torch.Tensor) -> torch.Tensor:
         """Trunk output ``[..., N, out_channels, basis]`` at query points ``[..., N, query_dim]``."""
         if points.shape[-1] != self.config.query_dim:
-            raise ValueError(f"query points need {self.config.query_dim} coordinates, got {list(points.shape)}")
+            raise ConfigError(f"query points need {self.config.query_dim} coordinates, got {list(points.shape)}")
         t = self.trunk(points)
         return t.view(*t.shape[:-1], self.config.out_channels, self.config.basis)
 
@@ -208,7 +209,7 @@ class DeepONet(nn.Module):
         """
         sizes = tuple(self.config.sensor_shape if sizes is None else sizes)
         if len(sizes) != self.config.query_dim:
-            raise ValueError(f"a grid for {self.config.query_dim}-D queries needs {self.config.query_dim} sizes, "
+            raise ConfigError(f"a grid for {self.config.query_dim}-D queries needs {self.config.query_dim} sizes, "
                              f"got {list(sizes)}")
         grid = regular_grid(sizes, dtype=u.dtype, device=u.device, endpoint=self.config.grid_endpoint)
         points = grid.reshape(len(sizes), -1).T

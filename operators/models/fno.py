@@ -28,6 +28,7 @@ from operators.layers.skip import make_skip
 from operators.layers.spectral_conv import SpectralConv
 from operators.registry import register_model
 from pde_data.config import check
+from solvers.errors import ConfigError
 
 SkipKind = Literal["linear", "soft-gating", "identity", "none"]
 
@@ -205,7 +206,7 @@ class FNO(nn.Module):
         """Map ``[B, in_channels, *space]`` to ``[B, out_channels, *space]``."""
         d = self.config.n_dim
         if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"{type(self).__name__} expects [B, {self.config.in_channels}, {d} spatial axes], "
+            raise ConfigError(f"{type(self).__name__} expects [B, {self.config.in_channels}, {d} spatial axes], "
                              f"got {list(x.shape)}")
         if self.config.positional_grid:
             x = append_grid_channels(x, d)

@@ -268,7 +268,7 @@ class MgNO(nn.Module):
         """Map ``[B, in_channels, *space]`` to ``[B, out_channels, *space]``."""
         d = self.config.n_dim
         if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"MgNO expects [B, {self.config.in_channels}, {d} spatial axes], got {list(x.shape)}")
+            raise ConfigError(f"MgNO expects [B, {self.config.in_channels}, {d} spatial axes], got {list(x.shape)}")
         u = x
         for cycle, skip in zip(self.cycles, self.skips):
             u = self.activation(cycle(u) + skip(u))
