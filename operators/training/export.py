@@ -30,9 +30,13 @@ class ExportedCall(nn.Module):
         return self.surrogate(x, cond)
 
 
-def example_inputs(in_channels: int, cond_channels: int, grid: tuple[int, ...], batch: int = 1,
+def example_inputs(in_channels: int, cond_channels: int, grid: tuple[int, ...], batch: int = 2,
                    seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random physical-scale inputs ``x`` (and ``cond``) of the given shape."""
+    """Random inputs ``x`` (and ``cond``) of the given shape.
+
+    The default batch is 2 because ``torch.export`` specialises sizes 0 and 1: a batch-1 example
+    could not give a program with a dynamic batch axis.
+    """
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((batch, in_channels, *grid), generator=generator)
     if cond_channels == 0:

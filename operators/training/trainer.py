@@ -156,7 +156,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 out = self.surrogate(x, c)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # what torch and the models raise for bad shapes
             raise ConfigError(f"model {self.config.model['model']!r} cannot take the data's input of shape "
                               f"{tuple(x.shape[1:])} plus {c.shape[1]} conditioning channels: "
                               f"{str(exc).splitlines()[0]}") from None

@@ -15,6 +15,7 @@ from operators.training.schedules import lr_factor
 from operators.training.state import load_training_state, save_training_state
 from operators.training.trainer import Trainer
 from solvers.errors import ConfigError
+from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 from tests.operators import multiplier_model, tiny_data  # noqa: F401  (registers test-multiplier)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from pde_data.family import Layout, Variable
 from pde_data.storage import DatasetWriter, create
@@ -82,3 +84,16 @@ def screened_poisson(path: Path, n_samples: int = 24, n: int = 32, seed: int = 0
     return write_dataset(path, "screened-poisson", {"x": x, "y": x},
                          {"a": (("sample", "x", "y"), a.astype(np.float32)),
                           "u": (("sample", "x", "y"), u.astype(np.float32))}, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run a test module on one torch thread (import this fixture into the module to activate it).
+
+    The test machines are shared; with two OpenMP threads competing for busy cores the tiny models
+    here run up to ten times slower than on one. Numbers do not change, only time.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

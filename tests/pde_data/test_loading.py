@@ -12,6 +12,7 @@ import torch
 from pde_data import DataConfig, UnitGaussianNormalizer, make_dataset, make_datasets, open_dataset
 from pde_data.normalization import resample
 from solvers.errors import ConfigError
+from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 from tests.operators import tiny_data
 
 
