@@ -32,8 +32,15 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: a block smaller than this keeps NumPy's small-array calls (which hold the GIL) busy and gains
+#: nothing from a thread of its own
+MIN_BLOCK_BYTES = 256 << 10
+#: a lone block at least this large gets the spare cores inside its FFTs
+MIN_THREADED_FFT_BYTES = 4 << 20
+
+
 def blocks(batch: int, bytes_per_sample: int, threads: int | None = None,
-           cache_bytes: int = 2 << 20) -> list[slice]:
+           cache_bytes: int = 2 << 20, min_bytes: int = MIN_BLOCK_BYTES) -> list[slice]:
     """Split ``range(batch)`` into contiguous blocks for :func:`run_blocks`.
 
     Parameters
@@ -47,21 +54,36 @@ def blocks(batch: int, bytes_per_sample: int, threads: int | None = None,
     cache_bytes
         Target working set of one block; blocks are not made larger than this unless a single
         sample needs more.
+    min_bytes
+        Blocks are not made smaller than this (when the batch allows) so that each thread has
+        enough work per NumPy call.
 
     Returns
     -------
     list of slice
-        At least ``min(batch, threads)`` blocks of nearly equal size.
+        Up to ``threads`` blocks (more when they would not fit ``cache_bytes``; then a multiple
+        of ``threads``) of nearly equal size.
     """
     threads = threads or available_cores()
     if batch <= 0:
         return []
-    per_cache = max(1, cache_bytes // max(1, bytes_per_sample))
-    count = max(min(batch, threads), -(-batch // per_cache))
+    bytes_per_sample = max(1, bytes_per_sample)
+    per_cache = max(1, cache_bytes // bytes_per_sample)
+    by_work = max(1, batch * bytes_per_sample // max(1, min_bytes))
+    count = max(min(batch, threads, by_work), -(-batch // per_cache))
     if count > threads:  # round up to a multiple of the thread count so all cores finish together
         count = min(batch, -(-count // threads) * threads)
     edges = [round(i * batch / count) for i in range(count + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def fft_workers(parts: list[slice], bytes_per_sample: int, threads: int | None = None) -> int:
+    """Threads each block may use inside its FFTs: the cores the blocks leave idle, for large blocks only."""
+    threads = threads or available_cores()
+    largest = max((p.stop - p.start for p in parts), default=0)
+    if len(parts) >= threads or largest * bytes_per_sample < MIN_THREADED_FFT_BYTES:
+        return 1
+    return max(1, threads // len(parts))
 
 
 def run_blocks(tasks: Sequence[Callable[[], T]], threads: int | None = None) -> list[T]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from solvers.batching import available_cores, blocks, run_blocks
+from solvers.batching import available_cores, blocks, fft_workers, run_blocks
 from solvers.stability import Failure, check_rows, first_failure, unstable
 
 
@@ -89,7 +89,7 @@ class Rollout(ABC):
         out = np.empty((batch, records + 1) + tuple(n // stride for n in grid), dtype=out_dtype)
         threads = threads or available_cores()
         parts = blocks(batch, self.bytes_per_sample, threads=threads)
-        workers = max(1, threads // max(1, len(parts)))
+        workers = fft_workers(parts, self.bytes_per_sample, threads)
         done = [0]
         lock = threading.Lock()
 

@@ -1,0 +1,228 @@
+"""Spectral dataset generators: Navier–Stokes step vs its FFTs and vs the classic FNO code; KS step vs exponax.
+
+Navier–Stokes (DESIGN.md §10: step <= 1.5x the time of the FFTs it needs, and faster than the
+classic Crank–Nicolson + Euler float32 torch scheme), at 64^2 and 256^2 with batches 1 and 16:
+
+* ``pdeop`` — :class:`solvers.navier_stokes.VorticityCN` (float64), timed through ``rollout`` as the
+  generator runs it (threaded blocks), per step;
+* ``fft_only`` — the FFTs one step needs on the same batch and grid, one ``irfft2`` of the four
+  fields and one ``rfft2`` (float64), the fastest of numpy.fft, scipy.fft (all cores) and torch.fft;
+* ``classic_fno`` — the classic FNO generator's loop written plainly below (torch, float32).
+
+Kuramoto–Sivashinsky (target: at least exponax's throughput), time per step per sample at
+L = 60, N = 160, dt = 0.1 and L = 64, N = 256, dt = 0.05 with batches 1, 16, 256:
+
+* ``pdeop`` — :func:`solvers.kuramoto_sivashinsky.kuramoto_sivashinsky_stepper` (ETDRK4, float64);
+* ``exponax`` — ``KuramotoSivashinskyConservative(order=4)`` in float64, vmapped over the batch and
+  run as one jitted ``lax.scan`` (compiled before timing). Skipped with a note if not installed.
+
+Both sides also report how far their states are apart after the timed steps (same scheme,
+same initial condition), so that like is compared with like.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness import format_table, interleaved, parser, set_threads, write_results
+
+from solvers.batching import available_cores
+from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
+from solvers.navier_stokes import VorticityCN
+
+
+def classic_fno_navier_stokes(w0: Any, f: Any, visc: float, delta_t: float, steps: int) -> Any:
+    """The classic FNO data generator's time loop (torch.fft form), returning the final vorticity.
+
+    A plain transcription of ``navier_stokes_2d`` from the FNO repository's data generation
+    script: full recomputation of every spectral field each step, dealiasing on the advection,
+    Crank–Nicolson on the viscosity. Runs in the dtype of ``w0`` (float32 for the classic data).
+    """
+    import torch
+
+    N = w0.size()[-1]
+    k_max = math.floor(N / 2.0)
+    w_h = torch.fft.rfft2(w0)
+    f_h = torch.fft.rfft2(f)
+    if len(f_h.size()) < len(w_h.size()):
+        f_h = torch.unsqueeze(f_h, 0)
+    k_y = torch.cat((torch.arange(start=0, end=k_max, step=1), torch.arange(start=-k_max, end=0, step=1)), 0).repeat(N, 1)
+    k_x = k_y.transpose(0, 1)
+    k_x = k_x[..., : k_max + 1].to(w0.dtype)
+    k_y = k_y[..., : k_max + 1].to(w0.dtype)
+    lap = 4 * (math.pi**2) * (k_x**2 + k_y**2)
+    lap[0, 0] = 1.0
+    dealias = torch.unsqueeze(
+        torch.logical_and(torch.abs(k_y) <= (2.0 / 3.0) * k_max, torch.abs(k_x) <= (2.0 / 3.0) * k_max).to(w0.dtype), 0)
+    for _ in range(steps):
+        psi_h = w_h / lap
+        q = torch.fft.irfft2(2.0 * math.pi * k_y * 1j * psi_h, s=(N, N))
+        v = torch.fft.irfft2(-2.0 * math.pi * k_x * 1j * psi_h, s=(N, N))
+        w_x = torch.fft.irfft2(2.0 * math.pi * k_x * 1j * w_h, s=(N, N))
+        w_y = torch.fft.irfft2(2.0 * math.pi * k_y * 1j * w_h, s=(N, N))
+        F_h = torch.fft.rfft2(q * w_x + v * w_y)
+        F_h = dealias * F_h
+        w_h = (-delta_t * F_h + delta_t * f_h + (1.0 - 0.5 * delta_t * visc * lap) * w_h) / (
+            1.0 + 0.5 * delta_t * visc * lap)
+    return torch.fft.irfft2(w_h, s=(N, N))
+
+
+def _ns_initial(n: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """FNO-like initial vorticity (GRF, std ~ 0.26) and forcing on an n^2 grid."""
+    from pde_data.family import sample_rng
+    from pde_data.random_fields import periodic_grf
+
+    w0 = np.stack([periodic_grf(sample_rng(0, i), (n, n), 2.5, 7.0, math.sqrt(2) * 7**1.5) for i in range(batch)])
+    x = np.arange(n) / n
+    phase = 2 * np.pi * (x[:, None] + x[None, :])
+    return w0, 0.1 * (np.sin(phase) + np.cos(phase))
+
+
+def _fft_contenders(n: int, batch: int, threads: int) -> dict[str, Callable[[], Any]]:
+    """The FFTs of one step (4 inverse + 1 forward real 2-D transforms) with each library."""
+    import scipy.fft
+    import torch
+
+    m = n // 2 + 1
+    rng = np.random.default_rng(0)
+    spectra = rng.standard_normal((batch, 4, n, m)) + 1j * rng.standard_normal((batch, 4, n, m))
+    field = rng.standard_normal((batch, n, n))
+    spectra_t, field_t = torch.from_numpy(spectra), torch.from_numpy(field)
+    return {
+        "fft_numpy": lambda: (np.fft.irfft2(spectra, s=(n, n)), np.fft.rfft2(field)),
+        "fft_scipy": lambda: (scipy.fft.irfft2(spectra, s=(n, n), workers=threads),
+                              scipy.fft.rfft2(field, workers=threads)),
+        "fft_torch": lambda: (torch.fft.irfft2(spectra_t, s=(n, n)), torch.fft.rfft2(field_t)),
+    }
+
+
+def navier_stokes_rows(quick: bool, threads: int) -> list[dict[str, Any]]:
+    """Time per step of pdeop, of the FFTs it needs, and of the classic FNO loop."""
+    import torch
+
+    rows = []
+    for n, batch in ((64, 1), (64, 16), (256, 1), (256, 16)):
+        steps = (20 if quick else 100) if n == 64 else (3 if quick else 10)
+        w0, f = _ns_initial(n, batch)
+        solver = VorticityCN(n, 1e-3, 1e-4, f)
+        w0_t, f_t = torch.from_numpy(w0).float(), torch.from_numpy(f).float()
+        contenders = {
+            "pdeop": lambda: solver.rollout(w0, steps, 1, out_dtype=np.float64, threads=threads),
+            "classic_fno": lambda: classic_fno_navier_stokes(w0_t, f_t, 1e-3, 1e-4, steps),
+        }
+        per_step = {"pdeop": steps, "classic_fno": steps}
+        for name, fn in _fft_contenders(n, batch, threads).items():
+            contenders[name] = fn
+            per_step[name] = 1
+        times = interleaved(contenders, rounds=3 if quick else 7, warmup=1)
+        step = {name: times[name]["median_s"] / per_step[name] for name in contenders}
+        fft_best = min(step[k] for k in step if k.startswith("fft_"))
+        ours = solver.rollout(w0, steps, 1, out_dtype=np.float64, threads=threads)[:, -1]
+        theirs = classic_fno_navier_stokes(w0_t, f_t, 1e-3, 1e-4, steps).double().numpy()
+        rows.append({
+            "problem": "navier-stokes", "grid": f"{n}^2", "batch": batch, "steps_timed": steps,
+            "pdeop_step_ms": 1e3 * step["pdeop"], "fft_only_ms": 1e3 * fft_best,
+            "fft_numpy_ms": 1e3 * step["fft_numpy"], "fft_scipy_ms": 1e3 * step["fft_scipy"],
+            "fft_torch_ms": 1e3 * step["fft_torch"], "classic_fno_f32_step_ms": 1e3 * step["classic_fno"],
+            "step_over_fft": step["pdeop"] / fft_best, "classic_over_pdeop": step["classic_fno"] / step["pdeop"],
+            "max_rel_diff_vs_classic_f32": float(np.max(np.abs(ours - theirs)) / np.max(np.abs(ours))),
+        })
+        print(format_table(rows[-1:]), flush=True)
+    return rows
+
+
+def _ks_initial(n: int, batch: int) -> np.ndarray:
+    """Truncated Fourier initial conditions (modes 1..5, max |u0| = 1), as in APEBench."""
+    rng = np.random.default_rng(1)
+    phase = 2 * np.pi * np.arange(n) / n
+    modes = np.arange(1, 6)[:, None] * phase[None, :]
+    c = rng.standard_normal((batch, 2, 5))
+    u = c[:, 0] @ np.cos(modes) + c[:, 1] @ np.sin(modes)
+    return u / np.max(np.abs(u), axis=1, keepdims=True)
+
+
+def _exponax_contender(length: float, n: int, dt: float, u0: np.ndarray, steps: int) -> Callable[[], np.ndarray]:
+    """exponax's order-4 conservative KS, vmapped and scanned under one jit, float64."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import exponax
+    import jax.numpy as jnp
+
+    stepper = jax.vmap(exponax.stepper.KuramotoSivashinskyConservative(1, length, n, dt, order=4))
+    roll = jax.jit(lambda u: jax.lax.scan(lambda c, _: (stepper(c), None), u, None, length=steps)[0])
+    state = jnp.asarray(u0[:, None, :], dtype=jnp.float64)
+    roll(state).block_until_ready()  # compile outside the timing
+    return lambda: np.asarray(roll(state).block_until_ready())[:, 0]
+
+
+def kuramoto_sivashinsky_rows(quick: bool, threads: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Time per step per sample of pdeop's ETDRK4 and exponax's."""
+    try:
+        import exponax  # noqa: F401
+    except ImportError as exc:
+        note = f"exponax rows skipped: {exc} (pip install exponax)"
+    else:
+        note = None
+    rows = []
+    for length, n, dt in ((60.0, 160, 0.1), (64.0, 256, 0.05)):
+        stepper = kuramoto_sivashinsky_stepper(n, length, dt)
+        for batch in (1, 16, 256):
+            steps = (40 if batch == 256 else 100) if quick else (200 if batch == 256 else 500)
+            u0 = _ks_initial(n, batch)
+            contenders = {"pdeop": lambda: stepper.rollout(u0, steps, 1, out_dtype=np.float64, threads=threads)[:, -1]}
+            if note is None:
+                contenders["exponax"] = _exponax_contender(length, n, dt, u0, steps)
+            times = interleaved(contenders, rounds=3 if quick else 7, warmup=1)
+            per = {name: times[name]["median_s"] / (steps * batch) for name in contenders}
+            row = {"problem": "kuramoto-sivashinsky", "L": length, "N": n, "dt": dt, "batch": batch,
+                   "steps_timed": steps, "pdeop_us_per_step_sample": 1e6 * per["pdeop"]}
+            if note is None:
+                ours, theirs = contenders["pdeop"](), contenders["exponax"]()
+                row["exponax_us_per_step_sample"] = 1e6 * per["exponax"]
+                row["throughput_vs_exponax"] = per["exponax"] / per["pdeop"]
+                row["max_abs_diff_vs_exponax"] = float(np.max(np.abs(ours - theirs)))
+            rows.append(row)
+            print(format_table(rows[-1:]), flush=True)
+    return rows, note
+
+
+def main() -> None:
+    """Run both parts, print the tables and write benchmarks/results/spectral_generators.json."""
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    if args.threads:
+        os.environ["PDEOP_THREADS"] = str(args.threads)
+    set_threads(args.threads)
+    threads = available_cores()
+    ns = navier_stokes_rows(args.quick, threads)
+    ks, note = kuramoto_sivashinsky_rows(args.quick, threads)
+    summary: dict[str, Any] = {
+        "threads": threads,
+        "quick": args.quick,
+        "ns_step_over_fft": {f"{r['grid']} b{r['batch']}": round(r["step_over_fft"], 3) for r in ns},
+        "ns_step_over_fft_worst": max(r["step_over_fft"] for r in ns),
+        "ns_speedup_vs_classic_f32": {f"{r['grid']} b{r['batch']}": round(r["classic_over_pdeop"], 3) for r in ns},
+        "ns_targets_met": all(r["step_over_fft"] <= 1.5 and r["classic_over_pdeop"] > 1.0 for r in ns),
+    }
+    if note is None:
+        summary["ks_throughput_vs_exponax"] = {
+            f"L{r['L']:g} N{r['N']} b{r['batch']}": round(r["throughput_vs_exponax"], 3) for r in ks}
+        summary["ks_target_met"] = {f"b{r['batch']} N{r['N']}": r["throughput_vs_exponax"] >= 1.0 for r in ks}
+    else:
+        summary["note"] = note
+    print()
+    print(format_table(ns))
+    print()
+    print(format_table(ks))
+    path = write_results("spectral_generators", ns + ks, summary, args.out)
+    print(f"\nsummary: {summary}\nwrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
