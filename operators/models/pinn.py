@@ -187,7 +187,7 @@ class PINN(nn.Module):
     def window_of(self, t: torch.Tensor) -> torch.Tensor:
         """Index of the time window holding each time in ``t`` (``[N]`` integers)."""
         inner = torch.tensor(self.edges[1:-1], dtype=t.dtype, device=t.device)
-        return torch.bucketize(t.detach(), inner, right=True)
+        return torch.bucketize(t.detach().contiguous(), inner, right=True)
 
     def window_forward(self, k: int, coords: torch.Tensor) -> torch.Tensor:
         """Output of window ``k``'s network at ``coords`` (whatever their time)."""

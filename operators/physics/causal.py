@@ -40,7 +40,8 @@ def causal_weights(losses: torch.Tensor, epsilon: float) -> torch.Tensor:
     ``w_0 = 1`` and the weights are non-increasing in i.
     """
     losses = losses.detach()
-    preceding = torch.cumsum(losses, dim=0) - losses
+    # exclusive cumulative sum; prepending 0 (not subtracting L_i) keeps it exactly non-decreasing
+    preceding = torch.cat((losses.new_zeros(1), torch.cumsum(losses, dim=0)[:-1]))
     return torch.exp(-epsilon * preceding)
 
 

@@ -1,0 +1,101 @@
+"""Causal PINN weights: the formula, monotonicity, stop-gradient, the eps schedule and the
+slice layout of the collocation points."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from operators.physics import sampling
+from operators.physics.causal import EpsilonSchedule, causal_loss, causal_weights, slice_losses
+from operators.physics.pde_specs import build_pde
+
+
+def test_weights_follow_the_formula() -> None:
+    """w_i = exp(-eps * sum_{k<i} L_k), checked against an explicit loop (float64, to 1e-15)."""
+    losses = torch.tensor([0.3, 1.2, 0.05, 2.0, 0.7], dtype=torch.float64)
+    eps = 0.8
+    expected = [math.exp(-eps * float(losses[:i].sum())) for i in range(len(losses))]
+    np.testing.assert_allclose(causal_weights(losses, eps).numpy(), expected, rtol=1e-15, atol=0)
+
+
+def test_weights_are_monotone_and_start_at_one() -> None:
+    """For any non-negative slice losses w_0 = 1 and w is non-increasing in time (exactly, in
+    floating point; large eps underflows late weights to 0, which is still monotone)."""
+    generator = torch.Generator().manual_seed(3)
+    for eps in (1e-2, 1.0, 100.0):
+        losses = torch.rand(32, generator=generator, dtype=torch.float64) ** 3
+        w = causal_weights(losses, eps)
+        assert w[0].item() == 1.0
+        assert bool((w[1:] <= w[:-1]).all())
+        assert bool((w >= 0).all())
+
+
+def test_weights_are_detached_so_the_gradient_is_w() -> None:
+    """Stop-gradient: d(mean_i w_i L_i)/dL_j = w_j / N exactly. Without the stop-gradient the
+    earlier slices would get extra (negative) terms from the later weights."""
+    losses = torch.tensor([0.5, 0.2, 0.9, 0.1], dtype=torch.float64, requires_grad=True)
+    loss, w = causal_loss(losses, 2.0)
+    assert not w.requires_grad
+    (grad,) = torch.autograd.grad(loss, losses)
+    np.testing.assert_allclose(grad.numpy(), w.numpy() / 4, rtol=1e-15)
+
+
+def test_zero_epsilon_is_the_plain_residual_loss() -> None:
+    """With eps = 0 every weight is 1 and the causal loss equals the mean of the slice losses."""
+    losses = torch.tensor([0.5, 0.2, 0.9], dtype=torch.float64)
+    loss, w = causal_loss(losses, 0.0)
+    assert torch.equal(w, torch.ones(3, dtype=torch.float64))
+    assert loss.item() == pytest.approx(float(losses.mean()), rel=1e-15)
+
+
+def test_schedule_advances_only_when_min_weight_exceeds_tolerance() -> None:
+    """A stage ends when min w > 0.99: 0.985 keeps eps, 0.995 moves to the next eps; the last
+    eps is kept however small the residual becomes."""
+    schedule = EpsilonSchedule((0.1, 1.0, 10.0))
+    assert not schedule.update(torch.tensor([1.0, 0.985]))
+    assert schedule.epsilon == 0.1
+    assert schedule.update(torch.tensor([1.0, 0.995]))
+    assert schedule.epsilon == 1.0
+    assert schedule.update(torch.tensor([1.0, 0.999]))
+    assert schedule.last_stage
+    assert not schedule.update(torch.tensor([1.0, 1.0]))
+    assert schedule.epsilon == 10.0
+
+
+def test_slice_losses_group_the_stratified_points_by_time() -> None:
+    """time_slices puts per_slice points with t in [t_i, t_i+1) in consecutive rows, and
+    slice_losses averages exactly those rows (checked with the residual r = t, whose slice mean of
+    squares is known from the points)."""
+    spec = build_pde({"name": "convection", "c": 10.0, "t_end": 2.0})
+    points = sampling.time_slices(spec, 8, 16, torch.Generator().manual_seed(0))
+    t = points[:, 0].reshape(8, 16)
+    edges = torch.linspace(0, 2.0, 9, dtype=torch.float64)
+    assert bool((t >= edges[:-1, None]).all()) and bool((t < edges[1:, None]).all())
+    losses = slice_losses(points[:, :1], 8)
+    np.testing.assert_allclose(losses.numpy(), (t**2).mean(dim=1).numpy(), rtol=1e-15)
+
+
+def test_causal_training_moves_through_the_schedule(tmp_path) -> None:
+    """A short causal run on slow convection (c = 1): the slice losses shrink front to back, so
+    min w passes 0.99 and eps climbs past its first value; the logged eps never decreases
+    (annealed upward) and the logged weights are non-increasing in time."""
+    import json
+
+    from operators.physics.training import run
+
+    config = {"method": "causal_pinn", "pde": {"name": "convection", "c": 1.0},
+              "model": {"width": 16, "depth": 2},
+              "training": {"steps": 150, "n_residual": 256, "n_initial": 64, "threads": 1, "log_every": 10,
+                           "eval_every": 150, "optimizer": {"lr": 5e-3}},
+              "causal": {"n_slices": 8, "epsilons": [0.01, 0.1, 1.0, 10.0]}}
+    run(config, tmp_path / "run", quiet=True)
+    rows = json.loads((tmp_path / "run" / "causal_weights.json").read_text())["rows"]
+    eps = [row["epsilon"] for row in rows]
+    assert eps == sorted(eps) and eps[-1] > 0.01
+    for row in rows:
+        w = np.asarray(row["weights"])
+        assert w[0] == 1.0 and bool(np.all(np.diff(w) <= 0))
