@@ -44,3 +44,34 @@ def whole_multiple(name: str, value: float, unit_name: str, unit: float) -> int:
           f"{name} must be a whole multiple of {unit_name} = {unit:g} (got {name} = {value:g}, "
           f"{ratio:.6g} times {unit_name})")
     return int(count)
+
+
+class RecordedGrid:
+    """Grid and time-step settings shared by the time-dependent family configs.
+
+    Mixed into a frozen dataclass that has the fields ``resolution``, ``internal_resolution``,
+    ``dt``, ``record_every`` and ``T``; the dataclass calls :meth:`check_grid_and_times` from its
+    ``__post_init__``.
+    """
+
+    def check_grid_and_times(self) -> None:
+        """Check the grids and that ``record_every`` / ``T`` are whole multiples of ``dt`` / ``record_every``."""
+        check_positive(dt=self.dt, record_every=self.record_every, T=self.T)
+        grid_stride(self.resolution, self.internal_resolution)
+        whole_multiple("record_every", self.record_every, "dt", self.dt)
+        whole_multiple("T", self.T, "record_every", self.record_every)
+
+    @property
+    def stride(self) -> int:
+        """Internal grid points per stored grid point (along each axis)."""
+        return self.internal_resolution // self.resolution
+
+    @property
+    def steps_per_record(self) -> int:
+        """Time steps between stored snapshots."""
+        return round(self.record_every / self.dt)
+
+    @property
+    def records(self) -> int:
+        """Stored snapshots after the first one."""
+        return round(self.T / self.record_every)

@@ -18,7 +18,7 @@ import numpy as np
 
 from pde_data.config import check
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import check_positive, grid_stride, whole_multiple
+from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
 from solvers.spectral import dealias_mask, wavenumbers
@@ -31,7 +31,7 @@ _SPEED_DEVIATIONS = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
-class BurgersConfig:
+class BurgersConfig(RecordedGrid):
     """Settings of the Burgers family (defaults: preset ``fno``).
 
     Attributes
@@ -63,12 +63,9 @@ class BurgersConfig:
     ic_sigma: float = 25.0
 
     def __post_init__(self) -> None:
-        check_positive(viscosity=self.viscosity, dt=self.dt, T=self.T, record_every=self.record_every,
-                       ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
+        check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
-        grid_stride(self.resolution, self.internal_resolution)
-        whole_multiple("record_every", self.record_every, "dt", self.dt)
-        whole_multiple("T", self.T, "record_every", self.record_every)
+        self.check_grid_and_times()
         n = self.internal_resolution
         k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
         speed = self.initial_std() * _SPEED_DEVIATIONS
@@ -82,21 +79,6 @@ class BurgersConfig:
         """Pointwise standard deviation of ``u0`` on the internal grid."""
         return float(np.sqrt(periodic_grf_variance((self.internal_resolution,), self.ic_alpha, self.ic_tau,
                                                    self.ic_sigma)))
-
-    @property
-    def stride(self) -> int:
-        """Internal grid points per stored grid point."""
-        return self.internal_resolution // self.resolution
-
-    @property
-    def steps_per_record(self) -> int:
-        """Time steps between stored snapshots."""
-        return round(self.record_every / self.dt)
-
-    @property
-    def records(self) -> int:
-        """Stored snapshots after the initial one."""
-        return round(self.T / self.record_every)
 
 
 @register_family("burgers")

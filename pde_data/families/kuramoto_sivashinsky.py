@@ -25,7 +25,7 @@ import numpy as np
 
 from pde_data.config import check
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import check_positive, grid_stride, whole_multiple
+from pde_data.grid_settings import RecordedGrid
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -37,7 +37,7 @@ ATTRACTOR_SPEED = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
-class KuramotoSivashinskyConfig:
+class KuramotoSivashinskyConfig(RecordedGrid):
     """Settings of the Kuramoto–Sivashinsky family (defaults: preset ``lpsda``).
 
     Attributes
@@ -81,11 +81,8 @@ class KuramotoSivashinskyConfig:
         check(len(self.L) in (1, 2), f"L must be one length or a range [low, high] (got {list(self.L)})")
         check(all(v > 0 for v in self.L), f"L must be > 0 (got {list(self.L)})")
         check(self.L[0] <= self.L[-1], f"L must be a range [low, high] with low <= high (got {list(self.L)})")
-        check_positive(dt=self.dt, record_every=self.record_every, T=self.T)
         check(self.warmup_steps >= 0, f"warmup_steps must be an integer >= 0 (got {self.warmup_steps})")
-        grid_stride(self.resolution, self.internal_resolution)
-        whole_multiple("record_every", self.record_every, "dt", self.dt)
-        whole_multiple("T", self.T, "record_every", self.record_every)
+        self.check_grid_and_times()
         band = self.internal_resolution // 3
         if self.initial_condition == "sines":
             check(self.sines >= 1, f"sines must be an integer >= 1 (got {self.sines})")
@@ -102,21 +99,6 @@ class KuramotoSivashinskyConfig:
     def varying_length(self) -> bool:
         """True when every sample draws its own ``L``."""
         return len(self.L) == 2 and self.L[0] != self.L[1]
-
-    @property
-    def stride(self) -> int:
-        """Internal grid points per stored grid point."""
-        return self.internal_resolution // self.resolution
-
-    @property
-    def steps_per_record(self) -> int:
-        """Time steps between stored snapshots."""
-        return round(self.record_every / self.dt)
-
-    @property
-    def records(self) -> int:
-        """Stored snapshots after the first one."""
-        return round(self.T / self.record_every)
 
     def _check_cfl(self) -> None:
         # the shortest domain has the largest resolved wavenumber

@@ -18,7 +18,7 @@ import numpy as np
 
 from pde_data.config import check
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import check_positive, grid_stride, whole_multiple
+from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
 from solvers.spectral import dealias_mask, wavenumbers
@@ -30,7 +30,7 @@ _SPEED_DEVIATIONS = 4.0 * np.sqrt(2.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class NavierStokesConfig:
+class NavierStokesConfig(RecordedGrid):
     """Settings of the Navier–Stokes family (defaults: preset ``fno``).
 
     Attributes
@@ -66,34 +66,17 @@ class NavierStokesConfig:
     ic_sigma: float | None = None
 
     def __post_init__(self) -> None:
-        check_positive(viscosity=self.viscosity, dt=self.dt, T=self.T, record_every=self.record_every,
-                       ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
+        check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
-        check(np.isfinite(self.forcing_amplitude), f"forcing_amplitude must be a finite number (got {self.forcing_amplitude!r})")
-        grid_stride(self.resolution, self.internal_resolution)
-        whole_multiple("record_every", self.record_every, "dt", self.dt)
-        whole_multiple("T", self.T, "record_every", self.record_every)
+        check(np.isfinite(self.forcing_amplitude),
+              f"forcing_amplitude must be a finite number (got {self.forcing_amplitude!r})")
+        self.check_grid_and_times()
         self._check_initial_cfl()
 
     @property
     def sigma(self) -> float:
         """Amplitude of the initial field's covariance."""
         return float(np.sqrt(2.0) * self.ic_tau ** (self.ic_alpha - 1.0)) if self.ic_sigma is None else self.ic_sigma
-
-    @property
-    def stride(self) -> int:
-        """Internal grid points per stored grid point along each axis."""
-        return self.internal_resolution // self.resolution
-
-    @property
-    def steps_per_record(self) -> int:
-        """Time steps between stored snapshots."""
-        return round(self.record_every / self.dt)
-
-    @property
-    def records(self) -> int:
-        """Stored snapshots after the initial one."""
-        return round(self.T / self.record_every)
 
     def initial_speed(self) -> float:
         """A-priori estimate of ``max(|u| + |v|)`` of the initial velocity (a few standard deviations)."""

@@ -1,4 +1,4 @@
-"""The Navier–Stokes, Kuramoto–Sivashinsky and Burgers families: presets, initial fields, reproducibility, errors."""
+"""The Navier–Stokes, Kuramoto–Sivashinsky and Burgers families: presets, initial fields, bits, errors."""
 
 from __future__ import annotations
 
@@ -127,14 +127,17 @@ def test_first_snapshot_is_the_initial_state(problem: str) -> None:
     (NavierStokesConfig, {"internal_resolution": 63, "resolution": 63}, "internal_resolution must be an even"),
     (NavierStokesConfig, {"dt": 0.0}, "dt must be > 0"),
     (NavierStokesConfig, {"viscosity": -1e-3}, "viscosity must be > 0"),
-    (NavierStokesConfig, {"record_every": 0.25, "dt": 0.1, "internal_resolution": 64}, "record_every must be a whole multiple of dt"),
+    (NavierStokesConfig, {"record_every": 0.25, "dt": 0.1, "internal_resolution": 64},
+     "record_every must be a whole multiple of dt"),
     (NavierStokesConfig, {"T": 2.5}, "T must be a whole multiple of record_every"),
-    (NavierStokesConfig, {"internal_resolution": 64, "dt": 0.05}, "dt = 0.05 is too large for internal_resolution = 64"),
+    (NavierStokesConfig, {"internal_resolution": 64, "dt": 0.05},
+     "dt = 0.05 is too large for internal_resolution = 64"),
     (KuramotoSivashinskyConfig, {"L": [70.0, 60.0]}, "low <= high"),
     (KuramotoSivashinskyConfig, {"L": [0.0]}, "L must be > 0"),
     (KuramotoSivashinskyConfig, {"warmup_steps": -1}, "warmup_steps must be an integer >= 0"),
     (KuramotoSivashinskyConfig, {"dt": 0.4, "record_every": 0.4, "T": 4.0}, "dt = 0.4 is too large"),
-    (KuramotoSivashinskyConfig, {"initial_condition": "fourier", "cutoff": 100}, "cutoff must be an integer in [1, internal_resolution // 3 = 85]"),
+    (KuramotoSivashinskyConfig, {"initial_condition": "fourier", "cutoff": 100},
+     "cutoff must be an integer in [1, internal_resolution // 3 = 85]"),
     (BurgersConfig, {"dt": 1e-2, "record_every": 0.05}, "dt = 0.01 is too large for internal_resolution = 1024"),
     (BurgersConfig, {"resolution": 0}, "resolution must be an integer >= 1"),
 ])
