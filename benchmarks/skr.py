@@ -421,11 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="run only these cases (e.g. darcy-101)")
     p.add_argument("--no-paper", action="store_true", help="skip the SKR-paper-like configuration")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory passes")
+    p.add_argument("--samples", type=int, default=None, help="override every case's number of samples")
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     cases = QUICK if args.quick else FULL
     paper = [] if args.no_paper else (PAPER_QUICK if args.quick else PAPER)
+    if args.samples:
+        cases = [dataclasses.replace(c, samples=args.samples) for c in cases]
+        paper = [dataclasses.replace(c, samples=args.samples) for c in paper]
     if args.only:
         cases = [c for c in cases if c.name in args.only]
         paper = [c for c in paper if c.name in args.only]

@@ -84,6 +84,7 @@ class GCRODR:
         self._A_key: tuple | None = None
         self._A_ref: object | None = None  # keeps id()-based keys valid
         self._M_ref: object | None = None
+        self._CtU: np.ndarray | None = None  # C^T U when known from the last update, else None
 
     @property
     def recycle_dim(self) -> int:
@@ -218,6 +219,7 @@ class GCRODR:
         U = Rinv_t @ self._U[keep]
         Ux = U if self._Ux is self._U else Rinv_t @ self._Ux[keep]
         self._W[:rank] = Q.T
+        self._CtU = None
         self._U, self._Ux, self._p = U, Ux, rank
 
     def _project(self, x: np.ndarray, r: np.ndarray) -> None:
@@ -311,7 +313,9 @@ class GCRODR:
             d = 1.0 / np.linalg.norm(self._U, axis=1)
             G[:p, :p] = np.diag(d)
             G[:p, p:] = B
-            WtV[:, :p] = (W[: dim + 1] @ self._U.T) * d
+            CtU = self._CtU if self._CtU is not None else W[:p] @ self._U.T
+            WtV[:p, :p] = CtU * d
+            WtV[p:, :p] = (W[p: dim + 1] @ self._U.T) * d
         G[p:, p:] = Hbar
         WtV[p: p + j, p:] = np.eye(j)
         P = harmonic_ritz_vectors(G, WtV, self.k)
@@ -339,6 +343,8 @@ class GCRODR:
             Ux = U
         W[:kn] = C_new
         self._U, self._Ux, self._p = U, Ux, kn
+        # C_new^T U_new = Q^T (W^T V) P R^-1 from small matrices: saves half of the next W^T U product
+        self._CtU = Q.T @ WtV @ P @ Rinv_t.T
 
 
 def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
@@ -364,7 +370,15 @@ def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
     d = G.shape[1]
     if k <= 0 or d == 0:
         return np.zeros((d, 0))
-    theta, vecs = la.eig(G.T @ G, G.T @ WtV)
+    gram, cross = G.T @ G, G.T @ WtV
+    try:
+        # G has full column rank, so G^T G is SPD and the problem is the standard one
+        # (G^T G)^-1 G^T W^T V z = (1 / theta) z: half the cost of the QZ algorithm
+        mu, vecs = np.linalg.eig(la.cho_solve(la.cho_factor(gram), cross))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta = 1.0 / mu
+    except la.LinAlgError:
+        theta, vecs = la.eig(gram, cross)
     size = np.abs(theta)
     size[~np.isfinite(size)] = np.inf
     order = np.argsort(size, kind="stable")
