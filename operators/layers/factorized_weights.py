@@ -14,7 +14,7 @@ such that ``c^N prod(I) + c sum(I_k^2) = rank * prod(I)``; for CP the rank
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -79,7 +79,25 @@ def cp_rank(shape: Sequence[int], rank: float | int) -> int:
     return max(int(round(math.prod(shape) * fraction / sum(shape))), 1)
 
 
-class DenseWeight(nn.Module):
+class ComplexWeight(nn.Module):
+    """Base of the weight modules: dtype conversions keep complex parameters complex.
+
+    ``Module.double()`` leaves complex parameters untouched and ``Module.to(torch.float64)`` casts them
+    to real, dropping the imaginary part. Here every conversion is applied to the parameter's real
+    view (``view_as_real``), so ``.double()`` or ``.to(torch.float64)`` gives complex128 weights,
+    ``.float()`` complex64, and device moves work as usual.
+    """
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> ComplexWeight:
+        def complex_aware(tensor: torch.Tensor) -> torch.Tensor:
+            if not tensor.is_complex():
+                return fn(tensor)
+            return torch.view_as_complex(fn(torch.view_as_real(tensor)).contiguous())
+
+        return super()._apply(complex_aware, recurse)
+
+
+class DenseWeight(ComplexWeight):
     """A dense complex weight ``[C_in, C_out, m_1, ..., m_d]``.
 
     Parameters
@@ -100,7 +118,7 @@ class DenseWeight(nn.Module):
         return self.weight
 
 
-class TuckerWeight(nn.Module):
+class TuckerWeight(ComplexWeight):
     """A Tucker-factorised complex weight: ``W = core x_1 U_1 x_2 U_2 ... x_N U_N``.
 
     Parameters
@@ -139,7 +157,7 @@ class TuckerWeight(nn.Module):
         return weight
 
 
-class CPWeight(nn.Module):
+class CPWeight(ComplexWeight):
     """A CP-factorised complex weight: ``W[i_1..i_N] = sum_r lambda_r prod_k U_k[i_k, r]``.
 
     Parameters
