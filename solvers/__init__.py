@@ -3,35 +3,42 @@
 This package knows nothing about datasets or models: it holds Krylov solvers (GCRO-DR with
 subspace recycling), the ordering of sequences of systems, preconditioners and the spectral time
 integrators used by the dataset generators.
+
+The error types and the version are imported eagerly (every layer needs them, and they are
+light); the solvers are imported lazily on first use, so ``import solvers.errors`` — and with it
+``pdeop --help`` — does not pay for SciPy's linear algebra.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from solvers.errors import ConfigError, PdeopError, SolverError, StabilityError
-from solvers.gcrodr import GCRODR, gmres, harmonic_ritz_vectors
-from solvers.preconditioners import PRECONDITIONERS, PreconditionerReuse, build_preconditioner
-from solvers.result import SolveResult
-from solvers.sequence import METHODS, ProblemTraits, SequenceSolver, choose_method
-from solvers.sorting import greedy_order, low_mode_features, scalable_order, similarity_order
 from solvers.version import __version__
 
-__all__ = [
-    "ConfigError",
-    "PdeopError",
-    "SolverError",
-    "StabilityError",
-    "__version__",
-    "GCRODR",
-    "gmres",
-    "harmonic_ritz_vectors",
-    "PRECONDITIONERS",
-    "PreconditionerReuse",
-    "build_preconditioner",
-    "SolveResult",
-    "METHODS",
-    "ProblemTraits",
-    "SequenceSolver",
-    "choose_method",
-    "greedy_order",
-    "low_mode_features",
-    "scalable_order",
-    "similarity_order",
-]
+_LAZY = {
+    "GCRODR": "solvers.gcrodr",
+    "gmres": "solvers.gcrodr",
+    "harmonic_ritz_vectors": "solvers.gcrodr",
+    "PRECONDITIONERS": "solvers.preconditioners",
+    "PreconditionerReuse": "solvers.preconditioners",
+    "build_preconditioner": "solvers.preconditioners",
+    "SolveResult": "solvers.result",
+    "METHODS": "solvers.sequence",
+    "ProblemTraits": "solvers.sequence",
+    "SequenceSolver": "solvers.sequence",
+    "choose_method": "solvers.sequence",
+    "greedy_order": "solvers.sorting",
+    "low_mode_features": "solvers.sorting",
+    "scalable_order": "solvers.sorting",
+    "similarity_order": "solvers.sorting",
+}
+
+__all__ = ["ConfigError", "PdeopError", "SolverError", "StabilityError", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'solvers' has no attribute {name!r}")
