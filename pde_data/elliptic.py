@@ -44,7 +44,7 @@ from pde_data.random_fields import neumann_grf
 from solvers.errors import SolverError
 from solvers.preconditioners import PRECONDITIONERS
 from solvers.result import SolveResult
-from solvers.sequence import METHODS, ProblemTraits, SequenceSolver
+from solvers.sequence import METHODS, ProblemTraits, SequenceSolver, choose_method
 from solvers.sorting import low_mode_features, similarity_order
 
 #: integer codes of ``solver(sample)``: position in this tuple (``auto`` resolves to one of them)
@@ -67,7 +67,7 @@ class EllipticConfig:
     rtol
         Required true relative residual of every stored solution.
     sort
-        Solve samples in similarity order (``skr`` = ``gcrodr`` + sorting).
+        Solve samples in similarity order (``skr`` = ``gcrodr`` + sorting); ignored by ``direct``.
     preconditioner
         ``auto`` or one of ``none``, ``jacobi``, ``ilu``, ``amg``.
     restart, recycle
@@ -279,9 +279,17 @@ class EllipticFamily(Family):
             scaled.append(block / rms if rms > 0 else block)
         return np.concatenate(scaled, axis=1)
 
+    def method(self) -> str:
+        """The solver method this config runs (``auto`` resolved by :func:`~solvers.sequence.choose_method`)."""
+        return choose_method(self.traits()) if self.config.solver == "auto" else self.config.solver
+
     def solve_order(self, n_samples: int, seed: int) -> np.ndarray:
-        """Similarity order of the samples (greedy nearest-neighbour chain), or ``0..N-1`` with ``sort: false``."""
-        if not self.config.sort or n_samples < 3:
+        """Similarity order of the samples (greedy nearest-neighbour chain), or ``0..N-1``.
+
+        The index order is used with ``sort: false`` and for direct solves, whose results do not
+        depend on the order (sorting would only cost the feature pass).
+        """
+        if not self.config.sort or n_samples < 3 or self.method() == "direct":
             return np.arange(n_samples)
         return similarity_order(self._feature_matrix(range(n_samples), seed))
 

@@ -127,8 +127,8 @@ class Heat(EllipticFamily):
         """One :class:`System` per time step of each trajectory in ``indices``.
 
         The right-hand side of step ``n`` depends on the state of step ``n - 1``; here those states
-        come from a sparse LU of the trajectory's matrix, so every yielded system is the one the
-        generator would solve, to rounding.
+        come from a sparse LU of the trajectory's matrix, so the systems are those of a
+        ``solver: direct`` run (an iterative run's right-hand sides differ at the tolerance level).
         """
         c = self.config
         for i in indices:
