@@ -173,8 +173,8 @@ class EllipticFamily(Family):
 
     #: spatial dimension of the grid
     dim: ClassVar[int] = 2
-    #: stored input fields, each on the full ``(K,) * dim`` grid
-    inputs: ClassVar[tuple[str, ...]] = ()
+    #: stored input fields, each on the full ``(K,) * dim`` grid, with their ``long_name``
+    inputs: ClassVar[dict[str, str]] = {}
     #: inputs whose low modes make the sorting features (empty: all of :attr:`inputs`)
     parameters: ClassVar[tuple[str, ...]] = ()
     #: inputs that must be positive everywhere (diffusion coefficients)
@@ -253,7 +253,7 @@ class EllipticFamily(Family):
         """Input fields, solution fields, per-sample solver statistics; coordinates on the vertex grid."""
         dims = ("sample",) + self.grid_dims
         line = np.linspace(0.0, 1.0, self.config.resolution)
-        variables = {name: Variable(dims, self.config.dtype) for name in self.inputs}
+        variables = {name: Variable(dims, self.config.dtype, {"long_name": text}) for name, text in self.inputs.items()}
         variables.update(self.solution_variables())
         variables.update(_statistics_variables())
         coords = {name: line for name in self.grid_dims}
@@ -262,7 +262,7 @@ class EllipticFamily(Family):
     # ------------------------------------------------------------------ sorting
     def features(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Sorting features of one sample: low cosine modes of each parameter field, by name."""
-        names = self.parameters or self.inputs
+        names = self.parameters or tuple(self.inputs)
         return {name: low_mode_features(inputs[name][None], self.config.sort_modes)[0] for name in names}
 
     def _feature_matrix(self, indices: Sequence[int], seed: int) -> np.ndarray:

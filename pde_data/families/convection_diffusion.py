@@ -25,7 +25,7 @@ from solvers.sequence import ProblemTraits
 
 @dataclasses.dataclass(frozen=True)
 class ConvectionDiffusionConfig(EllipticConfig):
-    """Settings of the convection–diffusion family (plus the common ones of :class:`~pde_data.elliptic.EllipticConfig`).
+    """Settings of the convection–diffusion family (plus those of :class:`~pde_data.elliptic.EllipticConfig`).
 
     Attributes
     ----------
@@ -66,7 +66,7 @@ class ConvectionDiffusion(EllipticFamily):
 
     config_class = ConvectionDiffusionConfig
     default_preset = "default"
-    inputs = ("vx", "vy")
+    inputs = {"vx": "velocity along x", "vy": "velocity along y"}
 
     def sample_inputs(self, index: int, seed: int) -> dict[str, np.ndarray]:
         """Velocity components ``vx``, ``vy`` of sample ``index`` from its stream function (stream 0)."""

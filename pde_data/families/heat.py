@@ -73,7 +73,7 @@ class Heat(EllipticFamily):
 
     config_class = HeatConfig
     default_preset = "default"
-    inputs = ("a",)
+    inputs = {"a": "conductivity"}
     parameters = ("a", "u0")
     positive = ("a",)
     nonfinite_remedy = "lower log_scale (exp(log_scale * g) overflows or underflows)"

@@ -78,7 +78,7 @@ class Helmholtz(EllipticFamily):
 
     config_class = HelmholtzConfig
     default_preset = "absorbing"
-    inputs = ("k", "f")
+    inputs = {"k": "wavenumber", "f": "source"}
 
     def sample_inputs(self, index: int, seed: int) -> dict[str, np.ndarray]:
         """Wavenumber ``k`` (stream 0) and source ``f`` (stream 1) of sample ``index``."""

@@ -48,7 +48,7 @@ class Poisson(EllipticFamily):
 
     config_class = PoissonConfig
     default_preset = "default"
-    inputs = ("a", "f")
+    inputs = {"a": "diffusion coefficient", "f": "source"}
     positive = ("a",)
     nonfinite_remedy = "lower log_scale (exp(log_scale * g) overflows or underflows)"
 
