@@ -86,16 +86,24 @@ def fft_workers(parts: list[slice], bytes_per_sample: int, threads: int | None =
     return max(1, threads // len(parts))
 
 
-def run_blocks(tasks: Sequence[Callable[[], T]], threads: int | None = None) -> list[T]:
+def run_blocks(tasks: Sequence[Callable[[], T]], threads: int | None = None,
+               on_interrupt: Callable[[], None] | None = None) -> list[T]:
     """Run the callables on up to ``threads`` cores and return their results in order.
 
     Exceptions raised by a task propagate (the first one in task order) after all tasks ended.
+    If the waiting thread is interrupted (Ctrl-C), ``on_interrupt`` is called so that the tasks
+    can stop early, and the interruption propagates.
     """
     threads = min(threads or available_cores(), len(tasks))
     if threads <= 1:
         return [task() for task in tasks]
     futures = [_pool(threads).submit(task) for task in tasks]
-    errors = [f.exception() for f in futures]
+    try:
+        errors = [f.exception() for f in futures]
+    except BaseException:
+        if on_interrupt is not None:
+            on_interrupt()
+        raise
     for error in errors:
         if error is not None:
             raise error

@@ -17,6 +17,9 @@ import numpy as np
 from solvers.batching import available_cores, blocks, fft_workers, run_blocks
 from solvers.stability import Failure, check_rows, first_failure, unstable
 
+#: steps advanced between two looks at the stop flag (set by a failure or an interruption)
+_STEPS_PER_CHECK = 128
+
 
 class Rollout(ABC):
     """Base class of the batched spectral integrators (see the module docstring).
@@ -68,7 +71,7 @@ class Rollout(ABC):
         threads
             Cores to use (default: all).
         progress
-            Called with the fraction of the work done (0 to 1), from any thread.
+            Called with the fraction of the work done (0 to 1), from any thread (one at a time).
 
         Returns
         -------
@@ -79,9 +82,10 @@ class Rollout(ABC):
         Raises
         ------
         StabilityError
-            For the first sample (lowest row) whose snapshot is not finite or whose CFL number
-            ``dt * max speed * cutoff_wavenumber`` exceeds ``cfl_limit``; the message names the
-            sample (``labels``), the time since the initial condition and the remedy.
+            When a snapshot is not finite or its CFL number ``dt * max speed * cutoff_wavenumber``
+            exceeds ``cfl_limit``; the message names the sample (``labels``; the lowest row among
+            those found before the other blocks stopped), the time since the initial condition and
+            the remedy. A failure or a Ctrl-C stops all blocks within ``_STEPS_PER_CHECK`` steps.
         """
         initial = np.asarray(initial, dtype=np.float64)
         batch, grid = initial.shape[0], initial.shape[1:]
@@ -92,30 +96,40 @@ class Rollout(ABC):
         workers = fft_workers(parts, self.bytes_per_sample, threads)
         done = [0]
         lock = threading.Lock()
+        stop = threading.Event()
 
         def report(samples: int) -> None:
             if progress is not None:
                 with lock:
                     done[0] += samples
-                    fraction = done[0] / (batch * (records + 1))
-                progress(fraction)
+                    progress(done[0] / (batch * (records + 1)))
+
+        def advance(state: np.ndarray, steps: int, rows: slice) -> bool:
+            for start in range(0, steps, _STEPS_PER_CHECK):
+                if stop.is_set():
+                    return False
+                self.advance(state, min(_STEPS_PER_CHECK, steps - start), rows, workers)
+            return not stop.is_set()
 
         def run(rows: slice) -> Failure | None:
             state = self.start(initial[rows], rows)
-            self.advance(state, warmup_steps, rows, workers)
+            if not advance(state, warmup_steps, rows):
+                return None
             for r in range(records + 1):
-                if r:
-                    self.advance(state, steps_per_record, rows, workers)
+                if r and not advance(state, steps_per_record, rows):
+                    return None
                 fields, speeds = self.observe(state)
                 time = (warmup_steps + r * steps_per_record) * self.dt
                 failures = check_rows(fields, speeds, self.dt, self.cutoff_wavenumber, self.cfl_limit, time)
                 if failures:
+                    stop.set()
                     return Failure(failures[0].row + rows.start, failures[0].time, failures[0].reason)
                 out[rows, r] = fields[keep]
                 report(rows.stop - rows.start)
             return None
 
-        failure = first_failure([f for f in run_blocks([lambda p=p: run(p) for p in parts], threads) if f])
+        tasks = [lambda p=p: run(p) for p in parts]
+        failure = first_failure([f for f in run_blocks(tasks, threads, on_interrupt=stop.set) if f])
         if failure is not None:
             raise unstable(failure, labels, self.dt, self.grid_points)
         return out
