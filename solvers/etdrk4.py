@@ -49,7 +49,7 @@ class PhiCoefficients:
     f3: np.ndarray
 
 
-def phi_coefficients(linear: np.ndarray, dt: float, contour_points: int = 64) -> PhiCoefficients:
+def phi_coefficients(linear: np.ndarray, dt: float, contour_points: int = 32) -> PhiCoefficients:
     """ETDRK4 coefficients by the contour integral of Kassam & Trefethen (2005).
 
     Each phi-function combination is the mean of its values on ``contour_points`` points of the
@@ -109,7 +109,7 @@ class ETDRK4(Rollout):
         Points of the contour integral of :func:`phi_coefficients`.
     """
 
-    def __init__(self, linear: np.ndarray, dt: float, nonlinear: NonlinearTerm, contour_points: int = 64) -> None:
+    def __init__(self, linear: np.ndarray, dt: float, nonlinear: NonlinearTerm, contour_points: int = 32) -> None:
         linear = np.asarray(linear)
         if np.iscomplexobj(linear):
             raise TypeError("ETDRK4 here supports real diagonal linear operators only")

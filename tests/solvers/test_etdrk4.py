@@ -15,8 +15,9 @@ from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_linear, kuramoto_s
 def test_phi_coefficients_match_closed_forms_and_limits() -> None:
     """The contour-integral coefficients equal the closed forms where those are accurate, and the limits at 0.
 
-    For |z| in [1, 30] the closed forms (e.g. Q = h (e^{z/2} - 1) / z) lose nothing to cancellation
-    and must agree to 1e-13 relative; at z = 0 (where the closed forms are 0/0) the coefficients
+    For |z| >= 1 the closed forms (e.g. Q = h (e^{z/2} - 1) / z) lose nothing to cancellation; the
+    contour mean of 32 terms, each with cancelling parts of size ~1/|z|^2, is accurate to a few
+    1e-14 relative, so we ask 3e-13. At z = 0 (where the closed forms are 0/0) the coefficients
     are h/2 and h/6 exactly (f1 = f2 = f3 = h/6), which the contour reaches to 1e-14.
     """
     h = 0.1
@@ -29,7 +30,7 @@ def test_phi_coefficients_match_closed_forms_and_limits() -> None:
         "f3": h * (-4 - 3 * z - z**2 + np.exp(z) * (4 - z)) / z**3,
     }
     for name, value in closed.items():
-        np.testing.assert_allclose(getattr(p, name), value, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(getattr(p, name), value, rtol=3e-13, atol=0)
     zero = phi_coefficients(np.zeros(1), h)
     np.testing.assert_allclose([zero.Q[0], zero.f1[0], zero.f2[0], zero.f3[0]], [h / 2, h / 6, h / 6, h / 6],
                                rtol=1e-14)
