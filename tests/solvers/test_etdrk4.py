@@ -16,9 +16,9 @@ def test_phi_coefficients_match_closed_forms_and_limits() -> None:
     """The contour-integral coefficients equal the closed forms where those are accurate, and the limits at 0.
 
     For |z| >= 1 the closed forms (e.g. Q = h (e^{z/2} - 1) / z) lose nothing to cancellation; the
-    contour mean of 32 terms with partly cancelling parts carries
-    relative rounding of order 1e-13 (1.2e-13 seen), so we ask 3e-13. At z = 0 (where the closed forms are 0/0) the coefficients
-    are h/2 and h/6 exactly (f1 = f2 = f3 = h/6), which the contour reaches to 1e-14.
+    contour mean of 32 terms with partly cancelling parts carries relative rounding of order
+    1e-13 (1.2e-13 seen), so we ask 3e-13. At z = 0 (where the closed forms are 0/0) the
+    coefficients are h/2 and h/6 exactly (f1 = f2 = f3 = h/6), which the contour reaches to 1e-14.
     """
     h = 0.1
     z = np.array([-300.0, -50.0, -10.0, -1.0, 1.0, 2.5])
