@@ -27,12 +27,17 @@ from solvers.stability import RK4_IMAGINARY_LIMIT
 
 
 class NonlinearTerm(Protocol):
-    """What :class:`ETDRK4` needs from the nonlinear term of a 1-D real periodic field."""
+    """What :class:`ETDRK4` needs from the nonlinear term ``N(v) = factor * F(v)`` of a 1-D real periodic field.
+
+    ``factor`` is a diagonal (e.g. ``-i k / 2`` for ``-(u^2/2)_x``), ``[n // 2 + 1]`` or one row per
+    sample, that ETDRK4 folds into its coefficients; :meth:`evaluate` computes ``F(v)``.
+    """
 
     n: int
     cutoff_wavenumber: float
+    factor: np.ndarray
 
-    def workspace(self, batch: int, rows: slice | None = None) -> Any: ...
+    def workspace(self, batch: int) -> Any: ...
 
     def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: Any) -> None: ...
 
@@ -115,24 +120,26 @@ class ETDRK4(Rollout):
             raise TypeError("ETDRK4 here supports real diagonal linear operators only")
         self.dt = float(dt)
         self.nonlinear = nonlinear
-        self.per_sample = linear.ndim == 2
         self.grid_points = int(nonlinear.n)
         self.cutoff_wavenumber = float(nonlinear.cutoff_wavenumber)
         self.cfl_limit = RK4_IMAGINARY_LIMIT
         m = self.grid_points // 2 + 1
-        # 10 spectra, 7 coefficient rows and the nonlinear term's field and factor
-        self.bytes_per_sample = 10 * 16 * m + 7 * 16 * m + 8 * self.grid_points + 16 * m
+        # 10 spectra, 7 coefficient rows and the nonlinear term's physical field
+        self.bytes_per_sample = 10 * 16 * m + 7 * 16 * m + 8 * self.grid_points
         self.phi = phi_coefficients(linear, self.dt, contour_points)
-        p = self.phi
-        # Interleaved real copies: a complex array times real coefficients as real products.
-        self._E, self._E2, self._Q = interleave(p.E), interleave(p.E2), interleave(p.Q)
-        self._f1, self._f2x2, self._f3 = interleave(p.f1), interleave(2.0 * p.f2), interleave(p.f3)
+        p, g = self.phi, np.asarray(nonlinear.factor)
+        # E and E2 multiply the state: interleaved real copies (real products on the complex
+        # state's float view). The others multiply F(v) with the nonlinear factor folded in; for a
+        # purely imaginary factor their real parts are exactly 0, which keeps the complex
+        # products the same in every batch (see solvers.spectral).
+        self._real = (interleave(p.E), interleave(p.E2))
+        self._folded = tuple(np.asarray(c * g, dtype=np.complex128) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
 
     def _coefficients(self, batch: int, rows: slice | None) -> tuple[np.ndarray, ...]:
         """The block's coefficient rows, copied to its full shape (equal shapes multiply faster than broadcasts)."""
-        c = (self._E, self._E2, self._Q, self._f1, self._f2x2, self._f3)
-        if self.per_sample and rows is not None:
-            c = tuple(a[rows] for a in c)
+        c = self._real + self._folded
+        if rows is not None:
+            c = tuple(a[rows] if a.ndim == 2 else a for a in c)
         return tuple(np.ascontiguousarray(np.broadcast_to(a, (batch, a.shape[-1]))) for a in c)
 
     def advance(self, v: np.ndarray, steps: int, rows: slice | None = None, workers: int = 1) -> None:
@@ -144,35 +151,34 @@ class ETDRK4(Rollout):
         """
         if steps <= 0:
             return
-        E, E2, Q, f1, f2x2, f3 = self._coefficients(v.shape[0], rows)
-        Q2 = Q + Q
+        E, E2, Q, Q2, f1, f2x2, f3 = self._coefficients(v.shape[0], rows)
         evaluate = self.nonlinear.evaluate
-        work = self.nonlinear.workspace(v.shape[0], rows)
-        nv, na, nb, nc, a, b, c, e2v, qnv, tmp = (np.empty_like(v) for _ in range(10))
-        rv, rnv, rna, rnb, rnc = as_real(v), as_real(nv), as_real(na), as_real(nb), as_real(nc)
-        ra, rb, rc, re2v, rqnv, rtmp = as_real(a), as_real(b), as_real(c), as_real(e2v), as_real(qnv), as_real(tmp)
+        work = self.nonlinear.workspace(v.shape[0])
+        # fv, fa, fb, fc hold F(.) without the factor (folded into Q, Q2, f1, f2x2, f3)
+        fv, fa, fb, fc, a, b, c, e2v, qnv, tmp = (np.empty_like(v) for _ in range(10))
+        rv, ra, rb, rc, re2v, rqnv, rtmp = (as_real(x) for x in (v, a, b, c, e2v, qnv, tmp))
         mul, add, sub = np.multiply, np.add, np.subtract
         for _ in range(steps):
-            evaluate(v, nv, work)
+            evaluate(v, fv, work)
             mul(rv, E2, out=re2v)
-            mul(rnv, Q, out=rqnv)
+            mul(fv, Q, out=qnv)
             add(re2v, rqnv, out=ra)  # a = E2 v + Q N(v)
-            evaluate(a, na, work)
-            mul(rna, Q, out=rb)
+            evaluate(a, fa, work)
+            mul(fa, Q, out=b)
             add(rb, re2v, out=rb)  # b = E2 v + Q N(a)
-            evaluate(b, nb, work)
-            mul(rnb, Q2, out=rtmp)
+            evaluate(b, fb, work)
+            mul(fb, Q2, out=tmp)
             mul(ra, E2, out=rc)
             add(rc, rtmp, out=rc)
             sub(rc, rqnv, out=rc)  # c = E2 a + Q (2 N(b) - N(v))
-            evaluate(c, nc, work)
+            evaluate(c, fc, work)
             mul(rv, E, out=rv)
-            mul(rnv, f1, out=rtmp)
+            mul(fv, f1, out=tmp)
             add(rv, rtmp, out=rv)
-            add(rna, rnb, out=rtmp)
-            mul(rtmp, f2x2, out=rtmp)
+            add(fa, fb, out=tmp)
+            mul(tmp, f2x2, out=tmp)
             add(rv, rtmp, out=rv)
-            mul(rnc, f3, out=rtmp)
+            mul(fc, f3, out=tmp)
             add(rv, rtmp, out=rv)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
 
     def start(self, initial: np.ndarray, rows: slice) -> np.ndarray:

@@ -97,9 +97,10 @@ def as_real(z: np.ndarray) -> np.ndarray:
 class ConservativeAdvection1D:
     """The term ``-(u^2 / 2)_x`` of a 1-D periodic field, pseudo-spectrally and 2/3-dealiased.
 
-    ``N(v) = g * rfft(irfft(v) ** 2)`` with ``g = -i k / 2`` on the kept modes and 0 elsewhere, so
-    the result has no modes above the 2/3 cut-off. It is the nonlinear term of both the
-    Kuramoto–Sivashinsky and the viscous Burgers equation in conservative form.
+    ``N(v) = factor * F(v)`` with ``F(v) = rfft(irfft(v) ** 2)`` and ``factor = -i k / 2`` on the
+    kept modes, 0 elsewhere, so the result has no modes above the 2/3 cut-off. It is the nonlinear
+    term of both the Kuramoto–Sivashinsky and the viscous Burgers equation in conservative form.
+    :meth:`evaluate` computes ``F``; integrators fold ``factor`` into their own coefficients.
 
     Parameters
     ----------
@@ -115,22 +116,16 @@ class ConservativeAdvection1D:
         lengths = np.asarray(length, dtype=np.float64)
         k = wavenumbers(self.n, 1.0)[:m] * dealias_mask(self.n)[:m]
         k = k / lengths[..., None] if lengths.ndim else k / float(lengths)
-        # -i k / 2 has an exactly zero real part, so the complex product stays batch-independent.
+        #: ``-i k / 2`` (masked): purely imaginary, so products with it are batch-independent
         self.factor = np.ascontiguousarray((-0.5j * k).astype(np.complex128))
         self.cutoff_wavenumber = float(np.max(np.abs(k)))
 
-    def workspace(self, batch: int, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Scratch memory and the factor ``g`` for :meth:`evaluate` on ``batch`` samples.
+    def workspace(self, batch: int) -> np.ndarray:
+        """Scratch memory (physical values) for :meth:`evaluate` on ``batch`` samples."""
+        return np.empty((batch, self.n))
 
-        ``rows`` selects the samples' rows when lengths differ per sample. The factor is copied to
-        the block's full shape: NumPy multiplies equal shapes several times faster than it
-        broadcasts short rows.
-        """
-        factor = self.factor if rows is None or self.factor.ndim == 1 else self.factor[rows]
-        return np.empty((batch, self.n)), np.ascontiguousarray(np.broadcast_to(factor, (batch, self.n // 2 + 1)))
-
-    def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: tuple[np.ndarray, np.ndarray]) -> None:
-        """Write ``N(v)`` into ``out``.
+    def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: np.ndarray) -> None:
+        """Write ``F(v) = rfft(irfft(v) ** 2)`` into ``out`` (``N(v) = factor * F(v)``).
 
         Parameters
         ----------
@@ -139,11 +134,15 @@ class ConservativeAdvection1D:
         workspace
             From :meth:`workspace` for the same ``b`` samples.
         """
-        work, factor = workspace
-        irfft_into(v, work)
-        np.square(work, out=work)
-        rfft_into(work, out)
-        np.multiply(out, factor, out=out)
+        irfft_into(v, workspace)
+        np.square(workspace, out=workspace)
+        rfft_into(workspace, out)
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        """``N(v)`` for ``[b, n // 2 + 1]`` spectra (allocating; for tests and one-off use)."""
+        out = np.empty_like(v)
+        self.evaluate(np.ascontiguousarray(v), out, self.workspace(v.shape[0]))
+        return out * self.factor
 
 
 def inverse_rfft2(spectra: np.ndarray, n: int, out: np.ndarray, workers: int = 1) -> np.ndarray:
