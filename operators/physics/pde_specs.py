@@ -163,23 +163,14 @@ def _u(output: torch.Tensor) -> torch.Tensor:
     return output[:, 0]
 
 
-@register_pde("convection")
 @dataclasses.dataclass(frozen=True)
-class Convection(PDESpec):
-    """u_t + c u_x = nu u_xx on [0, length), periodic; u0 = sin(2 pi k x / length).
+class PeriodicInterval(PDESpec):
+    """A 1-D equation on the periodic interval [0, length)."""
 
-    With the defaults this is the failure-mode benchmark of Krishnapriyan et al. (2021):
-    x in [0, 2 pi), t in [0, 1], u0 = sin x.
-    """
-
-    c: float = 1.0
-    nu: float = 0.0
     length: float = 2 * math.pi
-    wavenumber: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.nu >= 0, f"pde.nu must be >= 0 (got {self.nu})")
         check(self.length > 0, f"pde.length must be > 0 (got {self.length})")
 
     @property
@@ -189,6 +180,24 @@ class Convection(PDESpec):
     @property
     def upper(self) -> tuple[float, ...]:
         return (self.length,)
+
+
+@register_pde("convection")
+@dataclasses.dataclass(frozen=True)
+class Convection(PeriodicInterval):
+    """u_t + c u_x = nu u_xx on [0, length), periodic; u0 = sin(2 pi k x / length).
+
+    With the defaults this is the failure-mode benchmark of Krishnapriyan et al. (2021):
+    x in [0, 2 pi), t in [0, 1], u0 = sin x.
+    """
+
+    c: float = 1.0
+    nu: float = 0.0
+    wavenumber: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.nu >= 0, f"pde.nu must be >= 0 (got {self.nu})")
 
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(2 * math.pi * self.wavenumber / self.length * x[:, :1])
@@ -248,7 +257,7 @@ class Burgers(PDESpec):
 @register_pde("reaction")
 @register_pde("reaction-diffusion")
 @dataclasses.dataclass(frozen=True)
-class ReactionDiffusion(PDESpec):
+class ReactionDiffusion(PeriodicInterval):
     """Fisher reaction-diffusion u_t = nu u_xx + rho u (1 - u) on [0, length), periodic.
 
     u0 = exp(-(x - length/2)^2 / (2 width^2)), as in Krishnapriyan et al. (2021); ``nu = 0`` is the
@@ -257,21 +266,12 @@ class ReactionDiffusion(PDESpec):
 
     rho: float = 5.0
     nu: float = 0.0
-    length: float = 2 * math.pi
     width: float = math.pi / 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.nu >= 0, f"pde.nu must be >= 0 (got {self.nu})")
         check(self.width > 0, f"pde.width must be > 0 (got {self.width})")
-
-    @property
-    def lower(self) -> tuple[float, ...]:
-        return (0.0,)
-
-    @property
-    def upper(self) -> tuple[float, ...]:
-        return (self.length,)
 
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-((x[:, :1] - self.length / 2) ** 2) / (2 * self.width**2))
@@ -294,7 +294,7 @@ class ReactionDiffusion(PDESpec):
 
 @register_pde("kuramoto-sivashinsky")
 @dataclasses.dataclass(frozen=True)
-class KuramotoSivashinsky(PDESpec):
+class KuramotoSivashinsky(PeriodicInterval):
     """u_t + alpha u u_x + beta u_xx + gamma u_xxxx = 0 on [0, length), periodic.
 
     u0 = cos(k x)(1 + sin(k x)) with k = 2 pi / length. The defaults are the regular regime of Wang,
@@ -304,20 +304,10 @@ class KuramotoSivashinsky(PDESpec):
     alpha: float = 100 / 16
     beta: float = 100 / 16**2
     gamma: float = 100 / 16**4
-    length: float = 2 * math.pi
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.gamma > 0, f"pde.gamma must be > 0 (got {self.gamma})")
-        check(self.length > 0, f"pde.length must be > 0 (got {self.length})")
-
-    @property
-    def lower(self) -> tuple[float, ...]:
-        return (0.0,)
-
-    @property
-    def upper(self) -> tuple[float, ...]:
-        return (self.length,)
 
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         kx = 2 * math.pi / self.length * x[:, :1]
