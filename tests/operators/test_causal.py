@@ -99,3 +99,33 @@ def test_causal_training_moves_through_the_schedule(tmp_path) -> None:
     for row in rows:
         w = np.asarray(row["weights"])
         assert w[0] == 1.0 and bool(np.all(np.diff(w) <= 0))
+
+
+def test_time_marching_window_starts_from_the_previous_prediction() -> None:
+    """With windows, window k's initial-condition term is mean((u_k - u_{k-1})^2) at t = t_k on
+    the step's points: recomputed here from the two windows' networks, it matches to rounding, and
+    window 0's term is against u0 instead."""
+    from operators.physics.objectives import Objective
+    from operators.physics.run_config import model_settings, parse_run_config
+    from operators.registry import build
+
+    config = parse_run_config({"method": "causal_pinn", "pde": {"name": "convection", "c": 5.0},
+                               "model": {"width": 8, "depth": 2},
+                               "training": {"steps": 30, "windows": 3, "n_residual": 64, "n_initial": 16},
+                               "causal": {"n_slices": 4}})
+    spec = build_pde(config.pde)
+    torch.manual_seed(0)
+    model = build(model_settings(config, spec)).double()
+    objective = Objective(config, spec, torch.float64, "cpu")
+    step = 17
+    for window in (0, 1):
+        t0 = objective.window_bounds(window)[0]
+        generator = sampling.step_generator(0, step)  # the objective draws the interior points first
+        sampling.time_slices(spec, 4, 16, generator, t0, objective.window_bounds(window)[1])
+        start = sampling.initial(spec, 16, generator, t0)
+        with torch.no_grad():
+            target = spec.initial(start[:, 1:]) if window == 0 else model.window_forward(0, start)
+            expected = (model.window_forward(window, start) - target).square().mean().item()
+        got = objective.step_loss(model, step, window, epsilon=1.0).terms["initial"]
+        assert got == pytest.approx(expected, rel=1e-12)
+    assert objective.window_bounds(1) == pytest.approx((1 / 3, 2 / 3))
