@@ -10,8 +10,10 @@ integrated exactly and the nonlinear part by four stages (Kassam & Trefethen 200
 
 with ``E = exp(h L)``, ``E2 = exp(h L / 2)`` and the phi-function combinations ``Q, f1, f2, f3``
 evaluated by a contour integral around each ``h L`` (no cancellation for small ``|h L|``).
-``L`` may differ per sample (shape ``[batch, modes]``), e.g. when the domain length varies.
-The same integrator serves the Kuramoto–Sivashinsky and the viscous Burgers equations.
+``L`` may differ per sample (shape ``[batch, modes]``), e.g. when the domain length varies. The
+nonlinear term's diagonal factor (``N = factor * F``, e.g. ``-i k / 2``) is folded into ``Q, f1,
+f2, f3``, and every buffer of a step is preallocated. The same integrator serves the
+Kuramoto–Sivashinsky and the viscous Burgers equations.
 """
 
 from __future__ import annotations

@@ -8,11 +8,13 @@ Conventions, shared by every integrator in :mod:`solvers`:
   ``-n/2`` as in the classic FNO generator (only ``k**2``, ``|k|`` and derivatives that ``irfft``
   discards ever see its sign);
 * the 2/3 rule keeps ``|k| <= (2/3) (n // 2)`` per axis;
-* real FFTs go through :mod:`numpy.fft`. It transforms one line at a time (pocketfft), so the
-  result for one sample does not depend on which other samples share the array: the datasets'
-  bit-identity across chunk sizes rests on this (``torch.fft`` with MKL does not have that property
-  on this machine). Element-wise arithmetic is kept to single IEEE operations (real products and
-  sums, or products with purely real / purely imaginary factors), which are also batch-independent.
+* FFTs go through pocketfft: :mod:`numpy.fft`, or :mod:`scipy.fft`'s threaded build of the same
+  code for one large block. It transforms one line at a time, so the result for one sample does
+  not depend on which other samples share the array: the datasets' bit-identity across chunk
+  sizes rests on this (``torch.fft`` with MKL does not have that property on this machine; the
+  tests check it for our paths). Element-wise arithmetic is kept to single IEEE operations (real
+  products and sums, or products with purely real / purely imaginary factors), which are also
+  batch-independent.
 """
 
 from __future__ import annotations
