@@ -65,6 +65,9 @@ class DataConfig:
         Split sizes in samples.
     subsample
         Keep every ``subsample``-th grid point in each spatial direction.
+    time_subsample
+        Keep every ``time_subsample``-th stored time step (before windows are cut), e.g. 20 turns
+        Burgers snapshots every 0.05 into the classic pair u(0) -> u(1).
     normalization
         ``none``, ``pointwise`` or ``global`` unit-Gaussian normalisation fitted on the training split.
     periodic
@@ -90,6 +93,7 @@ class DataConfig:
     n_val: int = 0
     n_test: int = 1
     subsample: int = 1
+    time_subsample: int = 1
     normalization: Literal["none", "pointwise", "global"] = "none"
     periodic: Optional[bool] = None
     allow_incomplete: bool = False
@@ -104,6 +108,7 @@ class DataConfig:
         check(self.n_val >= 0, f"data.n_val must be >= 0 (got {self.n_val})")
         check(self.n_test >= 1, f"data.n_test must be >= 1 (got {self.n_test})")
         check(self.subsample >= 1, f"data.subsample must be an integer >= 1 (got {self.subsample})")
+        check(self.time_subsample >= 1, f"data.time_subsample must be an integer >= 1 (got {self.time_subsample})")
         if self.protocol == "static":
             check(bool(self.inputs) and bool(self.outputs),
                   "data.inputs and data.outputs must name the input and output variables for protocol 'static'")
@@ -259,7 +264,8 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
         "variable": variable,
         "space_dims": space_dims,
         "grid": grid,
-        "times": np.asarray(ds["t"].values).tolist() if variable and "t" in ds.coords else None,
+        "times": np.asarray(ds["t"].values)[::config.time_subsample].tolist()
+        if variable and "t" in ds.coords else None,
     }
 
 
@@ -324,9 +330,11 @@ def _check_variable(ds, name: str, field: str) -> None:
                           f"(variables: {known})")
 
 
-def _read(ds, name: str, rows: np.ndarray, subsample: int, space_dims: list[str]) -> np.ndarray:
+def _read(ds, name: str, rows: np.ndarray, subsample: int, space_dims: list[str], time_subsample: int = 1) -> np.ndarray:
     var = ds[name]
     index: dict[str, Any] = {d: slice(None, None, subsample) for d in var.dims if d in space_dims}
+    if "t" in var.dims:
+        index["t"] = slice(None, None, time_subsample)
     if "sample" in var.dims:
         index["sample"] = rows
     return np.asarray(var.isel(index).values)
@@ -363,9 +371,11 @@ def _load(ds, config: DataConfig, rows: np.ndarray):
     if config.time_dependent:
         variable = _time_variable(ds, config)
         space_dims = [d for d in ds[variable].dims if d not in ("sample", "t")]
-        traj = torch.from_numpy(_read(ds, variable, rows, config.subsample, space_dims).astype(np.float32))
+        traj = _read(ds, variable, rows, config.subsample, space_dims, config.time_subsample)
+        traj = torch.from_numpy(traj.astype(np.float32))
         cond = _conditioning(ds, config, rows, space_dims, tuple(traj.shape[2:]))
-        times = np.asarray(ds["t"].values) if "t" in ds.coords else np.arange(traj.shape[1], dtype=np.float64)
+        times = np.asarray(ds["t"].values) if "t" in ds.coords else np.arange(ds.sizes["t"], dtype=np.float64)
+        times = times[::config.time_subsample]
         t_out, starts = _window_starts(config, traj.shape[1])
         return TrajectoryWindows(traj, times, config.t_in, t_out, starts, cond, rows)
     for name in (*config.inputs, *config.outputs):

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=None, help="test samples (default: the run's n_test)")
     parser.add_argument("--horizon", type=int, default=None, help="rollout steps of autoregressive models")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="metrics file (default RUN_DIR/metrics.json)")
 
 

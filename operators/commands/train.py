@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop after the epoch that ends past this time; --resume continues")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_minutes is not None and args.max_minutes < 0:
         raise ConfigError(f"--max-minutes must be >= 0 (got {args.max_minutes})")
+    set_threads(args.threads)
     mapping = load_run_config(args.config, args.overrides)
     run_dir = args.out or Path("runs") / args.config.stem
     if "pde" in mapping:
@@ -72,6 +75,17 @@ def _run_physics(mapping: dict[str, Any], run_dir: Path, args: argparse.Namespac
     result = physics_training.run(mapping, run_dir, resume=args.resume, device=args.device,
                                   max_minutes=args.max_minutes)
     return int(result) if isinstance(result, int) else 0
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (None leaves torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be an integer >= 1 (got {threads})")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def ensure_data(config: Any, quiet: bool = False) -> None:

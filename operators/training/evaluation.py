@@ -15,6 +15,7 @@ batches and accumulates:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,26 @@ class _Accumulator:
         return value.tolist() if isinstance(value, torch.Tensor) else float(value)
 
 
+def predictions(surrogate, dataset, n_steps: int | None = None, batch_size: int = 32,
+                device: str | torch.device = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(prediction, truth)`` batches over ``dataset`` without gradients.
+
+    Time-dependent targets are cut to ``n_steps`` (default all) and predicted by
+    :meth:`~operators.training.surrogate.Surrogate.predict` (rolled out if the model is
+    autoregressive); static targets come from one call.
+    """
+    time_dependent = getattr(dataset, "time_dependent", False)
+    surrogate.eval()
+    with torch.no_grad():
+        for first in range(0, len(dataset), batch_size):
+            x, y, c = (t.to(device) for t in dataset.batch(range(first, min(first + batch_size, len(dataset)))))
+            if time_dependent:
+                y = y[:, :n_steps]
+                yield surrogate.predict(x, c, y.shape[1]), y
+            else:
+                yield surrogate(x, c), y
+
+
 def evaluate(surrogate, dataset, periodic: bool, n_steps: int | None = None, threshold: float = 0.8,
              batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Metrics of ``surrogate`` on every item of ``dataset``.
@@ -124,26 +145,19 @@ def evaluate(surrogate, dataset, periodic: bool, n_steps: int | None = None, thr
     time_dependent = getattr(dataset, "time_dependent", False)
     n_steps = n_steps or (dataset.out_channels if time_dependent else None)
     acc = _Accumulator()
-    surrogate.eval()
-    with torch.no_grad():
-        for first in range(0, len(dataset), batch_size):
-            items = range(first, min(first + batch_size, len(dataset)))
-            x, y, c = (t.to(device) for t in dataset.batch(items))
-            y = y[:, :n_steps] if time_dependent else y
-            pred = surrogate.predict(x, c, y.shape[1]) if time_dependent else surrogate(x, c)
-            acc.count += x.shape[0]
-            acc.add("rel_l2", relative_l2(pred, y, reduction="sum"))
-            acc.add("rel_h1", relative_h1(pred, y, periodic, reduction="sum"))
-            acc.add("spectrum_true", energy_spectrum(y).sum(dim=(0, 1)) / y.shape[1])
-            acc.add("spectrum_pred", energy_spectrum(pred).sum(dim=(0, 1)) / y.shape[1])
-            if time_dependent:
-                acc.add("per_step", per_step_relative_l2(pred, y).sum(dim=0))
-                corr = pearson_per_step(pred, y)
-                acc.add("correlation", corr.sum(dim=0))
-                lead = _lead_times(dataset, y.shape[1])
-                times, censored = correlation_time(corr, lead, threshold)
-                acc.corr_times.append(times)
-                acc.censored.append(censored)
+    for pred, y in predictions(surrogate, dataset, n_steps, batch_size, device):
+        acc.count += y.shape[0]
+        acc.add("rel_l2", relative_l2(pred, y, reduction="sum"))
+        acc.add("rel_h1", relative_h1(pred, y, periodic, reduction="sum"))
+        acc.add("spectrum_true", energy_spectrum(y).sum(dim=(0, 1)) / y.shape[1])
+        acc.add("spectrum_pred", energy_spectrum(pred).sum(dim=(0, 1)) / y.shape[1])
+        if time_dependent:
+            acc.add("per_step", per_step_relative_l2(pred, y).sum(dim=0))
+            corr = pearson_per_step(pred, y)
+            acc.add("correlation", corr.sum(dim=0))
+            times, censored = correlation_time(corr, _lead_times(dataset, y.shape[1]), threshold)
+            acc.corr_times.append(times)
+            acc.censored.append(censored)
     result: dict[str, Any] = {
         "n_items": acc.count,
         "resolution": list(dataset.space_shape),

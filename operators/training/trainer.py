@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from operators.training.config import RunConfig
+from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
@@ -186,16 +187,9 @@ class Trainer:
 
     def evaluate_split(self, dataset) -> float:
         """Mean relative L2 error of the whole target over ``dataset`` (autoregressive if so trained)."""
-        self.surrogate.eval()
-        total, count = 0.0, 0
-        size = self.config.training.eval_batch_size
-        with torch.no_grad():
-            for start in range(0, len(dataset), size):
-                x, y, c = (t.to(self.device) for t in dataset.batch(range(start, min(start + size, len(dataset)))))
-                pred = self.surrogate.predict(x, c, y.shape[1]) if self.step else self.surrogate(x, c)
-                total += float(relative_l2(pred, y, reduction="sum"))
-                count += x.shape[0]
-        return total / max(count, 1)
+        total = sum(float(relative_l2(pred, y, reduction="sum")) for pred, y in predictions(
+            self.surrogate, dataset, batch_size=self.config.training.eval_batch_size, device=self.device))
+        return total / max(len(dataset), 1)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False, max_minutes: float | None = None) -> TrainResult:

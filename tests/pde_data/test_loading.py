@@ -101,6 +101,17 @@ def test_one_step_and_all_windows_enumerate_every_start(heat2d):
     assert list(strided.starts) == [0, 2]
 
 
+def test_time_subsample_keeps_every_kth_step(heat2d):
+    """time_subsample=5 turns the 6 stored steps into (t=0, t=2.5): a window 1 -> 1 is the pair u(0) -> u(2.5)."""
+    u = _stored(heat2d, "u")
+    pairs = make_dataset(DataConfig(path=str(heat2d), t_in=1, t_out=1, time_subsample=5, n_train=2, n_test=1),
+                         "train")
+    x, y, _ = pairs.batch([1])
+    np.testing.assert_array_equal(x.numpy()[0, 0], u[1, 0])
+    np.testing.assert_array_equal(y.numpy()[0, 0], u[1, 5])
+    np.testing.assert_allclose(pairs.target_times(), [2.5])
+
+
 def test_torch_dataloader_gives_the_same_items(heat2d):
     """The datasets are ordinary torch Datasets: a DataLoader batch equals the fast batch() path."""
     dataset = make_dataset(DataConfig(path=str(heat2d), t_in=2, t_out=3, n_train=4, n_test=1), "train")
