@@ -89,13 +89,23 @@ def _rfft_last(x: torch.Tensor, columns: int, norm: str) -> torch.Tensor:
     return torch.view_as_complex((x @ forward).unflatten(-1, (columns, 2)))
 
 
-def _irfft_last(spectrum: torch.Tensor, n: int, norm: str) -> torch.Tensor:
-    """``irfft(spectrum, n=n, dim=-1, norm=norm)`` for a spectrum of at most ``n // 2 + 1`` columns."""
+def _irfft_last(spectrum: torch.Tensor, n: int, norm: str, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``irfft(spectrum, n=n, dim=-1, norm=norm) + residual`` for at most ``n // 2 + 1`` columns.
+
+    On the matrix-product path the residual is accumulated by the product itself (``addmm``),
+    saving a pass over the full-size output.
+    """
     columns = spectrum.shape[-1]
     if not _use_dft_matrix(n, columns):
-        return torch.fft.irfft(spectrum, n=n, dim=-1, norm=norm)
+        y = torch.fft.irfft(spectrum, n=n, dim=-1, norm=norm)
+        return y if residual is None else y + residual
     _, inverse = _real_dft_matrices(n, columns, norm, spectrum.real.dtype, spectrum.device)
-    return torch.view_as_real(spectrum.contiguous()).flatten(-2) @ inverse
+    pairs = torch.view_as_real(spectrum.contiguous()).flatten(-2)
+    if residual is None:
+        return pairs @ inverse
+    shape = (*pairs.shape[:-1], n)
+    out = torch.addmm(residual.expand(shape).reshape(-1, n), pairs.reshape(-1, pairs.shape[-1]), inverse)
+    return out.view(shape)
 
 
 def _gather_modes(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
@@ -257,7 +267,8 @@ class SpectralConv(nn.Module):
             weight = weight.narrow(-1, 0, kept[-1])
         return weight
 
-    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the layer.
 
         Parameters
@@ -267,11 +278,19 @@ class SpectralConv(nn.Module):
         output_shape
             Grid of the output (default: the input's). Larger grids evaluate the same band-limited
             output on finer points (Fourier interpolation).
+        residual
+            Optional tensor broadcastable to the output, added to it (a skip connection); fused into
+            the inverse transform where possible.
 
         Returns
         -------
         torch.Tensor
             Real tensor ``[B, C_out, *output_shape]``.
+
+        Notes
+        -----
+        The bias is added to the zero-frequency coefficient before the inverse transform, which
+        adds it to every output point without a pass over the full-size output.
         """
         d = self.order
         sizes = tuple(x.shape[-d:])
@@ -281,12 +300,20 @@ class SpectralConv(nn.Module):
         for axis in range(-2, -d - 1, -1):
             spectrum = _gather_modes(torch.fft.fft(spectrum, dim=axis, norm=self.fft_norm), axis, kept[axis])
         mixed = _ModeMajorGrad.apply(spectral_mix(_mode_major(spectrum), _mode_major(self.dense_weight(kept))))
+        if self.bias is not None:
+            mixed = mixed + self._bias_spectrum(kept, out_sizes, mixed.dtype)
         for axis in range(-2, -d - 1, -1):
             mixed = torch.fft.ifft(_scatter_modes(mixed, axis, out_sizes[axis]), dim=axis, norm=self.fft_norm)
-        y = _irfft_last(mixed, out_sizes[-1], self.fft_norm)
-        if self.bias is not None:
-            y = y + self.bias
-        return y
+        return _irfft_last(mixed, out_sizes[-1], self.fft_norm, residual)
+
+    def _bias_spectrum(self, kept: Sequence[int], out_sizes: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        """``[C_out, *kept]`` coefficients that are zero except the bias, scaled, at frequency zero."""
+        points = math.prod(out_sizes)
+        scale = {"forward": 1.0, "backward": float(points), "ortho": math.sqrt(points)}[self.fft_norm]
+        pad = []
+        for m in reversed(tuple(kept)):
+            pad += [0, m - 1]
+        return torch.nn.functional.pad(self.bias * scale, pad).to(dtype)
 
     def transform(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
         """Bring a skip connection to the output grid (identity unless ``output_shape`` differs).

@@ -153,9 +153,7 @@ class FourierBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map hidden fields ``[B, width, *space]`` to the next ones."""
-        z = self.conv(x)
-        if self.skip is not None:
-            z = z + self.skip(x)
+        z = self.conv(x, residual=self.skip(x) if self.skip is not None else None)
         if not self.last:
             z = F.gelu(z)
         if self.mlp is not None:

@@ -232,3 +232,17 @@ def test_dtype_conversions_keep_complex_weights(factorization):
     double.load_state_dict(conv.state_dict())
     double.double()
     torch.testing.assert_close(double.dense_weight(), conv.dense_weight().to(torch.complex128), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("modes", [(8, 8), (8, 48)])
+def test_fused_residual_equals_adding_it(modes):
+    """``conv(x, residual=r)`` equals ``conv(x) + r`` (1e-6) on the matrix-product path (few columns)
+    and on the FFT path (48 modes: 25 of 33 columns), including the bias folded into frequency zero."""
+    from operators.layers.spectral_conv import _use_dft_matrix
+
+    torch.manual_seed(10)
+    conv = SpectralConv(3, 4, modes)
+    kept = conv.kept_modes((64, 64))
+    assert _use_dft_matrix(64, kept[-1]) == (modes[1] == 8)
+    x, r = torch.randn(2, 3, 64, 64), torch.randn(2, 4, 64, 64)
+    torch.testing.assert_close(conv(x, residual=r), conv(x) + r, atol=1e-6, rtol=1e-6)
