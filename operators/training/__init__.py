@@ -1,1 +1,40 @@
-"""Training, evaluation and plotting of operator models."""
+"""Training, evaluation, plotting and export of operator models.
+
+Public names are imported lazily so that ``import operators.training`` stays light:
+
+* :class:`Trainer`, :class:`TrainResult` — the training loop (``pdeop train``);
+* :class:`RunConfig`, :func:`run_config_from_mapping`, :func:`load_run_config` — configs;
+* :class:`Surrogate` — a model with its normalisers and protocol (calls, rollouts);
+* :func:`load_run`, :func:`load_surrogate` — reading runs and checkpoints back;
+* :func:`evaluate`, :func:`relative_l2`, :func:`relative_h1`, :func:`energy_spectrum` — metrics;
+* :func:`export_surrogate` — TorchScript / ``torch.export``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Trainer": "operators.training.trainer",
+    "TrainResult": "operators.training.trainer",
+    "RunConfig": "operators.training.config",
+    "run_config_from_mapping": "operators.training.config",
+    "load_run_config": "operators.training.config",
+    "Surrogate": "operators.training.surrogate",
+    "load_run": "operators.training.runs",
+    "load_surrogate": "operators.training.runs",
+    "evaluate": "operators.training.evaluation",
+    "energy_spectrum": "operators.training.evaluation",
+    "relative_l2": "operators.training.losses",
+    "relative_h1": "operators.training.losses",
+    "export_surrogate": "operators.training.export",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'operators.training' has no attribute {name!r}")

@@ -1,11 +1,9 @@
 """The trainer: epochs of optimiser steps, validation, checkpoints, metrics and exact resume.
 
-A run folder holds::
-
-    run_config.json          the resolved configuration (a resume must use the same one)
-    training.csv, training.json one row per finished epoch (train loss, validation error, lr, time)
-    best/, last/             checkpoints written by ``operators.save`` (model, normalisers, grid,
-                             dataset fingerprint); ``last/`` also holds the training state
+A run folder (see :mod:`.run_folder`) holds ``run_config.json``, the per-epoch history
+``training.csv`` / ``training.json`` (train loss, validation error, learning rate, time) and the
+checkpoints ``best/`` and ``last/`` written by ``operators.save`` (model, normalisers, grid, dataset
+fingerprint, protocol); ``last/`` also holds the training state.
 
 Reproducibility: the model is initialised from ``seed``; epoch ``e`` shuffles with a generator
 seeded from ``(seed, e)``; the learning rate is a pure function of the step (see
@@ -16,10 +14,7 @@ exactly what an uninterrupted run does, whether the run was killed or stopped by
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import shutil
 import sys
@@ -30,6 +25,7 @@ from typing import Any
 
 import torch
 
+from operators.training import run_folder
 from operators.training.config import RunConfig
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
@@ -40,9 +36,9 @@ from operators.training.surrogate import Surrogate
 from pde_data.loading import DataBundle, make_datasets
 from solvers.errors import ConfigError
 
-RUN_CONFIG = "run_config.json"
-#: per-epoch history; ``metrics.json`` is left to ``pdeop evaluate``
-HISTORY_CSV, HISTORY_JSON = "training.csv", "training.json"
+# re-exported: the commands and operators.physics read these names from here
+RUN_CONFIG, HISTORY_JSON = run_folder.RUN_CONFIG, run_folder.HISTORY_JSON
+write_history = run_folder.write_history
 
 
 @dataclasses.dataclass
@@ -130,6 +126,9 @@ class Trainer:
         train = self.data.train
         self.t_out = train.out_channels if train.time_dependent else None
         self.step = config.call_steps(self.t_out) if train.time_dependent else None
+        if self.step and self.t_out % self.step:
+            raise ConfigError(f"the data gives t_out = {self.t_out} target steps, not a multiple of "
+                              f"training.step = {self.step}; set data.t_out")
         out_channels = self.step if train.time_dependent else train.out_channels
         settings = model_settings(config, train.in_channels + train.cond_channels, out_channels,
                                   train.space_shape, self.data.info["periodic"])
@@ -209,7 +208,7 @@ class Trainer:
         if resume:
             progress = self._resume()
         else:
-            self._start_run_dir()
+            run_folder.start(self.run_dir, self.config.to_dict())
         train = self.data.train
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         started = time.perf_counter()
@@ -268,26 +267,9 @@ class Trainer:
         return tqdm(total=self.config.training.epochs, initial=initial, unit="epoch", file=sys.stderr,
                     dynamic_ncols=True)
 
-    def _start_run_dir(self) -> None:
-        if (self.run_dir / "last").exists() or (self.run_dir / RUN_CONFIG).exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
-                              f"another --out")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.run_dir / RUN_CONFIG, json.dumps(self.config.to_dict(), indent=1, sort_keys=True))
-
     def _resume(self) -> dict[str, Any]:
-        saved_path = self.run_dir / RUN_CONFIG
-        if not saved_path.is_file():
-            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume ({RUN_CONFIG} is missing)")
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        difference = _first_difference(saved, json.loads(json.dumps(self.config.to_dict())))
-        if difference:
-            raise ConfigError(f"--resume: the config differs from the run's ({difference}); resume with the "
-                              f"same config and overrides")
-        last = self.run_dir / "last"
-        if not last.is_dir() and (self.run_dir / "last.old").is_dir():
-            last = self.run_dir / "last.old"  # killed between the two renames of _save_epoch
-        if not last.is_dir():
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict())
+        if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
             return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
@@ -320,43 +302,11 @@ class Trainer:
             shutil.copytree(staging, best_staging)
             for name in ("training_state.safetensors", "training_state.json"):
                 (best_staging / name).unlink()
-            _swap(best_staging, self.run_dir / "best")
-        _swap(staging, self.run_dir / "last")
-        write_history(self.run_dir, progress["history"])
+            run_folder.swap_in(best_staging, self.run_dir / "best")
+        run_folder.swap_in(staging, self.run_dir / "last")
+        run_folder.write_history(self.run_dir, progress["history"])
 
 
-def _swap(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` so that one of them always exists whole."""
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Write the per-epoch history as ``training.csv`` and ``training.json``."""
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(history)
-    _write_atomic(run_dir / HISTORY_CSV, buffer.getvalue())
-    _write_atomic(run_dir / HISTORY_JSON, json.dumps({"history": history}, indent=1))
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return ""
-    return "" if a == b else f"{prefix.rstrip('.')}: {a!r} then, {b!r} now"
+# Names operators.physics.training imports from here; new code uses operators.training.run_folder.
+_swap, _write_atomic, _first_difference = run_folder.swap_in, run_folder.write_atomic, run_folder.first_difference

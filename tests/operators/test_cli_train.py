@@ -182,3 +182,28 @@ def test_pde_section_dispatches_to_physics_training(tmp_path, capsys, monkeypatc
     monkeypatch.delattr(operators.physics, "training")
     assert main(["train", str(config), "--out", str(tmp_path / "p")]) == 2
     assert "operators.physics.training is not available" in capsys.readouterr().err
+
+
+SHIPPED = ["fno_ns", "tfno_ns", "fno_ks", "mgno_darcy", "mgno_ns", "deeponet_darcy", "fno_darcy", "fno_burgers"]
+
+
+@pytest.mark.parametrize("name", SHIPPED + [f"{n}_quick" for n in SHIPPED])
+def test_shipped_training_configs_are_valid(name):
+    """Every shipped training config parses into a checked RunConfig, its data recipe resolves to a known
+    problem and preset, and its model builds (channels filled as the trainer does, 16-point grid)."""
+    from operators.registry import build
+    from operators.training.config import load_run_config, run_config_from_mapping
+    from operators.training.trainer import model_settings
+    from pde_data.config import configs_root
+    from pde_data.pipeline import resolve_config
+
+    config = run_config_from_mapping(load_run_config(configs_root() / "train" / f"{name}.yaml"))
+    recipe = config.data.generate
+    resolve_config(recipe["problem"], recipe.get("preset"), overrides=[f"{k}={v}" for k, v in
+                                                                      recipe.get("set", {}).items()])
+    data = config.data
+    t_out = data.t_out or 1
+    in_channels = (data.t_in if data.time_dependent else len(data.inputs)) + len(data.conditioning)
+    out_channels = config.call_steps(t_out) if data.time_dependent else len(data.outputs)
+    model = build(model_settings(config, in_channels, out_channels, (16, 16), periodic=True))
+    assert sum(p.numel() for p in model.parameters()) > 0
