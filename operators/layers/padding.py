@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 def padding_widths(sizes: Sequence[int], fractions: Sequence[float]) -> tuple[int, ...]:
     """Cells added on each side of each axis: ``round(fraction * n)``."""
-    return tuple(int(round(f * n)) for f, n in zip(fractions, sizes))
+    return tuple(int(round(f * int(n))) for f, n in zip(fractions, sizes))
 
 
 def pad_domain(x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:

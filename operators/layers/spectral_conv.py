@@ -36,6 +36,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,7 +60,27 @@ def _use_dft_matrix(n: int, columns: int) -> bool:
     return columns <= 2 * math.log2(max(n, 2)) + 8
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
+def _real_dft_arrays(n: int, columns: int, norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """The matrices of :func:`_real_dft_matrices` in float64 NumPy (immune to tracing modes)."""
+    angle = 2.0 * np.pi * np.outer(np.arange(n), np.arange(columns)) / n
+    scale_forward = {"forward": 1.0 / n, "backward": 1.0, "ortho": 1.0 / math.sqrt(n)}[norm]
+    scale_inverse = {"forward": 1.0, "backward": 1.0 / n, "ortho": 1.0 / math.sqrt(n)}[norm]
+    forward = np.stack((np.cos(angle), -np.sin(angle)), axis=-1).reshape(n, 2 * columns) * scale_forward
+    weight = np.full(columns, 2.0)
+    weight[0] = 1.0
+    if n % 2 == 0 and columns == n // 2 + 1:
+        weight[-1] = 1.0
+    inverse = np.stack((np.cos(angle.T), -np.sin(angle.T)), axis=1) * (weight * scale_inverse)[:, None, None]
+    forward.flags.writeable = False
+    inverse = inverse.reshape(2 * columns, n)
+    inverse.flags.writeable = False
+    return forward, inverse
+
+
+_MATRICES: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def _real_dft_matrices(n: int, columns: int, norm: str, dtype: torch.dtype,
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Real matrices of the truncated real DFT along an axis of ``n`` points and its inverse.
@@ -69,24 +90,23 @@ def _real_dft_matrices(n: int, columns: int, norm: str, dtype: torch.dtype,
     ``rfft(x, norm=norm)[..., :K]``, and ``view_as_real(X).flatten(-2) @ inverse`` equals
     ``irfft(X, n, norm=norm)``, which counts every column twice (its conjugate) except the zero and
     the Nyquist ones, whose imaginary parts it ignores.
+
+    Built in float64 and cached per dtype and device; tensors made while tracing (``torch.export``'s
+    fake tensors) are not cached, so tracing never leaks into later eager calls.
     """
-    j = torch.arange(n, dtype=torch.float64)
-    k = torch.arange(columns, dtype=torch.float64)
-    angle = 2.0 * math.pi * torch.outer(j, k) / n
-    scale_forward = {"forward": 1.0 / n, "backward": 1.0, "ortho": 1.0 / math.sqrt(n)}[norm]
-    scale_inverse = {"forward": 1.0, "backward": 1.0 / n, "ortho": 1.0 / math.sqrt(n)}[norm]
-    forward = torch.stack((torch.cos(angle), -torch.sin(angle)), dim=-1).reshape(n, 2 * columns) * scale_forward
-    weight = torch.full((columns,), 2.0, dtype=torch.float64)
-    weight[0] = 1.0
-    if n % 2 == 0 and columns == n // 2 + 1:
-        weight[-1] = 1.0
-    inverse = torch.stack((torch.cos(angle.T), -torch.sin(angle.T)), dim=1) * (weight * scale_inverse)[:, None, None]
-    return forward.to(dtype=dtype, device=device), inverse.reshape(2 * columns, n).to(dtype=dtype, device=device)
+    key = (n, columns, norm, dtype, torch.device(device))
+    cached = _MATRICES.get(key)
+    if cached is not None:
+        return cached
+    forward, inverse = (torch.from_numpy(a.copy()).to(dtype=dtype, device=device) for a in _real_dft_arrays(n, columns, norm))
+    if type(forward) is torch.Tensor and len(_MATRICES) < 64:
+        _MATRICES[key] = (forward, inverse)
+    return forward, inverse
 
 
 def _rfft_last(x: torch.Tensor, columns: int, norm: str) -> torch.Tensor:
     """``rfft(x, dim=-1, norm=norm)[..., :columns]``."""
-    n = x.shape[-1]
+    n = int(x.shape[-1])
     if not _use_dft_matrix(n, columns):
         return torch.fft.rfft(x, dim=-1, norm=norm).narrow(-1, 0, columns)
     forward, _ = _real_dft_matrices(n, columns, norm, x.dtype, x.device)
@@ -99,7 +119,7 @@ def _irfft_last(spectrum: torch.Tensor, n: int, norm: str, residual: torch.Tenso
     On the matrix-product path the residual is accumulated by the product itself (``addmm``),
     saving a pass over the full-size output.
     """
-    columns = spectrum.shape[-1]
+    columns = int(spectrum.shape[-1])
     if not _use_dft_matrix(n, columns):
         y = torch.fft.irfft(spectrum, n=n, dim=-1, norm=norm)
         return y if residual is None else y + residual
@@ -297,7 +317,7 @@ class SpectralConv(nn.Module):
         adds it to every output point without a pass over the full-size output.
         """
         d = self.order
-        sizes = tuple(x.shape[-d:])
+        sizes = tuple(int(s) for s in x.shape[-d:])
         out_sizes = sizes if output_shape is None else tuple(int(s) for s in output_shape)
         kept = self.kept_modes(sizes, out_sizes)
         spectrum = _rfft_last(x, kept[-1], self.fft_norm)
@@ -326,7 +346,7 @@ class SpectralConv(nn.Module):
         by Fourier interpolation of every mode the two grids share.
         """
         d = self.order
-        sizes = tuple(x.shape[-d:])
+        sizes = tuple(int(s) for s in x.shape[-d:])
         if output_shape is None or tuple(output_shape) == sizes:
             return x
         out_sizes = tuple(int(s) for s in output_shape)
