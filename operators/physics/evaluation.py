@@ -43,10 +43,12 @@ def predict(model: nn.Module, spec: PDESpec, method: str, n_t: int, n_space: int
         field, spacing = to_eulerian(model, spec, axes_np[0], axes_np[1], particles or None)
         return field, axes_np, {"min_particle_spacing": spacing}
     param = next(model.parameters())
+    # only observables built from derivatives (the vorticity of Navier-Stokes) need a graph
+    needs_grad = type(spec).observable is not PDESpec.observable
     values = []
     for start in range(0, coords.shape[0], chunk):
-        part = coords[start:start + chunk].to(dtype=param.dtype, device=param.device).requires_grad_(True)
-        with torch.enable_grad():
+        part = coords[start:start + chunk].to(dtype=param.dtype, device=param.device).requires_grad_(needs_grad)
+        with torch.set_grad_enabled(needs_grad):
             observed = spec.observable(model(part), part)
         values.append(observed[:, 0].detach().double().cpu())
     shape = tuple(len(a) for a in axes)
