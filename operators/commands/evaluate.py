@@ -25,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
+    from operators.commands.train import check_device, set_threads
     from operators.physics.evaluation import is_physics_run
-    from operators.training.runs import load_run
+    from operators.training.runs import evaluate_run, load_run
+
+    set_threads(args.threads)
 
     if is_physics_run(args.run_dir):  # a 'pde:' run: errors against the exact / reference solution
         from operators.physics.evaluation import evaluate
@@ -39,11 +42,7 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be an integer >= 1 (got {value})")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
+    check_device(args.device)
     loaded = load_run(args.run_dir, args.checkpoint, args.device)
     metrics = evaluate_run(loaded, args.data, args.samples, args.horizon, args.device)
     out = args.out or args.run_dir / "metrics.json"
@@ -52,38 +51,6 @@ def run(args: argparse.Namespace) -> int:
     print(summary(metrics))
     print(f"metrics written to {out}")
     return 0
-
-
-def evaluate_run(loaded, data: Path | None = None, samples: int | None = None, horizon: int | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
-    """All test metrics of a loaded run, including zero-shot super-resolution when it applies."""
-    from operators.training.evaluation import evaluate
-    from operators.training.runs import evaluation_data
-    from pde_data.loading import fingerprint, make_dataset, open_dataset
-
-    config = evaluation_data(loaded, data, horizon)
-    n_test = samples or loaded.config.data.n_test
-    dataset = make_dataset(config, "test", n_samples=n_test)
-    kwargs = {"periodic": loaded.periodic, "threshold": loaded.config.evaluation.correlation_threshold,
-              "batch_size": loaded.config.training.eval_batch_size, "device": device}
-    metrics: dict[str, Any] = {"run": str(loaded.run_dir), "checkpoint": loaded.checkpoint.name,
-                               "data": config.path, "subsample": config.subsample, "test_samples": list(map(
-                                   int, dataset.samples))}
-    ds = open_dataset(config.path, allow_incomplete=config.allow_incomplete)
-    metrics["same_dataset_as_training"] = fingerprint(ds) == loaded.metadata["dataset"]
-    ds.close()
-    metrics["train_resolution"] = loaded.metadata["grid"]["shape"]
-    metrics.update(evaluate(loaded.surrogate, dataset, **kwargs))
-    sub = loaded.config.evaluation.super_resolution_subsample
-    if sub is None and config.subsample > 1:
-        sub = 1
-    if sub is not None and sub != config.subsample:
-        fine = make_dataset(config.replace(subsample=sub), "test", n_samples=n_test)
-        result = evaluate(loaded.surrogate, fine, **kwargs)
-        metrics["super_resolution"] = {"subsample": sub, **{k: result[k] for k in ("resolution", "rel_l2", "rel_h1")}}
-        if "rollout" in result:
-            metrics["super_resolution"]["rollout"] = result["rollout"]
-    return metrics
 
 
 def summary(metrics: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and args.max_minutes < 0:
         raise ConfigError(f"--max-minutes must be >= 0 (got {args.max_minutes})")
     set_threads(args.threads)
+    check_device(args.device)
     mapping = load_run_config(args.config, args.overrides)
     run_dir = args.out or Path("runs") / args.config.stem
     if "pde" in mapping:
@@ -75,6 +76,15 @@ def _run_physics(mapping: dict[str, Any], run_dir: Path, args: argparse.Namespac
     result = physics_training.run(mapping, run_dir, resume=args.resume, device=args.device,
                                   max_minutes=args.max_minutes)
     return int(result) if isinstance(result, int) else 0
+
+
+def check_device(device: str) -> None:
+    """Refuse ``--device cuda`` when torch has no CUDA device."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
 
 
 def set_threads(threads: int | None) -> None:

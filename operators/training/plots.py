@@ -53,16 +53,17 @@ def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
     has_corr = "correlation" in metrics
     fig, axes = plt.subplots(1, 2 if has_corr else 1, figsize=(10 if has_corr else 5, 4), squeeze=False)
     rollout = metrics["rollout"]
-    axes[0, 0].plot(rollout["t"], rollout["rel_l2"], marker=".")
+    marker = "." if len(rollout["t"]) <= 40 else None
+    axes[0, 0].plot(rollout["t"], rollout["rel_l2"], marker=marker)
     if "super_resolution" in metrics and "rollout" in metrics["super_resolution"]:
         sr = metrics["super_resolution"]
-        axes[0, 0].plot(sr["rollout"]["t"], sr["rollout"]["rel_l2"], marker=".",
+        axes[0, 0].plot(sr["rollout"]["t"], sr["rollout"]["rel_l2"], marker=marker,
                         label=f"zero-shot {'x'.join(map(str, sr['resolution']))}")
         axes[0, 0].legend()
     axes[0, 0].set(xlabel="time after the last input step", ylabel="relative L2 error", title="rollout error")
     if has_corr:
         corr = metrics["correlation"]
-        axes[0, 1].plot(corr["t"], corr["mean"], marker=".")
+        axes[0, 1].plot(corr["t"], corr["mean"], marker=marker)
         axes[0, 1].axhline(corr["threshold"], color="k", linestyle="--", linewidth=0.8)
         axes[0, 1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"mean time {corr['time_mean']:.3g}")
         axes[0, 1].set(xlabel="time after the last input step", ylabel="Pearson correlation",

@@ -90,3 +90,52 @@ def evaluation_data(loaded: LoadedRun, path: str | Path | None = None, horizon: 
         changes["protocol"] = "window"
     return data.replace(**changes)
 
+
+def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | None = None, horizon: int | None = None,
+                 device: str = "cpu") -> dict[str, Any]:
+    """All test metrics of a loaded run (what ``pdeop evaluate`` writes to ``metrics.json``).
+
+    Parameters
+    ----------
+    loaded
+        From :func:`load_run`.
+    data
+        Dataset file (default: the run's); its last ``samples`` (default ``n_test``) samples are
+        the test split.
+    horizon
+        Rollout steps of autoregressive models (default: ``evaluation.horizon`` or the rest).
+
+    Returns
+    -------
+    dict
+        :func:`~operators.training.evaluation.evaluate`'s metrics plus the data used, whether it is
+        the training dataset, the training grid and, when training used a coarser grid than the
+        file's (or ``evaluation.super_resolution_subsample`` is set), ``super_resolution``: the
+        zero-shot errors on the finer grid.
+    """
+    from operators.training.evaluation import evaluate
+    from pde_data.loading import fingerprint, make_dataset, open_dataset
+
+    config = evaluation_data(loaded, data, horizon)
+    n_test = samples or loaded.config.data.n_test
+    dataset = make_dataset(config, "test", n_samples=n_test)
+    kwargs = {"periodic": loaded.periodic, "threshold": loaded.config.evaluation.correlation_threshold,
+              "batch_size": loaded.config.training.eval_batch_size, "device": device}
+    metrics: dict[str, Any] = {"run": str(loaded.run_dir), "checkpoint": loaded.checkpoint.name,
+                               "data": config.path, "subsample": config.subsample, "test_samples": list(map(
+                                   int, dataset.samples))}
+    ds = open_dataset(config.path, allow_incomplete=config.allow_incomplete)
+    metrics["same_dataset_as_training"] = fingerprint(ds) == loaded.metadata["dataset"]
+    ds.close()
+    metrics["train_resolution"] = loaded.metadata["grid"]["shape"]
+    metrics.update(evaluate(loaded.surrogate, dataset, **kwargs))
+    sub = loaded.config.evaluation.super_resolution_subsample
+    if sub is None and config.subsample > 1:
+        sub = 1
+    if sub is not None and sub != config.subsample:
+        fine = make_dataset(config.replace(subsample=sub), "test", n_samples=n_test)
+        result = evaluate(loaded.surrogate, fine, **kwargs)
+        metrics["super_resolution"] = {"subsample": sub, **{k: result[k] for k in ("resolution", "rel_l2", "rel_h1")}}
+        if "rollout" in result:
+            metrics["super_resolution"]["rollout"] = result["rollout"]
+    return metrics

@@ -114,8 +114,6 @@ class Trainer:
 
     def __init__(self, config: RunConfig, run_dir: str | Path, device: str = "cpu", progress: bool = True,
                  log: Callable[[str], None] | None = None) -> None:
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but torch sees no CUDA device; use --device cpu")
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
