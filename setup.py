@@ -54,7 +54,12 @@ def _extension_modules() -> tuple[list, dict]:
     from torch.utils import cpp_extension
 
     openmp = ["-fopenmp"] if os.name != "nt" else ["/openmp"]
+    # -ffp-contract=fast lets the multi-versioned loops use fused multiply-adds (csrc/cpu_dispatch.h);
+    # -Wno-psabi silences notes about passing SIMD types between functions of different targets,
+    # which only happens inside always-inlined helpers.
     cxx_flags = ["-O3", "-std=c++17", *openmp]
+    if os.name != "nt":
+        cxx_flags += ["-ffp-contract=fast", "-Wno-psabi"]
     define_macros: list = []
     cuda_sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cu"))
     if torch.cuda.is_available() and cuda_sources and cpp_extension.CUDA_HOME:
