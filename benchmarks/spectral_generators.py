@@ -46,7 +46,7 @@ from solvers.navier_stokes import VorticityCN
 
 def _timings(contenders: dict[str, Callable[[], Any]], quick: bool) -> tuple[dict[str, float], dict[str, float]]:
     """Fastest and median seconds per call of each contender, interleaved."""
-    result = interleaved(contenders, rounds=3 if quick else 7, min_seconds=0.03 if quick else 0.2)
+    result = interleaved(contenders, rounds=3 if quick else 11, min_seconds=0.03 if quick else 0.2)
     return ({k: t["min_s"] for k, t in result.items()}, {k: t["median_s"] for k, t in result.items()})
 
 
