@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="dataset file (default: the run's)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default RUN_DIR/plots)")
+    parser.add_argument("--activations", action="store_true",
+                        help="also draw each group's learned rational activation (KAN models)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         if "rollout" in metrics:
             written.append(plots.rollout_curves(metrics, out / "rollout.png"))
         written.append(plots.energy_spectra(metrics, out / "spectrum.png"))
+    if args.activations:
+        from operators.training.activation_plots import plot_run_activations
+
+        written.append(plot_run_activations(args.run_dir, out / "activations.png", args.checkpoint, args.data))
     for path in written:
         print(path)
     return 0
