@@ -1,0 +1,92 @@
+"""A stack of GR-KAN layers: the Kolmogorov–Arnold replacement of a pointwise MLP.
+
+An MLP ``sizes[0] -> ... -> sizes[-1]`` is ``L_0, act, L_1, act, ..., L_last`` with fixed activations
+between its linear maps. Its GR-KAN counterpart (as in the Kolmogorov–Arnold Transformer) puts a
+learnable group-rational activation *in front of* every linear map::
+
+    R_0, L_0, R_1, L_1, ..., R_last, L_last [, R_out]
+
+Each ``(R_i, L_i)`` pair is one :class:`~operators.layers.rational.GRKAN`. ``R_0`` starts as the
+identity and the later rationals as the MLP's activation, so at initialisation the stack computes
+the MLP it replaces up to the fit errors of the shipped rationals (< 1e-2 on [-3, 3]); ``R_out``
+stands for an activation after the last linear map (a DeepONet trunk has one).
+
+Groups: every rational asks for ``groups`` groups; a layer whose channel count ``C`` is not a
+multiple uses ``gcd(C, groups)`` groups (one group for, e.g., the 3 input channels of a 2-D FNO
+lifting), so one setting serves all layers of a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from operators.layers.rational import GRKAN, GroupRational
+from solvers.errors import ConfigError
+
+#: names of the shipped rational fits (see :mod:`operators.layers.rational_fit`)
+RationalInit = Literal["identity", "gelu", "silu", "tanh"]
+
+
+def group_count(channels: int, groups: int) -> int:
+    """Groups a rational on ``channels`` channels uses when ``groups`` are asked for: ``gcd(channels, groups)``."""
+    return math.gcd(int(channels), int(groups))
+
+
+class KANMLP(nn.Module):
+    """GR-KAN stack ``sizes[0] -> ... -> sizes[-1]`` (see the module docstring).
+
+    Parameters
+    ----------
+    sizes
+        Channel counts, at least two entries (one GR-KAN layer per consecutive pair).
+    groups
+        Rational groups asked for per layer (each layer uses :func:`group_count` of them).
+    first_init, hidden_init
+        Shipped fit the first rational starts from (default the identity) and the one every later
+        rational starts from (default GELU, the activation of the MLPs this replaces).
+    shared_numerator
+        One numerator per rational shared by its groups (denominators stay per group).
+    channel_dim
+        ``-1`` for channels-last inputs ``[..., C]``, ``1`` for channel-first fields ``[B, C, *space]``.
+    last_rational
+        Apply one more rational (``hidden_init``) to the output.
+
+    Raises
+    ------
+    ConfigError
+        For fewer than two sizes, a non-positive size or group count, or an unknown init name.
+    """
+
+    def __init__(self, sizes: Sequence[int], groups: int = 8, first_init: str = "identity",
+                 hidden_init: str = "gelu", shared_numerator: bool = False, channel_dim: int = -1,
+                 last_rational: bool = False) -> None:
+        super().__init__()
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ConfigError(f"a KAN MLP needs at least two positive layer sizes (got {sizes})")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ConfigError(f"groups must be a positive integer (got {groups!r})")
+        self.layers = nn.ModuleList(
+            GRKAN(a, b, groups=group_count(a, groups), init=first_init if i == 0 else hidden_init,
+                  shared_numerator=shared_numerator, channel_dim=channel_dim)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+        )
+        if last_rational:
+            self.output_rational = GroupRational(sizes[-1], group_count(sizes[-1], groups), hidden_init,
+                                                 shared_numerator, channel_dim)
+        else:
+            self.output_rational = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``sizes[0]`` channels to ``sizes[-1]`` along the channel dimension; other dimensions are kept."""
+        for layer in self.layers:
+            x = layer(x)
+        if self.output_rational is not None:
+            x = self.output_rational(x)
+        return x
+

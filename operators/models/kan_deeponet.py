@@ -1,0 +1,95 @@
+"""KAN-DeepONet: a DeepONet whose branch and trunk are GR-KAN networks.
+
+Everything but the two nets is :class:`~operators.models.deeponet.DeepONet` (the basis expansion,
+the output bias, queries anywhere, evaluation on grids). The trunk and an ``mlp`` branch become
+:class:`~operators.layers.kan_mlp.KANMLP` stacks with the DeepONet's layer sizes; a ``conv`` branch
+keeps its stride-2 3x3 convolutions but, KAN-style, puts a learnable group-rational activation in
+front of each of them and one more before the global pooling. As in KAN-FNO the first rational of
+each net starts as the identity and the others as GELU, so a fresh model computes what a DeepONet
+with ``activation: gelu`` and the same linear weights computes, up to the rational fits' errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from operators.layers.kan_mlp import KANMLP, RationalInit, group_count
+from operators.layers.rational import GroupRational
+from operators.models.deeponet import DeepONet, DeepONetConfig, _ConvBranch
+from operators.registry import register_model
+from pde_data.config import check
+
+
+@dataclasses.dataclass(frozen=True)
+class KANDeepONetConfig(DeepONetConfig):
+    """Settings of a KAN-DeepONet: those of :class:`DeepONetConfig` plus the rational activations'.
+
+    ``activation`` is not used (the rationals replace it).
+
+    Parameters
+    ----------
+    groups
+        Rational groups per layer (a layer whose width is not a multiple uses the greatest common
+        divisor; see :func:`operators.layers.kan_mlp.group_count`).
+    first_init, hidden_init
+        Shipped fits the first rational of each net and the later ones start from.
+    shared_numerator
+        One numerator per rational shared by its groups.
+    """
+
+    groups: int = 8
+    first_init: RationalInit = "identity"
+    hidden_init: RationalInit = "gelu"
+    shared_numerator: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.groups >= 1, f"groups must be an integer >= 1 (got {self.groups})")
+
+
+class _KANConvBranch(_ConvBranch):
+    """DeepONet's conv branch with a rational in front of every convolution and before the pooling."""
+
+    def __init__(self, config: KANDeepONetConfig, n_out: int) -> None:
+        super().__init__(config, n_out, activation=None)
+        channels = [conv.in_channels for conv in self.convs] + [self.convs[-1].out_channels]
+        self.rationals = nn.ModuleList(
+            GroupRational(c, group_count(c, config.groups), config.first_init if i == 0 else config.hidden_init,
+                          config.shared_numerator, channel_dim=1)
+            for i, c in enumerate(channels)
+        )
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        for rational, conv in zip(self.rationals, self.convs):
+            u = conv(rational(u))
+        u = self.rationals[-1](u)
+        return self.head(u.flatten(2).mean(dim=2))
+
+
+@register_model("kan-deeponet", KANDeepONetConfig)
+class KANDeepONet(DeepONet):
+    """DeepONet with GR-KAN branch and trunk (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        A :class:`KANDeepONetConfig`.
+
+    Notes
+    -----
+    ``forward(u, points)`` and ``forward(u)`` behave as in :class:`DeepONet`.
+    """
+
+    def make_mlp(self, sizes: Sequence[int], last_activation: bool) -> nn.Module:
+        """A channels-last GR-KAN stack with the given layer sizes (a final rational if ``last_activation``)."""
+        config = self.config
+        return KANMLP(sizes, groups=config.groups, first_init=config.first_init, hidden_init=config.hidden_init,
+                      shared_numerator=config.shared_numerator, channel_dim=-1, last_rational=last_activation)
+
+    def make_conv_branch(self, n_out: int) -> nn.Module:
+        """The conv branch with rationals before its convolutions and before the pooling."""
+        return _KANConvBranch(self.config, n_out)
