@@ -158,11 +158,17 @@ class PhysicsTrainer:
         return {**result.terms, "window": window, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _lbfgs_step(self, progress: dict[str, Any]) -> dict[str, float]:
-        """One L-BFGS iteration on the fixed collocation set of step ``training.steps``."""
+        """One L-BFGS iteration on the fixed collocation set of step ``training.steps``.
+
+        The logged terms are those at the weights the iteration starts from (line-search trials
+        are not logged).
+        """
         cfg = self.config.training
         if not hasattr(self, "_lbfgs"):
-            self._lbfgs = torch.optim.LBFGS(self.model.parameters(), lr=1.0, max_iter=1, history_size=50,
-                                            line_search_fn="strong_wolfe")
+            # one iteration per call, but room for the line search (max_eval defaults to 1.25 max_iter,
+            # which would stop the strong-Wolfe search after its first trial and never move)
+            self._lbfgs = torch.optim.LBFGS(self.model.parameters(), lr=1.0, max_iter=1, max_eval=25,
+                                            history_size=50, line_search_fn="strong_wolfe")
         epsilon = self.config.causal.epsilons[progress["stage"]]
         holder: dict[str, Any] = {}
 
@@ -170,7 +176,7 @@ class PhysicsTrainer:
             self._lbfgs.zero_grad(set_to_none=True)
             result = self.objective.step_loss(self.model, cfg.steps, cfg.windows - 1, epsilon)
             result.loss.backward()
-            holder["result"] = result
+            holder.setdefault("result", result)  # the first evaluation: the loss at the current weights
             return result.loss
 
         self._lbfgs.step(closure)
