@@ -56,8 +56,9 @@ class GCRODR:
         Stop when ``||b - A x|| <= max(rtol * ||b||, atol)``.
     maxiter
         Maximum number of inner (Arnoldi) iterations per solve, over all cycles. A solve whose
-        measured convergence rate over the last 10 cycles cannot reach the tolerance within three
-        times the remaining budget stops early (reported as not converged).
+        measured convergence rate over the last 10 cycles (judged after a tenth of the budget)
+        could not reach the tolerance within ten times the remaining budget stops early
+        (reported as not converged).
     """
 
     def __init__(self, m: int = 40, k: int = 20, rtol: float = 1e-8, atol: float = 0.0,
@@ -412,19 +413,20 @@ def _hopeless(history: list[float], tol: float, counts: _Counts, maxiter: int, k
     """Whether the solve cannot reach ``tol`` within ``maxiter``, judged from its residual history.
 
     A GMRES(m) cycle that makes no progress at all repeats itself forever (same residual, same
-    Krylov space), so one such cycle ends a ``k = 0`` solve. Otherwise the mean rate over the last
-    ``_WINDOW`` cycles is extrapolated; a solve that would need over three times the cycles left
-    is stopped now, so that a stronger method can take over without burning the whole budget.
+    Krylov space), so one such cycle ends a ``k = 0`` solve. Otherwise, once a tenth of the
+    budget is spent, the mean rate over the last ``_WINDOW`` cycles is extrapolated; a solve that
+    would need over ten times the cycles left is stopped now, so that a stronger method can take
+    over without burning the whole budget.
     """
     if k == 0 and history[-1] > (1.0 - 1e-12) * history[-2]:
         return True
-    if len(history) <= _WINDOW:
-        return False
+    if len(history) <= _WINDOW or counts.iterations < 0.1 * maxiter:
+        return False  # indefinite problems often plateau before converging: judge only later
     rate = (history[-1] / history[-1 - _WINDOW]) ** (1.0 / _WINDOW)
     if not rate < 1.0 - 1e-12:
         return True
     cycles_left = (maxiter - counts.iterations) / (counts.iterations / counts.cycles)
-    return np.log(tol / history[-1]) / np.log(rate) > 3.0 * cycles_left
+    return np.log(tol / history[-1]) / np.log(rate) > 10.0 * cycles_left
 
 
 def gmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float = 1e-8, atol: float = 0.0,

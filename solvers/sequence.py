@@ -93,6 +93,19 @@ def default_preconditioner(method: str, traits: ProblemTraits | None) -> str:
     return "ilu"
 
 
+def default_preconditioner_options(kind: str, traits: ProblemTraits | None) -> dict[str, Any]:
+    """Options used when the caller gives none: an ILU close to a full LU for indefinite problems.
+
+    With SciPy's default-like ``drop_tol=1e-4, fill_factor=10`` the incomplete factors of the
+    indefinite Helmholtz systems (Dirichlet or impedance, realified) leave GMRES and GCRO-DR
+    stagnating; ``drop_tol=1e-5, fill_factor=20`` converges in tens of iterations
+    (``benchmarks/skr.py``).
+    """
+    if kind == "ilu" and traits is not None and not traits.definite:
+        return {"drop_tol": 1e-5, "fill_factor": 20.0}
+    return {}
+
+
 @dataclasses.dataclass
 class SequenceStats:
     """Running totals of a :class:`SequenceSolver` (for the run summary)."""
@@ -135,7 +148,8 @@ class SequenceSolver:
         Rebuild the reused preconditioner when iterations exceed this factor times the count
         after its last build.
     preconditioner_options
-        ``drop_tol``, ``fill_factor`` (ILU) or ``amg_kind`` (AMG).
+        ``drop_tol``, ``fill_factor`` (ILU) or ``amg_kind`` (AMG); default
+        :func:`default_preconditioner_options`.
     """
 
     def __init__(self, method: str = "auto", traits: ProblemTraits | None = None, rtol: float = 1e-8,
@@ -151,7 +165,7 @@ class SequenceSolver:
         self.requested, self.traits, self.rtol = method, traits, float(rtol)
         self.m, self.k, self.maxiter, self.rebuild_factor = m, k, maxiter, rebuild_factor
         self.preconditioner_name = preconditioner
-        self.preconditioner_options = dict(preconditioner_options or {})
+        self.preconditioner_options = preconditioner_options
         GCRODR(m=m, k=k, rtol=rtol, maxiter=maxiter)  # validates m, k, maxiter now, not at the first solve
         self.method: str | None = None
         self.stats = SequenceStats()
@@ -177,8 +191,10 @@ class SequenceSolver:
         if method == "cg" and kind == "ilu":
             raise ConfigError("solver cg needs a symmetric preconditioner (none, jacobi or amg); got ilu")
         if method in ("skr", "gcrodr", "gmres", "cg", "amg"):
-            self._precond = PreconditionerReuse(kind, self.rebuild_factor, symmetric=traits.symmetric,
-                                                **self.preconditioner_options)
+            options = self.preconditioner_options
+            if options is None:
+                options = default_preconditioner_options(kind, traits)
+            self._precond = PreconditionerReuse(kind, self.rebuild_factor, symmetric=traits.symmetric, **options)
         if method in ("skr", "gcrodr", "gmres") or (method == "amg" and not traits.spd):
             k = 0 if method in ("gmres", "amg") else self.k
             self._krylov = GCRODR(m=self.m, k=k, rtol=self.rtol, maxiter=self.maxiter)

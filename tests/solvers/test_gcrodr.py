@@ -200,11 +200,11 @@ def test_invalid_settings_raise_config_error(kwargs: dict) -> None:
 
 def test_hopeless_solve_stops_early_instead_of_burning_maxiter() -> None:
     """Unpreconditioned GMRES(5) on an indefinite Helmholtz matrix needs ~44 000 iterations for
-    rtol = 1e-10 (measured); with maxiter = 5000 the solver extrapolates its rate after 10 cycles,
-    stops within a few hundred iterations and reports the true residual, unconverged."""
+    rtol = 1e-10 (measured); with maxiter = 2000 the solver extrapolates its rate once a tenth of
+    the budget is spent, stops there and reports the true residual, unconverged."""
     A = helmholtz_2d(N, 110.0)
     b = rhs(A.shape[0])
-    result = GCRODR(m=5, k=0, rtol=1e-10, maxiter=5000).solve(A, b)
+    result = GCRODR(m=5, k=0, rtol=1e-10, maxiter=2000).solve(A, b)
     assert not result.converged
-    assert result.iterations < 500
+    assert result.iterations <= 250  # a tenth of the budget, plus the cycles of one rate window
     assert result.residual == pytest.approx(np.linalg.norm(b - A @ result.x) / np.linalg.norm(b), rel=1e-12)
