@@ -12,14 +12,14 @@ Contenders, timed round-robin in one process (:func:`harness.interleaved`):
   (copied from the neuralop model, so both compute the same function: the table reports the largest
   output difference);
 * ``neuralop+pdeop_conv`` — neuralop's FNO with our :class:`SpectralConv` as ``conv_module`` (shows
-  how much of the gain is the spectral layer).
+  how much of the gain is the spectral layer; full run only).
 
 Also the spectral convolution alone (forward + backward, width 32, 16 modes, 64^2, batch 16): ours vs
 neuralop's ``SpectralConv`` (DESIGN.md §10 target: >= 1.3x).
 
 The full run repeats the measurements with 1 thread and with the default thread count, adds a TFNO
 row pair (Tucker rank 0.1 on both sides) and the 10-steps-in Navier-Stokes protocol (10 input
-channels). ``--quick`` times the target configuration only, with fewer rounds.
+channels). ``--quick`` times the target configuration only (without the hybrid), with 3 rounds.
 """
 
 from __future__ import annotations
@@ -137,11 +137,11 @@ def main() -> None:
     set_threads(args.threads)
     default_threads = torch.get_num_threads()
     thread_counts = [default_threads] if args.quick or args.threads else sorted({1, default_threads})
-    rounds = 5 if args.quick else 9
+    rounds = 3 if args.quick else 9
     rows: list[dict[str, Any]] = []
     for threads in thread_counts:
         torch.set_num_threads(threads)
-        rows += compare_fno(16, 64, 32, 16, 1, None, rounds, hybrid=True)
+        rows += compare_fno(16, 64, 32, 16, 1, None, rounds, hybrid=not args.quick)
         rows += compare_spectral_conv(16, 64, 32, 16, rounds)
         if not args.quick:
             rows += compare_fno(16, 64, 32, 16, 10, None, rounds, hybrid=False)
