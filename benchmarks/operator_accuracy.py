@@ -66,6 +66,13 @@ class NeuralopFNO(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Tensors only: neuralop adds a ``_metadata`` dict, which a safetensors checkpoint cannot hold."""
+        state = super().state_dict(*args, **kwargs)  # the destination dict when called by a parent
+        for key in [k for k, v in state.items() if not isinstance(v, torch.Tensor)]:
+            del state[key]
+        return state
+
 
 if "neuralop-fno" not in MODELS:
     register_model("neuralop-fno", NeuralopFNOConfig)(NeuralopFNO)

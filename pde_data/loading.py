@@ -286,7 +286,7 @@ def fit_normalizers(train, kind: str, periodic: bool) -> Normalizers:
     return Normalizers(concat_channels(parts), output)
 
 
-def _usable_rows(ds, config: DataConfig) -> np.ndarray:
+def _usable_rows(ds) -> np.ndarray:
     n = int(ds.sizes["sample"])
     if int(ds.attrs["complete"]) != 1 and _COMPLETE_MARKS in ds:
         return np.flatnonzero(np.asarray(ds[_COMPLETE_MARKS].values) == 1)
@@ -294,7 +294,7 @@ def _usable_rows(ds, config: DataConfig) -> np.ndarray:
 
 
 def _split_rows(ds, config: DataConfig, only: str | None = None) -> dict[str, np.ndarray]:
-    rows = _usable_rows(ds, config)
+    rows = _usable_rows(ds)
     sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     needed = sizes[only] if only else sum(sizes.values())
     if needed > len(rows):

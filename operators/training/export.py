@@ -2,8 +2,11 @@
 
 The exported program computes one model call on physical fields, ``forward(x)`` or
 ``forward(x, cond)`` when the run has conditioning channels, with the normalisers built in. It is
-traced at an example input of the training grid; TorchScript and ``torch.export`` programs are
-both checked against the eager surrogate after a save / load round trip.
+traced at an example input of the training grid with the pure-PyTorch reference kernels
+(:func:`operators.kernels.reference_kernels`), so the program holds only ATen operations and loads
+with nothing but torch — the compiled ``pdeop`` custom ops would need pdeop to be imported first.
+TorchScript and ``torch.export`` programs are both checked against the eager surrogate after a
+save / load round trip.
 """
 
 from __future__ import annotations
@@ -57,9 +60,11 @@ def export_surrogate(surrogate: Surrogate, inputs: tuple[torch.Tensor, ...], fmt
         ``torchscript`` (``torch.jit.trace``, load with ``torch.jit.load``) or ``torch-export``
         (``torch.export.export`` with a dynamic batch axis, load with ``torch.export.load``).
     """
+    from operators.kernels import reference_kernels
+
     module = ExportedCall(surrogate.eval()).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), reference_kernels():
         expected = module(*inputs)
         if fmt == "torchscript":
             traced = torch.jit.trace(module, inputs, check_trace=False)

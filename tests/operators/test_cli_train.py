@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 import types
 
@@ -40,7 +42,8 @@ def heat(tmp_path):
 def test_train_evaluate_plot_export_end_to_end(heat, tmp_path, capsys):
     """A tiny FNO trained by `pdeop train` on heat data reaches test rel. L2 < 0.1 (from ~1; measured
     ~0.03), `evaluate` writes those metrics, `plot` writes PNGs and `export` (torch.export) gives a
-    program that reproduces the checkpoint to float32 rounding."""
+    program that reproduces the checkpoint to float32 rounding in an interpreter that never imports
+    pdeop (DESIGN.md §8: usable with torch alone)."""
     config = _write(tmp_path / "fno.yaml", fno_config(heat))
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run), "--quiet"]) == 0
@@ -54,17 +57,23 @@ def test_train_evaluate_plot_export_end_to_end(heat, tmp_path, capsys):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000
     out = tmp_path / "fno.pt2"
     assert main(["export", str(run), "--format", "torch-export", "--out", str(out)]) == 0
-    program = torch.export.load(str(out)).module()
+    x = torch.randn(5, 1, 32)
+    torch.save(x, tmp_path / "x.pt")
     from operators.training.runs import load_run
 
-    surrogate = load_run(run).surrogate
-    x = torch.randn(5, 1, 32)
-    torch.testing.assert_close(program(x), surrogate(x), rtol=1e-5, atol=1e-5)
+    torch.save(load_run(run).surrogate(x).detach(), tmp_path / "y.pt")
+    # a fresh interpreter that imports nothing but torch (no pdeop ops registered) runs the program
+    script = ("import sys, torch; p = torch.export.load(sys.argv[1]).module(); "
+              "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True); "
+              "torch.testing.assert_close(p(x), y, rtol=1e-5, atol=1e-5); "
+              "assert 'operators' not in sys.modules and 'pde_data' not in sys.modules")
+    subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+                   check=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_torchscript_export_runs_without_pdeop(heat, tmp_path):
     """A TorchScript export of a run is a self-contained program: torch.jit.load gives the surrogate's
-    outputs (normalisers included) at another batch size."""
+    outputs (normalisers included) at another batch size, and its graph calls no pdeop custom op."""
     mapping = {**fno_config(heat), "model": {"model": "test-multiplier", "modes": 8}}
     mapping["training"]["epochs"] = 1
     run = tmp_path / "run"
@@ -72,6 +81,7 @@ def test_torchscript_export_runs_without_pdeop(heat, tmp_path):
     out = tmp_path / "m.pt"
     assert main(["export", str(run), "--format", "torchscript", "--out", str(out)]) == 0
     program = torch.jit.load(str(out))
+    assert "pdeop::" not in str(program.inlined_graph)
     from operators.training.runs import load_run
 
     x = torch.randn(3, 1, 32)
