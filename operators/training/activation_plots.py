@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +66,18 @@ def _evaluate(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tenso
     return values.T.numpy()
 
 
-def activation_curves(model: nn.Module, limit: float = 3.0, points: int = 401) -> list[ActivationCurves]:
+def activation_curves(model: nn.Module, limit: float | Mapping[str, float] = 3.0,
+                      points: int = 401) -> list[ActivationCurves]:
     """Each group's learned rational on ``[-limit, limit]``, for every rational of ``model``.
+
+    Parameters
+    ----------
+    model
+        Any module holding :class:`GroupRational` activations.
+    limit
+        Half-width of the interval: one for all rationals, or per rational name (3 for the others).
+    points
+        Grid points.
 
     Raises
     ------
@@ -78,9 +88,10 @@ def activation_curves(model: nn.Module, limit: float = 3.0, points: int = 401) -
     if not modules:
         raise ConfigError(f"{type(model).__name__} has no rational activations to draw "
                           f"(--activations is for KAN models such as kan-fno and kan-deeponet)")
-    x = torch.linspace(-limit, limit, points, dtype=torch.float64)
     curves = []
     for name, module in modules:
+        half = limit.get(name, 3.0) if isinstance(limit, Mapping) else limit
+        x = torch.linspace(-half, half, points, dtype=torch.float64)
         numerator, denominator = module.group_coefficients()
         init_numerator, init_denominator = (torch.tensor([c], dtype=torch.float64) for c in load_fit(module.init))
         curves.append(ActivationCurves(name, x.numpy(), _evaluate(x, numerator, denominator),
@@ -129,12 +140,12 @@ def activation_figure(curves: list[ActivationCurves], path: Path,
         colors = plt.cm.viridis(np.linspace(0.0, 0.9, curve.values.shape[0]))
         for g, (values, color) in enumerate(zip(curve.values, colors)):
             ax.plot(curve.x, values, color=color, linewidth=1.0, label=f"group {g}")
-        ax.plot(curve.x, curve.initial, "k--", linewidth=0.8, label=f"initial ({curve.init})")
+        ax.plot(curve.x, curve.initial, "k--", linewidth=0.8, label="initial fit")
         if ranges and curve.name in ranges:
             low, high = ranges[curve.name]
             ax.axvspan(max(low, curve.x[0]), min(high, curve.x[-1]), color="0.9", zorder=0,
                        label="inputs seen (99%)")
-        ax.set_title(curve.name, fontsize=8)
+        ax.set_title(f"{curve.name} (from {curve.init})", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
@@ -147,6 +158,8 @@ def activation_figure(curves: list[ActivationCurves], path: Path,
 def plot_run_activations(run_dir: str | Path, path: Path, checkpoint: str = "best", data: Path | None = None,
                          items: int = 16) -> Path:
     """Draw a training run's learned rationals, shading the input ranges seen on its first test items.
+
+    Each panel spans [-3, 3] or, if wider, the range its rational was fed.
 
     Parameters
     ----------
@@ -171,9 +184,12 @@ def plot_run_activations(run_dir: str | Path, path: Path, checkpoint: str = "bes
 
     loaded = load_run(run_dir, checkpoint)
     model = loaded.surrogate.model
-    curves = activation_curves(model)
+    activation_curves(model, points=2)  # a model without rationals fails here, before any data is read
     dataset = make_dataset(evaluation_data(loaded, data), "test")
     x, _, c = dataset.batch(range(min(items, len(dataset))))
     ranges = input_ranges(model, lambda: loaded.surrogate(x, c))
+    # draw at least [-3, 3] (the fits' interval) and the whole range each rational was fed
+    limits = {name: max(3.0, 1.05 * max(abs(low), abs(high))) for name, (low, high) in ranges.items()}
+    curves = activation_curves(model, limits)
     title = f"{type(model).model_name} rationals ({Path(run_dir).name}/{checkpoint}); shaded: inputs seen on test items"
     return activation_figure(curves, path, ranges, title)
