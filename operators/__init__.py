@@ -9,7 +9,8 @@ Public API (imported on first use, so ``import operators`` and ``pdeop --help`` 
     operators.register_model(name, ConfigClass)   # class decorator for new models
 
 Models: :class:`FNO`/:class:`TFNO` (:class:`FNOConfig`/:class:`TFNOConfig`), :class:`DeepONet`
-(:class:`DeepONetConfig`), :class:`MgNO` (:class:`MgNOConfig`, presets in ``MGNO_PRESETS``);
+(:class:`DeepONetConfig`), :class:`MgNO` (:class:`MgNOConfig`, presets in ``MGNO_PRESETS``),
+:class:`KANFNO` and :class:`KANDeepONet` (:class:`KANFNOConfig`, :class:`KANDeepONetConfig`);
 layer :class:`SpectralConv` (also usable as ``conv_module`` of ``neuralop.models.FNO``).
 """
 
@@ -33,6 +34,10 @@ _EXPORTS = {
     "TFNOConfig": "operators.models.fno",
     "DeepONet": "operators.models.deeponet",
     "DeepONetConfig": "operators.models.deeponet",
+    "KANFNO": "operators.models.kan_fno",
+    "KANFNOConfig": "operators.models.kan_fno",
+    "KANDeepONet": "operators.models.kan_deeponet",
+    "KANDeepONetConfig": "operators.models.kan_deeponet",
     "MgNO": "operators.models.mgno",
     "MgNOConfig": "operators.models.mgno",
     "MGNO_PRESETS": "operators.models.mgno",
