@@ -62,11 +62,13 @@ def _extension_modules() -> tuple[list, dict]:
         cxx_flags += ["-ffp-contract=fast", "-Wno-psabi"]
     define_macros: list = []
     cuda_sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cu"))
-    if torch.cuda.is_available() and cuda_sources and cpp_extension.CUDA_HOME:
+    # CUDA kernels need a CUDA build of torch and the CUDA toolkit, not a GPU at build time; a CPU
+    # torch never sees the .cu files (nvcc on the machine is not enough).
+    if torch.version.cuda is not None and cuda_sources and cpp_extension.CUDA_HOME:
         ext = cpp_extension.CUDAExtension(
             "operators._C",
             cpu_sources + cuda_sources,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17"]},
             extra_link_args=openmp,
             define_macros=define_macros + [("PDEOP_WITH_CUDA", None)],
         )
