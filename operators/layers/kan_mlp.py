@@ -18,6 +18,7 @@ lifting), so one setting serves all layers of a model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -26,15 +27,51 @@ import torch
 from torch import nn
 
 from operators.layers.rational import GRKAN, GroupRational
+from pde_data.config import check
 from solvers.errors import ConfigError
 
 #: names of the shipped rational fits (see :mod:`operators.layers.rational_fit`)
 RationalInit = Literal["identity", "gelu", "silu", "tanh"]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RationalSettings:
+    """Settings of a KAN model's rational activations; KAN model configs inherit them.
+
+    Parameters
+    ----------
+    groups
+        Rational groups per layer (a layer whose channel count is not a multiple uses
+        :func:`group_count` of them).
+    first_init, hidden_init
+        Shipped fits the first rational of each net and the later ones start from.
+    shared_numerator
+        One numerator per rational shared by its groups (denominators stay per group).
+    """
+
+    groups: int = 8
+    first_init: RationalInit = "identity"
+    hidden_init: RationalInit = "gelu"
+    shared_numerator: bool = False
+
+    def __post_init__(self) -> None:
+        check(self.groups >= 1, f"groups must be an integer >= 1 (got {self.groups})")
+
+    def rational_settings(self) -> RationalSettings:
+        """Just these settings (a config that inherits them passes itself through this)."""
+        return RationalSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RationalSettings)})
+
+
 def group_count(channels: int, groups: int) -> int:
     """Groups a rational on ``channels`` channels uses when ``groups`` are asked for: ``gcd(channels, groups)``."""
     return math.gcd(int(channels), int(groups))
+
+
+def rational_layer(channels: int, settings: RationalSettings, first: bool, channel_dim: int) -> GroupRational:
+    """A lone rational activation on ``channels`` channels (``first``: it starts from ``first_init``)."""
+    return GroupRational(channels, group_count(channels, settings.groups),
+                         settings.first_init if first else settings.hidden_init, settings.shared_numerator,
+                         channel_dim)
 
 
 class KANMLP(nn.Module):
@@ -44,13 +81,9 @@ class KANMLP(nn.Module):
     ----------
     sizes
         Channel counts, at least two entries (one GR-KAN layer per consecutive pair).
-    groups
-        Rational groups asked for per layer (each layer uses :func:`group_count` of them).
-    first_init, hidden_init
-        Shipped fit the first rational starts from (default the identity) and the one every later
-        rational starts from (default GELU, the activation of the MLPs this replaces).
-    shared_numerator
-        One numerator per rational shared by its groups (denominators stay per group).
+    settings
+        Groups, initial fits (by default the first rational starts as the identity and every later
+        one as GELU, the activation of the MLPs this replaces) and numerator sharing.
     channel_dim
         ``-1`` for channels-last inputs ``[..., C]``, ``1`` for channel-first fields ``[B, C, *space]``.
     last_rational
@@ -59,26 +92,23 @@ class KANMLP(nn.Module):
     Raises
     ------
     ConfigError
-        For fewer than two sizes, a non-positive size or group count, or an unknown init name.
+        For fewer than two sizes, a non-positive size, or an unknown init name.
     """
 
-    def __init__(self, sizes: Sequence[int], groups: int = 8, first_init: str = "identity",
-                 hidden_init: str = "gelu", shared_numerator: bool = False, channel_dim: int = -1,
-                 last_rational: bool = False) -> None:
+    def __init__(self, sizes: Sequence[int], settings: RationalSettings = RationalSettings(),
+                 channel_dim: int = -1, last_rational: bool = False) -> None:
         super().__init__()
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ConfigError(f"a KAN MLP needs at least two positive layer sizes (got {sizes})")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ConfigError(f"groups must be a positive integer (got {groups!r})")
         self.layers = nn.ModuleList(
-            GRKAN(a, b, groups=group_count(a, groups), init=first_init if i == 0 else hidden_init,
-                  shared_numerator=shared_numerator, channel_dim=channel_dim)
+            GRKAN(a, b, groups=group_count(a, settings.groups),
+                  init=settings.first_init if i == 0 else settings.hidden_init,
+                  shared_numerator=settings.shared_numerator, channel_dim=channel_dim)
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
         )
         if last_rational:
-            self.output_rational = GroupRational(sizes[-1], group_count(sizes[-1], groups), hidden_init,
-                                                 shared_numerator, channel_dim)
+            self.output_rational = rational_layer(sizes[-1], settings, first=False, channel_dim=channel_dim)
         else:
             self.output_rational = None
 

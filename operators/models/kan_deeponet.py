@@ -17,38 +17,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from operators.layers.kan_mlp import KANMLP, RationalInit, group_count
-from operators.layers.rational import GroupRational
+from operators.layers.kan_mlp import KANMLP, RationalSettings, rational_layer
 from operators.models.deeponet import DeepONet, DeepONetConfig, _ConvBranch
 from operators.registry import register_model
-from pde_data.config import check
 
 
 @dataclasses.dataclass(frozen=True)
-class KANDeepONetConfig(DeepONetConfig):
-    """Settings of a KAN-DeepONet: those of :class:`DeepONetConfig` plus the rational activations'.
-
-    ``activation`` is not used (the rationals replace it).
-
-    Parameters
-    ----------
-    groups
-        Rational groups per layer (a layer whose width is not a multiple uses the greatest common
-        divisor; see :func:`operators.layers.kan_mlp.group_count`).
-    first_init, hidden_init
-        Shipped fits the first rational of each net and the later ones start from.
-    shared_numerator
-        One numerator per rational shared by its groups.
-    """
-
-    groups: int = 8
-    first_init: RationalInit = "identity"
-    hidden_init: RationalInit = "gelu"
-    shared_numerator: bool = False
+class KANDeepONetConfig(DeepONetConfig, RationalSettings):
+    """Settings of a KAN-DeepONet: those of :class:`DeepONetConfig` (``activation`` unused: the
+    rationals replace it) plus the rational activations'
+    (:class:`~operators.layers.kan_mlp.RationalSettings`: ``groups``, ``first_init``,
+    ``hidden_init``, ``shared_numerator``)."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.groups >= 1, f"groups must be an integer >= 1 (got {self.groups})")
+        DeepONetConfig.__post_init__(self)
+        RationalSettings.__post_init__(self)
 
 
 class _KANConvBranch(_ConvBranch):
@@ -57,11 +40,9 @@ class _KANConvBranch(_ConvBranch):
     def __init__(self, config: KANDeepONetConfig, n_out: int) -> None:
         super().__init__(config, n_out, activation=None)
         channels = [conv.in_channels for conv in self.convs] + [self.convs[-1].out_channels]
-        self.rationals = nn.ModuleList(
-            GroupRational(c, group_count(c, config.groups), config.first_init if i == 0 else config.hidden_init,
-                          config.shared_numerator, channel_dim=1)
-            for i, c in enumerate(channels)
-        )
+        settings = config.rational_settings()
+        self.rationals = nn.ModuleList(rational_layer(c, settings, first=i == 0, channel_dim=1)
+                                       for i, c in enumerate(channels))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         for rational, conv in zip(self.rationals, self.convs):
@@ -86,9 +67,7 @@ class KANDeepONet(DeepONet):
 
     def make_mlp(self, sizes: Sequence[int], last_activation: bool) -> nn.Module:
         """A channels-last GR-KAN stack with the given layer sizes (a final rational if ``last_activation``)."""
-        config = self.config
-        return KANMLP(sizes, groups=config.groups, first_init=config.first_init, hidden_init=config.hidden_init,
-                      shared_numerator=config.shared_numerator, channel_dim=-1, last_rational=last_activation)
+        return KANMLP(sizes, self.config.rational_settings(), channel_dim=-1, last_rational=last_activation)
 
     def make_conv_branch(self, n_out: int) -> nn.Module:
         """The conv branch with rationals before its convolutions and before the pooling."""

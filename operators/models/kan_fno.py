@@ -24,35 +24,20 @@ import dataclasses
 
 from torch import nn
 
-from operators.layers.kan_mlp import KANMLP, RationalInit
+from operators.layers.kan_mlp import KANMLP, RationalSettings
 from operators.models.fno import FNO, FNOConfig
 from operators.registry import register_model
-from pde_data.config import check
 
 
 @dataclasses.dataclass(frozen=True)
-class KANFNOConfig(FNOConfig):
-    """Settings of a KAN-FNO: those of :class:`FNOConfig` plus the rational activations'.
-
-    Parameters
-    ----------
-    groups
-        Rational groups per layer (a layer whose channel count is not a multiple uses the greatest
-        common divisor; see :func:`operators.layers.kan_mlp.group_count`).
-    first_init, hidden_init
-        Shipped fits the first rational of each MLP and the later ones start from.
-    shared_numerator
-        One numerator per rational shared by its groups.
-    """
-
-    groups: int = 8
-    first_init: RationalInit = "identity"
-    hidden_init: RationalInit = "gelu"
-    shared_numerator: bool = False
+class KANFNOConfig(FNOConfig, RationalSettings):
+    """Settings of a KAN-FNO: those of :class:`FNOConfig` plus the rational activations'
+    (:class:`~operators.layers.kan_mlp.RationalSettings`: ``groups``, ``first_init``,
+    ``hidden_init``, ``shared_numerator``)."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.groups >= 1, f"groups must be an integer >= 1 (got {self.groups})")
+        FNOConfig.__post_init__(self)
+        RationalSettings.__post_init__(self)
 
 
 @register_model("kan-fno", KANFNOConfig)
@@ -72,7 +57,5 @@ class KANFNO(FNO):
 
     def make_pointwise(self, in_channels: int, out_channels: int, hidden_channels: int, n_layers: int) -> nn.Module:
         """A channel-first GR-KAN stack ``in -> hidden (n_layers - 1 times) -> out``."""
-        config = self.config
         sizes = [in_channels] + [hidden_channels] * (n_layers - 1) + [out_channels]
-        return KANMLP(sizes, groups=config.groups, first_init=config.first_init, hidden_init=config.hidden_init,
-                      shared_numerator=config.shared_numerator, channel_dim=1)
+        return KANMLP(sizes, self.config.rational_settings(), channel_dim=1)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import operators
-from operators.layers.kan_mlp import KANMLP, group_count
+from operators.layers.kan_mlp import KANMLP, RationalSettings, group_count
 from operators.layers.channel_mlp import ChannelMLP
 from operators.layers.rational import GroupRational
 from operators.layers.rational_fit import FITS_PATH
@@ -86,7 +86,7 @@ def test_fitted_inits_reproduce_the_channel_mlp_within_the_fit_errors():
     function e_gelu-close to GELU. The test keeps every rational input inside [-3, 3]."""
     torch.manual_seed(1)
     mlp = ChannelMLP(6, 4, 12, n_layers=2).double()
-    kan = KANMLP([6, 12, 4], groups=4, channel_dim=1).double()
+    kan = KANMLP([6, 12, 4], RationalSettings(groups=4), channel_dim=1).double()
     for layer, linear in zip(kan.layers, mlp.layers):
         layer.linear.load_state_dict({"weight": linear.weight, "bias": linear.bias})
     x = torch.rand(5, 6, 7, 3, dtype=torch.float64) - 0.5
@@ -284,7 +284,7 @@ def test_activation_curves_are_each_groups_function():
 def test_input_ranges_are_the_inputs_percentiles():
     """input_ranges records what each rational receives: for a one-layer stack fed uniform values on
     [-2, 2], the first rational's 0.5/99.5 percentiles are -1.98 and 1.98 to sampling accuracy."""
-    stack = KANMLP([4, 3], groups=2)
+    stack = KANMLP([4, 3], RationalSettings(groups=2))
     x = torch.rand(20000, 4) * 4 - 2
     ranges = input_ranges(stack, lambda: stack(x))
     low, high = ranges["layers.0.rational"]
