@@ -225,6 +225,30 @@ def test_trainer_reduces_kan_fno_test_error(tmp_path):
     assert (tmp_path / "run" / "plots" / "activations.png").stat().st_size > 10_000
 
 
+def test_trainer_reduces_kan_deeponet_test_error(tmp_path):
+    """KAN-DeepONet (MLP branch on 32 sensors, GR-KAN trunk) trained by the common trainer on one heat
+    step: test rel. L2 falls from 1.82 (untrained) to 0.52 in 30 epochs of 40 samples (a plain
+    DeepONet gets 0.63 with this budget); asserted: below 0.7 and below half the untrained error."""
+    from operators.training.config import run_config_from_mapping
+    from operators.training.trainer import Trainer
+    from tests.operators import tiny_data
+
+    data = tiny_data.heat(tmp_path / "heat.h5", n_samples=48, n=32, steps=1, dim=1, nu=0.005, dt=0.5)
+    config = run_config_from_mapping({
+        "seed": 0,
+        "data": {"path": str(data), "protocol": "window", "t_in": 1, "t_out": 1, "n_train": 40, "n_val": 0,
+                 "n_test": 8, "periodic": True, "normalization": "global"},
+        "model": {"model": "kan-deeponet", "branch": "mlp", "branch_width": 32, "trunk_width": 32, "basis": 16,
+                  "groups": 4},
+        "training": {"epochs": 30, "batch_size": 10, "optimizer": {"lr": 0.01}, "scheduler": {"name": "cosine"}},
+    })
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    before = trainer.evaluate_split(trainer.data.test)
+    trainer.fit()
+    after = trainer.evaluate_split(trainer.data.test)
+    assert after < 0.7 and after < 0.5 * before, (before, after)
+
+
 # ---------------------------------------------------------------------------- settings
 def test_configs_build_their_models():
     """Every kan_* training config reads as a checked RunConfig whose model builds; the quick
