@@ -264,6 +264,12 @@ def competitors(case: Case, traits: Any) -> dict[str, Callable[[Problem], Outcom
     }
     if not traits.spd:
         table.pop("cg")
+    if not traits.definite and traits.n_unknowns > 5000:
+        # smoothed aggregation diverges on indefinite Helmholtz (the quick sizes keep the evidence:
+        # pyamg_rebuilt unconverged, pyamg_reused only through its retries); at full size each such
+        # system would burn the whole iteration budget twice before the direct retry
+        table.pop("pyamg_rebuilt")
+        table.pop("pyamg_reused")
     names = case.methods or ALL_METHODS
     return {name: table[name] for name in names if name in table}
 
