@@ -27,7 +27,7 @@ from solvers.linear_system import Operator, as_matmat, as_matvec, check_system, 
 from solvers.result import SolveResult
 
 _EPS = np.finfo(np.float64).eps
-_DGKS = 0.1  # reorthogonalise when one projection cancels over 90% of the norm (orthogonality then ~10 j eps)
+_DGKS = 1.0 / np.sqrt(2.0)  # DGKS: reorthogonalise when one projection removed over ~30% of the norm
 
 
 @dataclasses.dataclass
