@@ -20,7 +20,7 @@ from solvers.version import __version__
 _LAZY = {
     "GCRODR": "solvers.gcrodr",
     "gmres": "solvers.gcrodr",
-    "harmonic_ritz_vectors": "solvers.gcrodr",
+    "harmonic_ritz_vectors": "solvers.recycling",
     "PRECONDITIONERS": "solvers.preconditioners",
     "PreconditionerReuse": "solvers.preconditioners",
     "build_preconditioner": "solvers.preconditioners",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -256,7 +257,7 @@ class SequenceSolver:
         if self.method is None:
             self._configure(infer_traits(A))
         bnorm = float(np.linalg.norm(b))
-        self._failure: str | None = None
+        self._failure = None
         totals = SolveResult(x=b, converged=False, iterations=0, matvecs=0, precond_applications=0,
                              cycles=0, residual=np.inf, seconds=0.0, method=self.method)
         result = None
@@ -277,7 +278,7 @@ class SequenceSolver:
         self._record(final)
         return final
 
-    def _attempts(self):
+    def _attempts(self) -> Iterator[Callable[..., SolveResult]]:
         """Yield the solve attempts in order of increasing strength: requested, fresh preconditioner, direct."""
         if self.method != "direct":
             yield self._iterative
