@@ -68,7 +68,15 @@ def rational_reference(
     ------
     ValueError
         If the shapes of ``x``, ``numerator`` and ``denominator`` do not fit ``groups``.
+
+    Notes
+    -----
+    Under ``torch.jit.trace`` (TorchScript export) the plain forward
+    :func:`rational_forward_reference` runs instead: the tracer cannot record a Python
+    ``autograd.Function``, and an exported program needs no explicit backward.
     """
+    if torch.jit.is_tracing():
+        return rational_forward_reference(x, numerator, denominator, groups, channel_dim)
     return RationalFunction.apply(x, numerator, denominator, groups, channel_dim)
 
 
