@@ -164,6 +164,24 @@ def test_save_load_round_trip_gives_identical_outputs(settings, tmp_path):
         assert torch.equal(loaded(x), model.eval()(x))
 
 
+def test_torchscript_program_of_kan_deeponet_reproduces_it(tmp_path):
+    """TorchScript export traces with the reference kernels; the rationals then run as plain tensor
+    operations (a Python autograd.Function cannot be saved in a program), so the saved and reloaded
+    program gives the model's outputs exactly at another batch size (same operations, same order)."""
+    from operators.kernels import reference_kernels
+
+    torch.manual_seed(5)
+    model = operators.build({"model": "kan-deeponet", "sensor_shape": [8, 8], "branch": "conv", "branch_width": 8,
+                             "trunk_width": 16, "basis": 8}).eval()
+    _perturb_rationals(model)
+    with torch.no_grad(), reference_kernels():
+        traced = torch.jit.trace(model, (torch.randn(2, 1, 8, 8),), check_trace=False)
+        torch.jit.save(traced, str(tmp_path / "kan.pt"))
+        program = torch.jit.load(str(tmp_path / "kan.pt"))
+        x = torch.randn(5, 1, 8, 8)
+        torch.testing.assert_close(program(x), model(x), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------- resolution
 def _resolution_gaps(model_name: str, sizes=(16, 32, 64)) -> list[float]:
     """Relative gap between the model at n and its output at 2n sampled at the n grid."""
