@@ -10,7 +10,7 @@ from solvers.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach this command's arguments to parser."""
-    parser.add_argument("run_dir", type=Path, help="run folder written by 'pdeop train' (or a checkpoint folder)")
+    parser.add_argument("run_dir", type=Path, help="run folder written by 'pdeop train'")
     parser.add_argument("--format", choices=("torchscript", "torch-export"), required=True,
                         help="torchscript (load with torch.jit.load) or torch-export (torch.export.load)")
     parser.add_argument("--out", type=Path, required=True, help="file to write (.pt / .pt2)")
