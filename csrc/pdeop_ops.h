@@ -33,6 +33,8 @@ struct RationalView {
 
   int64_t numel() const { return outer * channels * inner; }
   int64_t channels_per_group() const { return channels / groups; }
+  // Values of one group per outer index, contiguous: (C / G) * inner.
+  int64_t run() const { return channels_per_group() * inner; }
 };
 
 // Validates (x, numerator, denominator, groups, channel_dim) and returns the view of x.

@@ -1,11 +1,13 @@
 // CPU kernels of the group-rational activation F(x) = P(x)/Q(x) and its backward.
 //
-// x is seen as [outer, C, inner] (pdeop_ops.h). Two loop shapes cover every layout:
-//   * runs:    inner >= kMinRun (channels-first [B, C, *spatial]): every contiguous run of `inner`
-//              values shares one coefficient set, broadcast in the loop;
-//   * pattern: inner < kMinRun (channels-last [..., C]): coefficients repeat with period C * inner
-//              along the flat data, so they are expanded once into per-position arrays and the loop
-//              runs over whole rows, vectorised across channels of different groups.
+// x is seen as [outer, C, inner] (pdeop_ops.h): for each outer index, the channels of a group are
+// one contiguous run of (C / G) * inner values. Two loop shapes cover every layout:
+//   * runs:    run >= kMinRun (channels-first [B, C, *spatial], or channels-last with wide groups
+//              such as [B*L, 768] in 8 groups): one coefficient set per run, broadcast in the loop;
+//   * pattern: shorter runs (channels-last with narrow groups): coefficients repeat with period
+//              C * inner along the flat data, so they are expanded once into per-position arrays
+//              (chunks small enough for L1) and the loop runs along whole rows, vectorised across
+//              channels of different groups.
 // Both loops are plain element-wise SIMD loops (OpenMP `simd`), compiled for several instruction
 // sets (cpu_dispatch.h).
 //
@@ -28,8 +30,11 @@ namespace {
 
 constexpr int64_t kMinRun = 32;        // shortest contiguous run worth a broadcast loop
 constexpr int64_t kRunTile = 8192;     // elements of one run handled by one task
-constexpr int64_t kPatternBlock = 512; // minimum elements of one pattern block (whole periods)
-constexpr int64_t kBlocksPerTask = 16; // pattern blocks accumulated in T before folding to double
+constexpr int64_t kPatternRow = 256;   // minimum values per pattern row (whole periods)
+constexpr int64_t kChunk = 256;        // columns per pattern task: its coefficients and sums fit in L1
+constexpr int64_t kLane = kChunk + 16; // row stride of those arrays: not a multiple of 1 KiB, so the
+                                       // 20 rows do not collide in cache sets or alias each other
+constexpr int64_t kTaskValues = 16384; // values per pattern task (rows are accumulated in T, then float64)
 
 // One group's coefficients; b holds |b_j|.
 template <typename T>
@@ -183,50 +188,73 @@ int64_t pattern_group(const RationalView& view, int64_t e) {
   return (e / view.inner) % view.channels / view.channels_per_group();
 }
 
-// The pattern of coefficients for `block` consecutive positions: [10][block], block a multiple of
-// the period C * inner.
+// The flat data of the pattern loop seen as rows of `width` values (whole periods C * inner of the
+// coefficient pattern, at least kPatternRow), plus a shorter last row; each row is cut into column
+// chunks of kChunk values. A task is one chunk of a stretch of rows.
+struct PatternGrid {
+  int64_t width = 0, rows = 0, tail = 0, chunks = 0, rows_per_task = 0, row_tasks = 0;
+
+  explicit PatternGrid(const RationalView& view) {
+    const int64_t period = view.channels * view.inner;
+    width = period * std::max<int64_t>(1, (kPatternRow + period - 1) / period);
+    rows = view.numel() / width;
+    tail = view.numel() % width;
+    chunks = (width + kChunk - 1) / kChunk;
+    rows_per_task = std::max<int64_t>(1, kTaskValues / std::min(width, kChunk));
+    row_tasks = (rows + (tail > 0) + rows_per_task - 1) / rows_per_task;
+  }
+
+  int64_t tasks() const { return row_tasks * chunks; }
+
+  // Values of chunk `chunk` in row `row` (the last row may be short, or miss the chunk).
+  int64_t length(int64_t row, int64_t chunk) const {
+    const int64_t row_values = row < rows ? width : (row == rows ? tail : 0);
+    return std::max<int64_t>(0, std::min(kChunk, row_values - chunk * kChunk));
+  }
+};
+
+// Coefficients of every column of a pattern row, chunk by chunk: [chunk][10][kLane].
 template <typename T>
 std::vector<T> pattern_coefficients(const std::vector<Coef<double>>& groups, const RationalView& view,
-                                    int64_t block) {
-  std::vector<T> coef(static_cast<size_t>(kCoefficientSums * block));
-  for (int64_t e = 0; e < block; ++e) {
+                                    const PatternGrid& grid) {
+  std::vector<T> coef(static_cast<size_t>(grid.chunks * kCoefficientSums * kLane), T(0));
+  for (int64_t e = 0; e < grid.width; ++e) {
     const Coef<double>& c = groups[pattern_group(view, e)];
     const double values[kCoefficientSums] = {c.a0, c.a1, c.a2, c.a3, c.a4, c.a5, c.b1, c.b2, c.b3, c.b4};
-    for (int k = 0; k < kCoefficientSums; ++k) coef[k * block + e] = T(values[k]);
+    T* chunk = coef.data() + e / kChunk * kCoefficientSums * kLane;
+    for (int k = 0; k < kCoefficientSums; ++k) chunk[k * kLane + e % kChunk] = T(values[k]);
   }
   return coef;
 }
 
-// Pattern block length: whole periods, at least kPatternBlock elements.
-int64_t pattern_block(const RationalView& view) {
-  const int64_t period = view.channels * view.inner;
-  return period * std::max<int64_t>(1, (kPatternBlock + period - 1) / period);
-}
-
 template <typename T>
 void forward_impl(const T* x, T* y, const RationalView& view, const std::vector<Coef<double>>& groups) {
-  const int64_t total = view.numel();
-  if (view.inner >= kMinRun) {
-    const int64_t tiles = (view.inner + kRunTile - 1) / kRunTile;
-    const int64_t cpg = view.channels_per_group();
-    at::parallel_for(0, view.outer * view.channels * tiles, 1, [&](int64_t begin, int64_t end) {
+  const int64_t run = view.run();
+  if (run >= kMinRun) {
+    const int64_t tiles = (run + kRunTile - 1) / kRunTile;
+    at::parallel_for(0, view.outer * view.groups * tiles, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t row = task / tiles;
         const int64_t start = (task % tiles) * kRunTile;
-        const Coef<T> c = cast_coef<T>(groups[row % view.channels / cpg]);
-        const int64_t offset = row * view.inner + start;
-        forward_run<T>(x + offset, y + offset, std::min(kRunTile, view.inner - start), c);
+        const Coef<T> c = cast_coef<T>(groups[row % view.groups]);
+        const int64_t offset = row * run + start;
+        forward_run<T>(x + offset, y + offset, std::min(kRunTile, run - start), c);
       }
     });
     return;
   }
-  const int64_t block = pattern_block(view);
-  const std::vector<T> coef = pattern_coefficients<T>(groups, view, block);
-  const int64_t blocks = (total + block - 1) / block;
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t offset = k * block;  // the last block may be short, still whole periods
-      forward_pattern<T>(x + offset, y + offset, std::min(block, total - offset), coef.data(), block);
+  const PatternGrid grid(view);
+  const std::vector<T> coef = pattern_coefficients<T>(groups, view, grid);
+  at::parallel_for(0, grid.tasks(), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t chunk = task % grid.chunks, first = task / grid.chunks * grid.rows_per_task;
+      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kLane;
+      for (int64_t row = first; row < first + grid.rows_per_task; ++row) {
+        const int64_t n = grid.length(row, chunk);
+        if (n == 0) break;
+        const int64_t offset = row * grid.width + chunk * kChunk;
+        forward_pattern<T>(x + offset, y + offset, n, chunk_coef, kLane);
+      }
     }
   });
 }
@@ -235,57 +263,59 @@ void forward_impl(const T* x, T* y, const RationalView& view, const std::vector<
 template <typename T>
 std::vector<double> backward_impl(const T* x, const T* g, T* gx, const RationalView& view,
                                   const std::vector<Coef<double>>& groups) {
-  const int64_t total = view.numel();
   std::vector<double> sums(static_cast<size_t>(view.groups * kCoefficientSums), 0.0);
-  if (view.inner >= kMinRun) {
-    const int64_t tiles = (view.inner + kRunTile - 1) / kRunTile;
-    const int64_t cpg = view.channels_per_group();
-    const int64_t tasks = view.outer * view.channels * tiles;
+  const int64_t run = view.run();
+  if (run >= kMinRun) {
+    const int64_t tiles = (run + kRunTile - 1) / kRunTile;
+    const int64_t tasks = view.outer * view.groups * tiles;
     std::vector<double> partial(static_cast<size_t>(tasks * kCoefficientSums), 0.0);
     at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t row = task / tiles;
         const int64_t start = (task % tiles) * kRunTile;
-        const Coef<T> c = cast_coef<T>(groups[row % view.channels / cpg]);
-        const int64_t offset = row * view.inner + start;
-        backward_run<T>(x + offset, g + offset, gx + offset, std::min(kRunTile, view.inner - start), c,
+        const Coef<T> c = cast_coef<T>(groups[row % view.groups]);
+        const int64_t offset = row * run + start;
+        backward_run<T>(x + offset, g + offset, gx + offset, std::min(kRunTile, run - start), c,
                         partial.data() + task * kCoefficientSums);
       }
     });
     for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t group = task / tiles % view.channels / cpg;
+      const int64_t group = task / tiles % view.groups;
       for (int k = 0; k < kCoefficientSums; ++k) {
         sums[group * kCoefficientSums + k] += partial[task * kCoefficientSums + k];
       }
     }
     return sums;
   }
-  const int64_t block = pattern_block(view);
-  const std::vector<T> coef = pattern_coefficients<T>(groups, view, block);
-  const int64_t blocks = (total + block - 1) / block;
-  const int64_t tasks = (blocks + kBlocksPerTask - 1) / kBlocksPerTask;
-  std::vector<int64_t> group_of(static_cast<size_t>(block));
-  for (int64_t e = 0; e < block; ++e) group_of[e] = pattern_group(view, e);
+  const PatternGrid grid(view);
+  const std::vector<T> coef = pattern_coefficients<T>(groups, view, grid);
+  std::vector<int64_t> group_of(static_cast<size_t>(grid.width));
+  for (int64_t e = 0; e < grid.width; ++e) group_of[e] = pattern_group(view, e);
   const int64_t slot = view.groups * kCoefficientSums;
-  std::vector<double> partial(static_cast<size_t>(tasks * slot), 0.0);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(static_cast<size_t>(kCoefficientSums * block));
+  std::vector<double> partial(static_cast<size_t>(grid.tasks() * slot), 0.0);
+  at::parallel_for(0, grid.tasks(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(static_cast<size_t>(kCoefficientSums * kLane));
     for (int64_t task = begin; task < end; ++task) {
+      const int64_t chunk = task % grid.chunks, first = task / grid.chunks * grid.rows_per_task;
+      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kLane;
       std::fill(acc.begin(), acc.end(), T(0));
-      const int64_t last = std::min(blocks, (task + 1) * kBlocksPerTask);
-      for (int64_t k = task * kBlocksPerTask; k < last; ++k) {
-        const int64_t offset = k * block;
-        backward_pattern<T>(x + offset, g + offset, gx + offset, std::min(block, total - offset),
-                            coef.data(), acc.data(), block);
+      for (int64_t row = first; row < first + grid.rows_per_task; ++row) {
+        const int64_t n = grid.length(row, chunk);
+        if (n == 0) break;
+        const int64_t offset = row * grid.width + chunk * kChunk;
+        backward_pattern<T>(x + offset, g + offset, gx + offset, n, chunk_coef, acc.data(), kLane);
       }
       double* out = partial.data() + task * slot;
+      const int64_t columns = std::min(kChunk, grid.width - chunk * kChunk);
       for (int k = 0; k < kCoefficientSums; ++k) {
-        const T* row = acc.data() + k * block;
-        for (int64_t e = 0; e < block; ++e) out[group_of[e] * kCoefficientSums + k] += row[e];
+        const T* row = acc.data() + k * kLane;
+        for (int64_t e = 0; e < columns; ++e) {
+          out[group_of[chunk * kChunk + e] * kCoefficientSums + k] += row[e];
+        }
       }
     }
   });
-  for (int64_t task = 0; task < tasks; ++task) {
+  for (int64_t task = 0; task < grid.tasks(); ++task) {
     for (int64_t j = 0; j < slot; ++j) sums[j] += partial[task * slot + j];
   }
   return sums;

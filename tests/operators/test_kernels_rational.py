@@ -25,10 +25,12 @@ needs_cuda = pytest.mark.skipif(
     not (HAS_EXT and ops.has_cuda_kernels() and torch.cuda.is_available()), reason="no CUDA kernels or GPU"
 )
 
-# (shape, channel_dim, groups): channels-last transformer-like, channels-first operator-like with
-# long runs (broadcast loop) and short runs (pattern loop), a middle channel dim, small groups.
+# (shape, channel_dim, groups): channels-last with narrow groups (pattern loop) and wide groups
+# (broadcast loop over each group's run), channels-first operator-like with long and short runs, a
+# middle channel dim, a 2-D input.
 LAYOUTS = [
     ((3, 17, 48), -1, 8),
+    ((5, 7, 256), -1, 4),
     ((2, 12, 9, 7), 1, 4),
     ((2, 8, 40, 3), 1, 2),
     ((4, 6, 5), 1, 3),
