@@ -117,79 +117,54 @@ at::Tensor mode_output(const at::Tensor& like, int64_t rows, int64_t cols) {
   return at::empty(mode_first, options).permute(order);
 }
 
-void run_product(ModeProductKernel kernel, const ModeProduct& p, at::Tensor& out) {
-  if (out.numel() == 0) return;
-  if (p.inner == 0) {
-    out.zero_();
-    return;
-  }
+// out[row, col, k] = sum_r A[row, r, k] B[r, col, k] with A = a read along (a_row, a_col) and
+// B = b read along (b_row, b_col), conjugated where asked; `like` sets the output layout.
+at::Tensor mode_product(ModeProductKernel kernel, const at::Tensor& like, const at::Tensor& a_in,
+                        int64_t a_row, int64_t a_col, bool a_conj, const at::Tensor& b_in, int64_t b_row,
+                        int64_t b_col, bool b_conj) {
+  const at::Tensor a = resolved(a_in);
+  const at::Tensor b = resolved(b_in);
+  ModeProduct p;
+  p.rows = a.size(a_row);
+  p.inner = a.size(a_col);
+  p.cols = b.size(b_col);
+  p.a = operand(a, a_row, a_col, a_conj);
+  p.b = operand(b, b_row, b_col, b_conj);
+  set_modes(p, p.a, a);
+  set_modes(p, p.b, b);
+  at::Tensor out = mode_output(like, p.rows, p.cols);
+  if (out.numel() == 0) return out;
+  if (p.inner == 0) return out.zero_();
   kernel(p, out);
+  return out;
 }
 
 }  // namespace
 
-at::Tensor spectral_mix_forward_with(ModeProductKernel kernel, const at::Tensor& x_in,
-                                     const at::Tensor& weight_in) {
-  check_spectral(x_in, weight_in);
-  const at::Tensor x = resolved(x_in);
-  const at::Tensor weight = resolved(weight_in);
+at::Tensor spectral_mix_forward_with(ModeProductKernel kernel, const at::Tensor& x, const at::Tensor& weight) {
+  check_spectral(x, weight);
   // out[b, o] = sum_i x[b, i] w[i, o]
-  ModeProduct p;
-  p.rows = x.size(0);
-  p.inner = x.size(1);
-  p.cols = weight.size(1);
-  p.a = operand(x, 0, 1, false);
-  p.b = operand(weight, 0, 1, false);
-  set_modes(p, p.a, x);
-  set_modes(p, p.b, weight);
-  at::Tensor out = mode_output(x, p.rows, p.cols);
-  run_product(kernel, p, out);
-  return out;
+  return mode_product(kernel, x, x, 0, 1, false, weight, 0, 1, false);
 }
 
-at::Tensor spectral_mix_backward_input_with(ModeProductKernel kernel, const at::Tensor& grad_in,
-                                            const at::Tensor& weight_in) {
-  TORCH_CHECK(grad_in.dim() == weight_in.dim() && grad_in.dim() >= 2 &&
-                  grad_in.size(1) == weight_in.size(1),
+at::Tensor spectral_mix_backward_input_with(ModeProductKernel kernel, const at::Tensor& grad,
+                                            const at::Tensor& weight) {
+  TORCH_CHECK(grad.dim() == weight.dim() && grad.dim() >= 2 && grad.size(1) == weight.size(1),
               "pdeop.spectral_mix_backward_input: grad_out must be [B, C_out, m..] for weight ",
-              weight_in.sizes(), " (got ", grad_in.sizes(), ")");
-  check_spectral(grad_in, weight_in.transpose(0, 1));  // grad [B, O] times w^T [O, I]
-  const at::Tensor grad = resolved(grad_in);
-  const at::Tensor weight = resolved(weight_in);
+              weight.sizes(), " (got ", grad.sizes(), ")");
+  check_spectral(grad, weight.transpose(0, 1));  // grad [B, O] times w^T [O, I]
   // grad_x[b, i] = sum_o grad[b, o] conj(w[i, o])
-  ModeProduct p;
-  p.rows = grad.size(0);
-  p.inner = grad.size(1);
-  p.cols = weight.size(0);
-  p.a = operand(grad, 0, 1, false);
-  p.b = operand(weight, 1, 0, true);
-  set_modes(p, p.a, grad);
-  set_modes(p, p.b, weight);
-  at::Tensor out = mode_output(grad, p.rows, p.cols);
-  run_product(kernel, p, out);
-  return out;
+  return mode_product(kernel, grad, grad, 0, 1, false, weight, 1, 0, true);
 }
 
-at::Tensor spectral_mix_backward_weight_with(ModeProductKernel kernel, const at::Tensor& grad_in,
-                                             const at::Tensor& x_in) {
-  TORCH_CHECK(grad_in.dim() == x_in.dim() && grad_in.dim() >= 2 && grad_in.size(0) == x_in.size(0),
-              "pdeop.spectral_mix_backward_weight: grad_out must be [B, C_out, m..] for x ",
-              x_in.sizes(), " (got ", grad_in.sizes(), ")");
-  check_spectral(x_in.transpose(0, 1), grad_in);  // x^T [I, B] times grad [B, O]
-  const at::Tensor grad = resolved(grad_in);
-  const at::Tensor x = resolved(x_in);
+at::Tensor spectral_mix_backward_weight_with(ModeProductKernel kernel, const at::Tensor& grad,
+                                             const at::Tensor& x) {
+  TORCH_CHECK(grad.dim() == x.dim() && grad.dim() >= 2 && grad.size(0) == x.size(0),
+              "pdeop.spectral_mix_backward_weight: grad_out must be [B, C_out, m..] for x ", x.sizes(),
+              " (got ", grad.sizes(), ")");
+  check_spectral(x.transpose(0, 1), grad);  // x^T [I, B] times grad [B, O]
   // grad_w[i, o] = sum_b conj(x[b, i]) grad[b, o]
-  ModeProduct p;
-  p.rows = x.size(1);
-  p.inner = x.size(0);
-  p.cols = grad.size(1);
-  p.a = operand(x, 1, 0, true);
-  p.b = operand(grad, 0, 1, false);
-  set_modes(p, p.a, x);
-  set_modes(p, p.b, grad);
-  at::Tensor out = mode_output(grad, p.rows, p.cols);
-  run_product(kernel, p, out);
-  return out;
+  return mode_product(kernel, grad, x, 1, 0, true, grad, 0, 1, false);
 }
 
 namespace {
