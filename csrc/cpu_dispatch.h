@@ -85,9 +85,6 @@ struct Simd {
   static constexpr int W = VB / sizeof(T);  // real lanes
   static constexpr int P = W / 2;           // complex values, interleaved (re, im, re, im, ...)
 
-  // Every lane = value (a -0 becomes +0, which changes no product's value).
-  static PDEOP_INLINE vec broadcast(T value) { return vec{} + value; }
-
   // Stores the first `count` values of v (all W: one vector store).
   static PDEOP_INLINE void store(T* out, const vec& v, int64_t count) {
     if (count == W) {

@@ -22,8 +22,8 @@ constexpr int kNumeratorTerms = 6;    // a0..a5
 constexpr int kDenominatorTerms = 4;  // b1..b4
 constexpr int kCoefficientSums = kNumeratorTerms + kDenominatorTerms;
 
-// x seen as [outer, channels, inner]: channel c of the row is in group c / (channels / groups).
-// The run of `inner` contiguous values at (outer index, c) shares one coefficient set.
+// x seen as [outer, channels, inner]: channel c is in group c / (channels / groups), so for each
+// outer index the values of one group form one contiguous run of (channels / groups) * inner.
 struct RationalView {
   int64_t outer = 1;
   int64_t channels = 1;
@@ -80,8 +80,10 @@ std::vector<int64_t> mode_offsets(const ModeOperand& op, const int64_t modes[3])
 // Computes the product into `out` [M, N, modes...], laid out as registration.cpp allocates it:
 // contiguous, or mode-major ([modes..., M, N] in memory).
 void mode_product_cpu(const ModeProduct& product, at::Tensor& out);
-// The per-mode GEMM kernel, for a mode-major `out` (mode_gemm_cpu.cpp).
-void mode_gemm_cpu(const ModeProduct& product, at::Tensor& out);
+// The product for a mode-major `out` on any device: then both operands usually are batches of
+// ordinary matrices, one per mode, and the vendor's batched GEMM (MKL, cuBLAS) through at::bmm is
+// already the fastest way to multiply them (registration.cpp).
+void mode_product_batched(const ModeProduct& product, at::Tensor& out);
 
 // The spectral-mixing ops around a device's product kernel: check, resolve lazy conjugation,
 // allocate the output, describe the product, run the kernel.

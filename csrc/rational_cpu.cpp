@@ -32,8 +32,6 @@ constexpr int64_t kMinRun = 32;        // shortest contiguous run worth a broadc
 constexpr int64_t kRunTile = 8192;     // elements of one run handled by one task
 constexpr int64_t kPatternRow = 256;   // minimum values per pattern row (whole periods)
 constexpr int64_t kChunk = 256;        // columns per pattern task: its coefficients and sums fit in L1
-constexpr int64_t kLane = kChunk + 16; // row stride of those arrays: not a multiple of 1 KiB, so the
-                                       // 20 rows do not collide in cache sets or alias each other
 constexpr int64_t kTaskValues = 16384; // values per pattern task (rows are accumulated in T, then float64)
 
 // One group's coefficients; b holds |b_j|.
@@ -135,7 +133,7 @@ PDEOP_MULTIVERSION void backward_run(const T* __restrict x, const T* __restrict 
   for (int k = 0; k < kCoefficientSums; ++k) sums[k] += static_cast<double>(local[k]);
 }
 
-// One pattern block; accumulates the power sums per position into acc [10][stride].
+// One chunk of a pattern row; accumulates the power sums per position into acc [10][stride].
 template <typename T>
 PDEOP_MULTIVERSION void backward_pattern(const T* __restrict x, const T* __restrict g,
                                          T* __restrict gx, int64_t n, const T* __restrict coef,
@@ -213,16 +211,16 @@ struct PatternGrid {
   }
 };
 
-// Coefficients of every column of a pattern row, chunk by chunk: [chunk][10][kLane].
+// Coefficients of every column of a pattern row, chunk by chunk: [chunk][10][kChunk].
 template <typename T>
 std::vector<T> pattern_coefficients(const std::vector<Coef<double>>& groups, const RationalView& view,
                                     const PatternGrid& grid) {
-  std::vector<T> coef(static_cast<size_t>(grid.chunks * kCoefficientSums * kLane), T(0));
+  std::vector<T> coef(static_cast<size_t>(grid.chunks * kCoefficientSums * kChunk), T(0));
   for (int64_t e = 0; e < grid.width; ++e) {
     const Coef<double>& c = groups[pattern_group(view, e)];
     const double values[kCoefficientSums] = {c.a0, c.a1, c.a2, c.a3, c.a4, c.a5, c.b1, c.b2, c.b3, c.b4};
-    T* chunk = coef.data() + e / kChunk * kCoefficientSums * kLane;
-    for (int k = 0; k < kCoefficientSums; ++k) chunk[k * kLane + e % kChunk] = T(values[k]);
+    T* chunk = coef.data() + e / kChunk * kCoefficientSums * kChunk;
+    for (int k = 0; k < kCoefficientSums; ++k) chunk[k * kChunk + e % kChunk] = T(values[k]);
   }
   return coef;
 }
@@ -248,12 +246,12 @@ void forward_impl(const T* x, T* y, const RationalView& view, const std::vector<
   at::parallel_for(0, grid.tasks(), 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % grid.chunks, first = task / grid.chunks * grid.rows_per_task;
-      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kLane;
+      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kChunk;
       for (int64_t row = first; row < first + grid.rows_per_task; ++row) {
         const int64_t n = grid.length(row, chunk);
         if (n == 0) break;
         const int64_t offset = row * grid.width + chunk * kChunk;
-        forward_pattern<T>(x + offset, y + offset, n, chunk_coef, kLane);
+        forward_pattern<T>(x + offset, y + offset, n, chunk_coef, kChunk);
       }
     }
   });
@@ -294,21 +292,21 @@ std::vector<double> backward_impl(const T* x, const T* g, T* gx, const RationalV
   const int64_t slot = view.groups * kCoefficientSums;
   std::vector<double> partial(static_cast<size_t>(grid.tasks() * slot), 0.0);
   at::parallel_for(0, grid.tasks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(static_cast<size_t>(kCoefficientSums * kLane));
+    std::vector<T> acc(static_cast<size_t>(kCoefficientSums * kChunk));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % grid.chunks, first = task / grid.chunks * grid.rows_per_task;
-      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kLane;
+      const T* chunk_coef = coef.data() + chunk * kCoefficientSums * kChunk;
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t row = first; row < first + grid.rows_per_task; ++row) {
         const int64_t n = grid.length(row, chunk);
         if (n == 0) break;
         const int64_t offset = row * grid.width + chunk * kChunk;
-        backward_pattern<T>(x + offset, g + offset, gx + offset, n, chunk_coef, acc.data(), kLane);
+        backward_pattern<T>(x + offset, g + offset, gx + offset, n, chunk_coef, acc.data(), kChunk);
       }
       double* out = partial.data() + task * slot;
       const int64_t columns = std::min(kChunk, grid.width - chunk * kChunk);
       for (int k = 0; k < kCoefficientSums; ++k) {
-        const T* row = acc.data() + k * kLane;
+        const T* row = acc.data() + k * kChunk;
         for (int64_t e = 0; e < columns; ++e) {
           out[group_of[chunk * kChunk + e] * kCoefficientSums + k] += row[e];
         }

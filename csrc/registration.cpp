@@ -141,6 +141,27 @@ at::Tensor mode_product(ModeProductKernel kernel, const at::Tensor& like, const 
 
 }  // namespace
 
+void mode_product_batched(const ModeProduct& p, at::Tensor& out) {
+  const int64_t K = p.num_modes();
+  const auto options = out.options();
+  // The operand as a [K, rows, cols] batch (a view when its mode axes merge, as in mode-major
+  // layouts; a copy otherwise), lazily conjugated where asked.
+  auto batch = [&](const ModeOperand& op, int64_t rows, int64_t cols) {
+    const at::Tensor t = at::from_blob(const_cast<void*>(op.data), {p.modes[0], p.modes[1], p.modes[2], rows, cols},
+                                       {op.stride_mode[0], op.stride_mode[1], op.stride_mode[2], op.stride_row,
+                                        op.stride_col},
+                                       options)
+                             .reshape({K, rows, cols});
+    return op.conj ? t.conj() : t;
+  };
+  std::vector<int64_t> modes_first;
+  for (int64_t d = 2; d < out.dim(); ++d) modes_first.push_back(d);
+  modes_first.push_back(0);
+  modes_first.push_back(1);
+  at::Tensor out_batch = out.permute(modes_first).view({K, p.rows, p.cols});
+  at::bmm_out(out_batch, batch(p.a, p.rows, p.inner), batch(p.b, p.inner, p.cols));
+}
+
 at::Tensor spectral_mix_forward_with(ModeProductKernel kernel, const at::Tensor& x, const at::Tensor& weight) {
   check_spectral(x, weight);
   // out[b, o] = sum_i x[b, i] w[i, o]

@@ -3,7 +3,8 @@
 //   * channel-major operands ([B, C, modes] with the modes contiguous, e.g. slices of an rfft
 //     output): the "lanes" kernel of this file, which vectorises over the modes;
 //   * mode-major operands (channels contiguous, modes outermost, as DFT-by-matmul pipelines and
-//     einsum produce them): one small GEMM per mode (mode_gemm_cpu.cpp).
+//     einsum produce them): one ordinary GEMM per mode, by ATen's batched GEMM on views
+//     (mode_product_batched; MKL's kernels run near peak there, and no copy is needed).
 // The output layout follows the operands (registration.cpp), and decides the kernel here.
 //
 // Lanes kernel. For fixed (m, r, n) the product is an element-wise complex multiply-add along the
@@ -297,7 +298,7 @@ void mode_product_cpu(const ModeProduct& product, at::Tensor& out) {
   const bool single = out.scalar_type() == at::kComplexFloat;
   TORCH_INTERNAL_ASSERT(single || out.scalar_type() == at::kComplexDouble);
   if (is_mode_major(out)) {
-    mode_gemm_cpu(product, out);
+    mode_product_batched(product, out);
   } else if (single) {
     TORCH_INTERNAL_ASSERT(out.is_contiguous());
     run_widest<LanesProduct<float>>(product, out);

@@ -1,11 +1,11 @@
 // CUDA kernel of the per-mode complex product C[m, n, k] = sum_r A[m, r, k] B[r, n, k] behind the
 // spectral-mixing ops (registered for the CUDA dispatch key; pdeop_ops.h describes the product).
 //
-// One thread per output value, reading both operands in place through their strides (any slice
-// or layout, conjugation applied on load) and writing through the output's strides. Consecutive
-// threads take consecutive output addresses - modes for a channel-major output, output channels
-// for a mode-major one - so that, in the usual layouts, loads and stores are coalesced. Launched on
-// the current stream.
+// Mode-major operands (channels contiguous, modes outermost) are batches of ordinary matrices and go
+// to cuBLAS through at::bmm (mode_product_batched). Otherwise one thread computes one output value,
+// reading both operands in place through their strides (any slice, conjugation applied on load);
+// consecutive threads take consecutive modes, so that channel-major loads and stores are coalesced.
+// Launched on the current stream.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
@@ -72,6 +72,10 @@ __global__ void mode_product_kernel(const c10::complex<T>* __restrict__ a, const
 
 void mode_product_cuda(const ModeProduct& product, at::Tensor& out) {
   const c10::cuda::OptionalCUDAGuard guard(out.device());
+  if (is_mode_major(out)) {  // batches of ordinary matrices: cuBLAS through at::bmm
+    mode_product_batched(product, out);
+    return;
+  }
   DeviceProduct p;
   p.rows = product.rows;
   p.inner = product.inner;
