@@ -99,16 +99,17 @@ ModeOperand operand(const at::Tensor& t, int64_t row_axis, int64_t col_axis, boo
 // Reads of raw memory must see the values, not a lazily conjugated or negated view.
 at::Tensor resolved(const at::Tensor& t) { return t.resolve_conj().resolve_neg(); }
 
-// The output [rows, cols, modes...] of a product whose first operand is `like`: mode-major
-// ([modes..., rows, cols] in memory) when `like` keeps its channels contiguous under its modes, as
-// DFT-by-matmul pipelines produce them, so that the layout carries through; else contiguous.
-// operators/kernels/ops.py's fake kernels apply the same rule.
-at::Tensor mode_output(const at::Tensor& like, int64_t rows, int64_t cols) {
-  const int64_t d = like.dim() - 2;
+// The output [rows, cols, modes...] of a product of the tensors `a` and `b`: mode-major
+// ([modes..., rows, cols] in memory) when either keeps its channels contiguous under its modes, as
+// DFT-by-matmul pipelines produce them (the product then runs as a batched GEMM, and the layout
+// carries through); else contiguous (the modes-as-lanes kernels). operators/kernels/ops.py's fake
+// kernels apply the same rule.
+at::Tensor mode_output(const at::Tensor& a, const at::Tensor& b, int64_t rows, int64_t cols) {
+  const int64_t d = a.dim() - 2;
   std::vector<int64_t> sizes = {rows, cols};
-  for (int64_t k = 0; k < d; ++k) sizes.push_back(like.size(2 + k));
-  const auto options = like.options().memory_format(at::MemoryFormat::Contiguous);
-  if (!is_mode_major(like)) return at::empty(sizes, options);
+  for (int64_t k = 0; k < d; ++k) sizes.push_back(a.size(2 + k));
+  const auto options = a.options().memory_format(at::MemoryFormat::Contiguous);
+  if (!is_mode_major(a) && !is_mode_major(b)) return at::empty(sizes, options);
   std::vector<int64_t> mode_first(sizes.begin() + 2, sizes.end());
   mode_first.push_back(rows);
   mode_first.push_back(cols);
@@ -118,8 +119,8 @@ at::Tensor mode_output(const at::Tensor& like, int64_t rows, int64_t cols) {
 }
 
 // out[row, col, k] = sum_r A[row, r, k] B[r, col, k] with A = a read along (a_row, a_col) and
-// B = b read along (b_row, b_col), conjugated where asked; `like` sets the output layout.
-at::Tensor mode_product(ModeProductKernel kernel, const at::Tensor& like, const at::Tensor& a_in,
+// B = b read along (b_row, b_col), conjugated where asked.
+at::Tensor mode_product(ModeProductKernel kernel, const at::Tensor& a_in,
                         int64_t a_row, int64_t a_col, bool a_conj, const at::Tensor& b_in, int64_t b_row,
                         int64_t b_col, bool b_conj) {
   const at::Tensor a = resolved(a_in);
@@ -132,7 +133,7 @@ at::Tensor mode_product(ModeProductKernel kernel, const at::Tensor& like, const 
   p.b = operand(b, b_row, b_col, b_conj);
   set_modes(p, p.a, a);
   set_modes(p, p.b, b);
-  at::Tensor out = mode_output(like, p.rows, p.cols);
+  at::Tensor out = mode_output(a_in, b_in, p.rows, p.cols);
   if (out.numel() == 0) return out;
   if (p.inner == 0) return out.zero_();
   kernel(p, out);
@@ -165,7 +166,7 @@ void mode_product_batched(const ModeProduct& p, at::Tensor& out) {
 at::Tensor spectral_mix_forward_with(ModeProductKernel kernel, const at::Tensor& x, const at::Tensor& weight) {
   check_spectral(x, weight);
   // out[b, o] = sum_i x[b, i] w[i, o]
-  return mode_product(kernel, x, x, 0, 1, false, weight, 0, 1, false);
+  return mode_product(kernel, x, 0, 1, false, weight, 0, 1, false);
 }
 
 at::Tensor spectral_mix_backward_input_with(ModeProductKernel kernel, const at::Tensor& grad,
@@ -175,7 +176,7 @@ at::Tensor spectral_mix_backward_input_with(ModeProductKernel kernel, const at::
               weight.sizes(), " (got ", grad.sizes(), ")");
   check_spectral(grad, weight.transpose(0, 1));  // grad [B, O] times w^T [O, I]
   // grad_x[b, i] = sum_o grad[b, o] conj(w[i, o])
-  return mode_product(kernel, grad, grad, 0, 1, false, weight, 1, 0, true);
+  return mode_product(kernel, grad, 0, 1, false, weight, 1, 0, true);
 }
 
 at::Tensor spectral_mix_backward_weight_with(ModeProductKernel kernel, const at::Tensor& grad,
@@ -185,7 +186,7 @@ at::Tensor spectral_mix_backward_weight_with(ModeProductKernel kernel, const at:
               " (got ", grad.sizes(), ")");
   check_spectral(x.transpose(0, 1), grad);  // x^T [I, B] times grad [B, O]
   // grad_w[i, o] = sum_b conj(x[b, i]) grad[b, o]
-  return mode_product(kernel, grad, x, 1, 0, true, grad, 0, 1, false);
+  return mode_product(kernel, x, 1, 0, true, grad, 0, 1, false);
 }
 
 namespace {

@@ -77,17 +77,17 @@ def _contiguous_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(t.shape, dtype=t.dtype, device=t.device)
 
 
-def _mode_output(like: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+def _mode_output(a: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """``[rows, cols, *modes]`` laid out as csrc/registration.cpp's ``mode_output`` does.
 
-    Mode-major (``[*modes, rows, cols]`` in memory) when ``like`` keeps its channels contiguous
-    under its modes (``stride(1) < stride(-1)``), else contiguous.
+    Mode-major (``[*modes, rows, cols]`` in memory) when ``a`` or ``b`` keeps its channels
+    contiguous under its modes (``stride(1) < stride(-1)``), else contiguous.
     """
-    modes = tuple(like.shape[2:])
-    if like.stride(1) < like.stride(-1):
+    modes = tuple(a.shape[2:])
+    if a.stride(1) < a.stride(-1) or b.stride(1) < b.stride(-1):
         d = len(modes)
-        return like.new_empty((*modes, rows, cols)).permute(d, d + 1, *range(d))
-    return like.new_empty((rows, cols, *modes))
+        return a.new_empty((*modes, rows, cols)).permute(d, d + 1, *range(d))
+    return a.new_empty((rows, cols, *modes))
 
 
 def _register_fake_kernels() -> None:
@@ -103,15 +103,15 @@ def _register_fake_kernels() -> None:
 
     @torch.library.register_fake("pdeop::spectral_mix_forward")
     def _spectral_forward(x, weight):  # noqa: ANN001, ANN202
-        return _mode_output(x, x.shape[0], weight.shape[1])
+        return _mode_output(x, weight, x.shape[0], weight.shape[1])
 
     @torch.library.register_fake("pdeop::spectral_mix_backward_input")
     def _spectral_backward_input(grad_out, weight):  # noqa: ANN001, ANN202
-        return _mode_output(grad_out, grad_out.shape[0], weight.shape[0])
+        return _mode_output(grad_out, weight, grad_out.shape[0], weight.shape[0])
 
     @torch.library.register_fake("pdeop::spectral_mix_backward_weight")
     def _spectral_backward_weight(grad_out, x):  # noqa: ANN001, ANN202
-        return _mode_output(grad_out, x.shape[1], grad_out.shape[1])
+        return _mode_output(x, grad_out, x.shape[1], grad_out.shape[1])
 
 
 def _register_autograd() -> None:

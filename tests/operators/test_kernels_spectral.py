@@ -46,6 +46,10 @@ def _sliced(shape, dtype, seed, device="cpu"):
 
 
 LAYOUTS = {"contiguous": _random, "mode_major": _mode_major, "sliced": _sliced}
+# Pairs (x, weight, grad) of layouts for the equality test: each layout alone, and mixtures.
+LAYOUT_MIXES = [(name, name, name) for name in sorted(LAYOUTS)] + [
+    ("mode_major", "mode_major", "contiguous"), ("sliced", "mode_major", "contiguous"),
+    ("contiguous", "sliced", "mode_major")]
 
 
 def _relative_error(value: torch.Tensor, truth: torch.Tensor) -> float:
@@ -62,14 +66,14 @@ def _expected(x, weight, grad):
 
 
 @pytest.mark.parametrize("b,c_in,c_out,modes", SHAPES)
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layouts", LAYOUT_MIXES)
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
-def test_forward_and_both_gradients_match_einsum(b, c_in, c_out, modes, layout, dtype):
-    """out = sum_i x w, grad_x = sum_o g conj(w), grad_w = sum_b conj(x) g, in every layout."""
-    make = LAYOUTS[layout]
-    x = make((b, c_in, *modes), dtype, 0)
-    weight = make((c_in, c_out, *modes), dtype, 1)
-    grad = make((b, c_out, *modes), dtype, 2)
+def test_forward_and_both_gradients_match_einsum(b, c_in, c_out, modes, layouts, dtype):
+    """out = sum_i x w, grad_x = sum_o g conj(w), grad_w = sum_b conj(x) g, in every layout and
+    mixture of layouts (which choose between the modes-as-lanes kernel and the batched GEMM)."""
+    x = LAYOUTS[layouts[0]]((b, c_in, *modes), dtype, 0)
+    weight = LAYOUTS[layouts[1]]((c_in, c_out, *modes), dtype, 1)
+    grad = LAYOUTS[layouts[2]]((b, c_out, *modes), dtype, 2)
     want = _expected(x, weight, grad)
     got = (
         torch.ops.pdeop.spectral_mix_forward(x, weight),
@@ -89,15 +93,17 @@ def test_conjugate_views_are_read_as_their_values():
     assert _relative_error(got, torch.einsum("bi...,io...->bo...", x.conj(), weight.conj())) < 1e-12
 
 
-def test_output_layout_follows_the_input():
-    """Mode-major inputs give a mode-major output (the layout DFT-by-matmul pipelines continue
-    with); channel-major and sliced inputs give a contiguous one."""
-    x = _mode_major((4, 6, 12, 7), torch.complex64, 0)
-    weight = _mode_major((6, 8, 12, 7), torch.complex64, 1)
-    out = torch.ops.pdeop.spectral_mix_forward(x, weight)
-    assert out.permute(2, 3, 0, 1).is_contiguous()
-    out = torch.ops.pdeop.spectral_mix_forward(_sliced((4, 6, 12, 7), torch.complex64, 0), weight)
-    assert out.is_contiguous()
+def test_output_layout_follows_the_inputs():
+    """If either operand keeps its channels contiguous under its modes (mode-major), the output is
+    mode-major (the layout DFT-by-matmul pipelines continue with); channel-major and sliced
+    operands give a contiguous output."""
+    mode_major_x = _mode_major((4, 6, 12, 7), torch.complex64, 0)
+    mode_major_w = _mode_major((6, 8, 12, 7), torch.complex64, 1)
+    sliced_x = _sliced((4, 6, 12, 7), torch.complex64, 0)
+    contiguous_w = _random((6, 8, 12, 7), torch.complex64, 1)
+    for x, weight in ((mode_major_x, mode_major_w), (mode_major_x, contiguous_w), (sliced_x, mode_major_w)):
+        assert torch.ops.pdeop.spectral_mix_forward(x, weight).permute(2, 3, 0, 1).is_contiguous()
+    assert torch.ops.pdeop.spectral_mix_forward(sliced_x, contiguous_w).is_contiguous()
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
