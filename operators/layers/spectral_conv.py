@@ -176,7 +176,9 @@ class _ModeMajorGrad(torch.autograd.Function):
     """Identity whose backward hands the gradient on in mode-major layout (see :func:`_mode_major`).
 
     The gradient reaching the mixed spectrum comes from the inverse FFTs in channel-first layout;
-    the mixing's backward products are fast only on mode-major operands.
+    the mixing's backward products are fast only on mode-major operands. Skipped under
+    ``torch.jit.trace``: TorchScript cannot save a Python ``autograd.Function``, and the layout only
+    matters for the backward pass, which an exported program does not need.
     """
 
     @staticmethod
@@ -323,7 +325,9 @@ class SpectralConv(nn.Module):
         spectrum = _rfft_last(x, kept[-1], self.fft_norm)
         for axis in range(-2, -d - 1, -1):
             spectrum = _gather_modes(torch.fft.fft(spectrum, dim=axis, norm=self.fft_norm), axis, kept[axis])
-        mixed = _ModeMajorGrad.apply(spectral_mix(_mode_major(spectrum), _mode_major(self.dense_weight(kept))))
+        mixed = spectral_mix(_mode_major(spectrum), _mode_major(self.dense_weight(kept)))
+        if not torch.jit.is_tracing():  # a traced program cannot hold a Python autograd.Function
+            mixed = _ModeMajorGrad.apply(mixed)
         if self.bias is not None:
             mixed = mixed + self._bias_spectrum(kept, out_sizes, mixed.dtype)
         for axis in range(-2, -d - 1, -1):
