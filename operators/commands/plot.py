@@ -32,15 +32,13 @@ def run(args: argparse.Namespace) -> int:
         for path in plot(args.run_dir, args.out):
             print(path)
         return 0
-    from operators.training.trainer import HISTORY_JSON
+    from operators.training.run_folder import read_history
 
     out = args.out or args.run_dir / "plots"
     written: list[Path] = []
-    history_path = args.run_dir / HISTORY_JSON
-    if history_path.is_file():
-        history = json.loads(history_path.read_text(encoding="utf-8"))["history"]
-        if history:
-            written.append(plots.training_curves(history, out / "training.png"))
+    history = read_history(args.run_dir)
+    if history:
+        written.append(plots.training_curves(history, out / "training.png"))
     metrics_path = args.run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
     written += _sample_figures(args, out, metrics)

@@ -72,14 +72,11 @@ def error_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
 def load_physics_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[PhysicsRunConfig, PDESpec, nn.Module]:
     """The run's configuration, PDE and model (``checkpoint`` is ``best`` or ``last``)."""
     from operators.checkpoint import load
-    from operators.training.trainer import RUN_CONFIG
+    from operators.training.run_folder import read_config
     from solvers.errors import ConfigError
 
     run_dir = Path(run_dir)
-    path = run_dir / RUN_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a pdeop training run ({RUN_CONFIG} is missing)")
-    config = parse_run_config(json.loads(path.read_text(encoding="utf-8")))
+    config = parse_run_config(read_config(run_dir))
     if not (run_dir / checkpoint).is_dir():
         raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint yet (no validation step has finished)")
     model = load(run_dir / checkpoint).model.eval()
@@ -88,7 +85,7 @@ def load_physics_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[Phy
 
 def is_physics_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds a physics-informed run (its config has a ``pde`` section)."""
-    from operators.training.trainer import RUN_CONFIG
+    from operators.training.run_folder import RUN_CONFIG
 
     path = Path(run_dir) / RUN_CONFIG
     return path.is_file() and "pde" in json.loads(path.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ import numpy as np
 from operators.physics.evaluation import METRICS, PREDICTION, evaluate, load_physics_run
 from operators.physics.lagrangian import lagrangian_state
 from operators.physics.training import CAUSAL_WEIGHTS
-from operators.training.trainer import HISTORY_JSON
+from operators.training.run_folder import read_history
 
 
 def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
@@ -39,11 +39,9 @@ def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
         arrays = {k: data[k] for k in data.files}
     written = [solution_panels(arrays, metrics, out / "solution.png"),
                error_in_time(arrays["t"], metrics, out / "error_in_time.png")]
-    history_path = run_dir / HISTORY_JSON
-    if history_path.is_file():
-        history = json.loads(history_path.read_text(encoding="utf-8"))["history"]
-        if history:
-            written.append(training_curves(history, out / "training.png"))
+    history = read_history(run_dir)
+    if history:
+        written.append(training_curves(history, out / "training.png"))
     causal_path = run_dir / CAUSAL_WEIGHTS
     if causal_path.is_file():
         rows = json.loads(causal_path.read_text(encoding="utf-8"))["rows"]

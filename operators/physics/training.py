@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -38,10 +37,10 @@ from operators.physics.objectives import Objective
 from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
 from operators.physics.run_config import PhysicsRunConfig, model_settings, parse_run_config
 from operators.registry import build
+from operators.training import run_folder
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
-from operators.training.trainer import RUN_CONFIG, _first_difference, _swap, _write_atomic, write_history
 from solvers.errors import ConfigError
 
 CAUSAL_WEIGHTS = "causal_weights.json"
@@ -239,26 +238,12 @@ class PhysicsTrainer:
                 "elapsed": 0.0, "finished": False}
 
     def _start(self) -> dict[str, Any]:
-        if (self.run_dir / "last").exists() or (self.run_dir / RUN_CONFIG).exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
-                              "another --out")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.run_dir / RUN_CONFIG, json.dumps(self.config.to_dict(), indent=1, sort_keys=True))
+        run_folder.start(self.run_dir, self.config.to_dict())
         return self._fresh_progress()
 
     def _resume(self) -> dict[str, Any]:
-        saved_path = self.run_dir / RUN_CONFIG
-        if not saved_path.is_file():
-            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume ({RUN_CONFIG} is missing)")
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        difference = _first_difference(saved, json.loads(json.dumps(self.config.to_dict())))
-        if difference:
-            raise ConfigError(f"--resume: the config differs from the run's ({difference}); resume with the "
-                              "same config and overrides")
-        last = self.run_dir / "last"
-        if not last.is_dir() and (self.run_dir / "last.old").is_dir():
-            last = self.run_dir / "last.old"  # killed between the two renames of _swap
-        if not last.is_dir():
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict())
+        if last is None:
             self.log(f"no checkpoint in {self.run_dir} yet; starting from the beginning")
             return self._fresh_progress()
         progress = load_training_state(last, self.model, self.optimizer, self.device)
@@ -274,16 +259,13 @@ class PhysicsTrainer:
         extra = {"physics": {"method": self.config.method, "pde": describe_pde(spec),
                              "fields": list(spec.fields), "observable": list(spec.observable_names)},
                  "run_config": self.config.to_dict()}
-        staging = self.run_dir / "last.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        save(self.model, staging, grid=grid, extra=extra)
-        save_training_state(staging, self.model, self.optimizer, progress)
-        if improved:
-            best_staging = self.run_dir / "best.partial"
-            shutil.rmtree(best_staging, ignore_errors=True)
-            save(self.model, best_staging, grid=grid, extra={**extra, "step": progress["step"]})
-            _swap(best_staging, self.run_dir / "best")
-        _swap(staging, self.run_dir / "last")
-        write_history(self.run_dir, progress["history"])
+
+        def save_model(folder: Path, name: str) -> None:
+            save(self.model, folder, grid=grid, extra={**extra, "step": progress["step"]} if name == "best" else extra)
+
+        run_folder.save_checkpoints(
+            self.run_dir, save_model, lambda folder: save_training_state(folder, self.model, self.optimizer, progress),
+            improved)
+        run_folder.write_history(self.run_dir, progress["history"])
         if progress["causal"]:
-            _write_atomic(self.run_dir / CAUSAL_WEIGHTS, json.dumps({"rows": progress["causal"]}))
+            run_folder.write_atomic(self.run_dir / CAUSAL_WEIGHTS, json.dumps({"rows": progress["causal"]}))

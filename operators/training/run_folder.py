@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,59 @@ def resume_checkpoint(run_dir: Path, config: dict[str, Any]) -> Path | None:
         if (run_dir / name).is_dir():
             return run_dir / name
     return None
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The configuration recorded in ``run_dir`` (the plain mapping of ``run_config.json``).
+
+    Raises
+    ------
+    ConfigError
+        If ``run_dir`` is not a run folder.
+    """
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a pdeop training run ({RUN_CONFIG} is missing)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows :func:`write_history` wrote (empty when none was written yet)."""
+    path = Path(run_dir) / HISTORY_JSON
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text(encoding="utf-8"))["history"]
+
+
+def save_checkpoints(run_dir: Path, save_model: Callable[[Path, str], None], save_state: Callable[[Path], None],
+                     improved: bool) -> None:
+    """Write ``last/`` (model and training state) and, when ``improved``, ``best/`` (model only).
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    save_model
+        ``save_model(folder, name)`` writes the model checkpoint into the new ``folder`` for the
+        checkpoint ``name`` (``"last"`` or ``"best"``).
+    save_state
+        ``save_state(folder)`` adds the training state to the ``last`` checkpoint folder.
+    improved
+        Whether the score improved (then ``best/`` is replaced too).
+
+    Each folder is written to ``<name>.partial`` and put in place by :func:`swap_in`, ``best/``
+    first, so a kill at any point leaves whole checkpoints behind.
+    """
+    staging = run_dir / "last.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(staging, "last")
+    save_state(staging)
+    if improved:
+        best_staging = run_dir / "best.partial"
+        shutil.rmtree(best_staging, ignore_errors=True)
+        save_model(best_staging, "best")
+        swap_in(best_staging, run_dir / "best")
+    swap_in(staging, run_dir / "last")
 
 
 def swap_in(staging: Path, target: Path) -> None:

@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from operators.training.config import RunConfig, run_config_from_mapping
 from operators.training.surrogate import Surrogate
-from operators.training.trainer import RUN_CONFIG
+from operators.training.run_folder import read_config
 from pde_data.loading import DataConfig
 from solvers.errors import ConfigError
 
@@ -42,10 +41,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
         If the folder is not a pdeop run or the checkpoint is missing.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / RUN_CONFIG
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a pdeop training run ({RUN_CONFIG} is missing)")
-    config = run_config_from_mapping(json.loads(config_path.read_text(encoding="utf-8")))
+    config = run_config_from_mapping(read_config(run_dir))
     path = run_dir / checkpoint
     if not path.is_dir():
         raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint yet (no epoch has finished)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -35,10 +34,6 @@ from operators.training.state import load_training_state, save_training_state
 from operators.training.surrogate import Surrogate
 from pde_data.loading import DataBundle, make_datasets
 from solvers.errors import ConfigError
-
-# re-exported: the commands and operators.physics read these names from here
-RUN_CONFIG, HISTORY_JSON = run_folder.RUN_CONFIG, run_folder.HISTORY_JSON
-write_history = run_folder.write_history
 
 
 @dataclasses.dataclass
@@ -290,21 +285,7 @@ class Trainer:
         """Write the history, ``last/`` (with training state) and, if the score improved, ``best/``."""
         from operators.checkpoint import save
 
-        staging = self.run_dir / "last.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        save(self.surrogate.operator, staging)
-        save_training_state(staging, self.surrogate, self.optimizer, progress)
-        if improved:
-            best_staging = self.run_dir / "best.partial"
-            shutil.rmtree(best_staging, ignore_errors=True)
-            shutil.copytree(staging, best_staging)
-            for name in ("training_state.safetensors", "training_state.json"):
-                (best_staging / name).unlink()
-            run_folder.swap_in(best_staging, self.run_dir / "best")
-        run_folder.swap_in(staging, self.run_dir / "last")
+        run_folder.save_checkpoints(
+            self.run_dir, lambda folder, name: save(self.surrogate.operator, folder),
+            lambda folder: save_training_state(folder, self.surrogate, self.optimizer, progress), improved)
         run_folder.write_history(self.run_dir, progress["history"])
-
-
-
-# Names operators.physics.training imports from here; new code uses operators.training.run_folder.
-_swap, _write_atomic, _first_difference = run_folder.swap_in, run_folder.write_atomic, run_folder.first_difference
