@@ -101,7 +101,6 @@ struct Simd {
     for (int l = 0; l < W; ++l) swapped[l] = (l % 2) ? acc2[l - 1] : -acc2[l + 1];
     return acc1 + swapped;
   }
-
 };
 
 }  // namespace pdeop
