@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from solvers.errors import ConfigError, SolverError
+from solvers.linear_system import fingerprint
 
 PRECONDITIONERS = ("none", "jacobi", "ilu", "amg")
 
@@ -120,16 +121,30 @@ def build_preconditioner(kind: str, A: sp.spmatrix, *, symmetric: bool = True, *
     raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)} (got {kind!r})")
 
 
+#: kinds reused across different matrices by default; the others are rebuilt for each new matrix
+REUSED_BY_DEFAULT = ("ilu",)
+
+
 class PreconditionerReuse:
     """Build a preconditioner once and reuse it along a sequence until iterations grow.
+
+    Whether reuse across *different* matrices pays depends on the build cost. An incomplete LU
+    costs as much as many iterations, so it is reused for the sorted neighbours and rebuilt when a
+    solve needs more than ``rebuild_factor`` times the iterations of the first solve after the
+    build. Jacobi costs nothing to build, and smoothed-aggregation multigrid only a few V-cycles:
+    ``benchmarks/skr.py`` measured a per-matrix rebuild faster than reuse on four of five families
+    (high-contrast Darcy 2D/3D, Poisson 3D), so by default they are rebuilt whenever the matrix
+    changes. Any kind is kept while the matrix stays the same (heat steps).
 
     Parameters
     ----------
     kind
         One of :data:`PRECONDITIONERS`.
     rebuild_factor
-        Rebuild when a solve needs more than ``rebuild_factor`` times the iterations of the first
-        solve after the last build.
+        For reused kinds: rebuild when a solve needs more than this factor times the iterations
+        of the first solve after the last build.
+    reuse
+        Reuse across different matrices; default: only for the kinds in :data:`REUSED_BY_DEFAULT`.
     symmetric, **options
         Passed to :func:`build_preconditioner`.
 
@@ -141,15 +156,18 @@ class PreconditionerReuse:
         True while the current preconditioner was built for the matrix it is applied to.
     """
 
-    def __init__(self, kind: str, rebuild_factor: float = 2.0, symmetric: bool = True, **options: Any) -> None:
+    def __init__(self, kind: str, rebuild_factor: float = 2.0, symmetric: bool = True, reuse: bool | None = None,
+                 **options: Any) -> None:
         if kind not in PRECONDITIONERS:
             raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)} (got {kind!r})")
         if not rebuild_factor >= 1.0:
             raise ConfigError(f"rebuild_factor must be >= 1 (got {rebuild_factor!r})")
         self.kind, self.rebuild_factor, self.symmetric, self.options = kind, float(rebuild_factor), symmetric, options
+        self.reuse = kind in REUSED_BY_DEFAULT if reuse is None else bool(reuse)
         self.builds = 0
         self.fresh = False
         self._M: spla.LinearOperator | None = None
+        self._key: tuple | None = None  # fingerprint of the matrix the preconditioner was built for
         self._shape: tuple[int, int] | None = None
         self._baseline: int | None = None
         self._stale = True
@@ -158,15 +176,17 @@ class PreconditionerReuse:
         """Return the preconditioner to use for ``A``, building it if needed or asked."""
         if self.kind == "none":
             return None
-        if force_rebuild or self._stale or self._shape != A.shape:
+        key = fingerprint(A)
+        same = key == self._key
+        if force_rebuild and same:
+            force_rebuild = False  # rebuilding for the very same matrix would give the same operator
+        if force_rebuild or self._shape != A.shape or (not same and (self._stale or not self.reuse)):
             self._M = build_preconditioner(self.kind, A, symmetric=self.symmetric, **self.options)
-            self._shape = A.shape
+            self._key, self._shape = key, A.shape
             self.builds += 1
             self._baseline = None
             self._stale = False
-            self.fresh = True
-        else:
-            self.fresh = False
+        self.fresh = key == self._key
         return self._M
 
     def record(self, iterations: int) -> None:

@@ -147,7 +147,7 @@ class SequenceSolver:
         One of :data:`METHODS`. ``"skr"`` and ``"gcrodr"`` are both GCRO-DR carrying its recycled
         space from one call to the next (the difference, sorted or generation order, is the
         caller's solve order); ``"gmres"`` is GCRO-DR with ``k = 0``; ``"amg"`` is a Krylov method
-        (CG when SPD, GMRES otherwise) preconditioned by a reused multigrid hierarchy;
+        (CG when SPD, GMRES otherwise) preconditioned by a multigrid V-cycle;
         ``"direct"`` is SuperLU, factoring once while the matrix does not change; ``"auto"`` is
         :func:`choose_method` of ``traits``.
     traits
@@ -167,11 +167,15 @@ class SequenceSolver:
     preconditioner_options
         ``drop_tol``, ``fill_factor`` (ILU) or ``amg_kind`` (AMG); default
         :func:`default_preconditioner_options`.
+    preconditioner_reuse
+        Reuse the preconditioner across different matrices (default: ILU yes, Jacobi and
+        multigrid no; see :class:`~solvers.preconditioners.PreconditionerReuse`).
     """
 
     def __init__(self, method: str = "auto", traits: ProblemTraits | None = None, rtol: float = 1e-8,
                  m: int = 40, k: int = 20, preconditioner: str = "auto", maxiter: int = 10_000,
-                 rebuild_factor: float = 2.0, preconditioner_options: dict[str, Any] | None = None) -> None:
+                 rebuild_factor: float = 2.0, preconditioner_options: dict[str, Any] | None = None,
+                 preconditioner_reuse: bool | None = None) -> None:
         if method not in METHODS:
             raise ConfigError(f"solver must be one of {', '.join(METHODS)} (got {method!r})")
         if preconditioner != "auto" and preconditioner not in PRECONDITIONERS:
@@ -183,6 +187,7 @@ class SequenceSolver:
         self.m, self.k, self.maxiter, self.rebuild_factor = m, k, maxiter, rebuild_factor
         self.preconditioner_name = preconditioner
         self.preconditioner_options = preconditioner_options
+        self.preconditioner_reuse = preconditioner_reuse
         GCRODR(m=m, k=k, rtol=rtol, maxiter=maxiter)  # validates m, k, maxiter now, not at the first solve
         self.method: str | None = None
         self.stats = SequenceStats()
@@ -211,7 +216,8 @@ class SequenceSolver:
             options = self.preconditioner_options
             if options is None:
                 options = default_preconditioner_options(kind, traits)
-            self._precond = PreconditionerReuse(kind, self.rebuild_factor, symmetric=traits.symmetric, **options)
+            self._precond = PreconditionerReuse(kind, self.rebuild_factor, symmetric=traits.symmetric,
+                                                reuse=self.preconditioner_reuse, **options)
         if method in ("skr", "gcrodr", "gmres") or (method == "amg" and not traits.spd):
             k = 0 if method in ("gmres", "amg") else self.k
             self._krylov = GCRODR(m=self.m, k=k, rtol=self.rtol, maxiter=self.maxiter)

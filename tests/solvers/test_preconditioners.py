@@ -49,20 +49,39 @@ def test_amg_v_cycle_contracts_the_error(amg_kind: str) -> None:
     assert norms[-1] < 0.3 ** 5 * norms[0]
 
 
-def test_reuse_rebuilds_only_when_iterations_grow() -> None:
-    """The policy reuses the preconditioner while iterations stay within the factor of the count after
-    the build, and rebuilds at the next request once they exceed it."""
-    A = laplacian_2d(N)
-    policy = PreconditionerReuse("jacobi", rebuild_factor=2.0)
-    first = policy.get(A)
+def test_ilu_is_reused_across_matrices_until_iterations_grow() -> None:
+    """An ILU is reused for new matrices while iterations stay within the factor of the count after
+    the build, and rebuilt at the next request once they exceed it."""
+    matrices = [convection_diffusion_2d(N, 10.0 + i) for i in range(4)]
+    policy = PreconditionerReuse("ilu", rebuild_factor=2.0)
+    first = policy.get(matrices[0])
     assert policy.builds == 1 and policy.fresh
     policy.record(10)  # baseline
-    assert policy.get(A) is first and not policy.fresh
+    assert policy.get(matrices[1]) is first and not policy.fresh
     policy.record(20)  # exactly the factor: still fine
-    assert policy.get(A) is first and policy.builds == 1
+    assert policy.get(matrices[2]) is first and policy.builds == 1
     policy.record(21)  # past the factor
-    rebuilt = policy.get(A)
+    rebuilt = policy.get(matrices[3])
     assert rebuilt is not first and policy.builds == 2 and policy.fresh
+
+
+@pytest.mark.parametrize("kind", ["jacobi", "amg"])
+def test_cheap_kinds_are_rebuilt_per_matrix_and_kept_for_the_same_one(kind: str) -> None:
+    """Jacobi and multigrid are rebuilt whenever the matrix changes (cheaper than a stale one, as
+    measured), kept while it repeats; a forced rebuild for the very same matrix is skipped."""
+    A0, A1 = laplacian_2d(24), 2.0 * laplacian_2d(24)
+    policy = PreconditionerReuse(kind)
+    M0 = policy.get(A0)
+    policy.record(10)
+    assert policy.get(A0.copy()) is M0 and policy.fresh and policy.builds == 1
+    assert policy.get(A0, force_rebuild=True) is M0 and policy.builds == 1
+    M1 = policy.get(A1)
+    assert M1 is not M0 and policy.builds == 2 and policy.fresh
+    if kind == "jacobi":  # built for A1 = 2 A0: exactly half of M0
+        x = rhs(A1.shape[0], seed=5)
+        assert np.linalg.norm(M1 @ x - 0.5 * (M0 @ x)) <= 1e-15 * np.linalg.norm(M0 @ x)
+    else:  # the new hierarchy's finest level is A1 itself
+        assert abs(M1.hierarchy.levels[0].A - A1).max() == 0.0
 
 
 def test_reuse_rebuilds_for_a_different_size() -> None:
