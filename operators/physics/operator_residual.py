@@ -23,7 +23,10 @@ Supported problems (``params``):
 How a trainer uses it: with ``pred`` the de-normalised prediction ``[B, T, X(, Y)]`` of T consecutive
 states (prepend the last input state to a one-step prediction to get T >= 2), the domain periods
 ``lengths`` (``[L]`` or ``[Lx, Ly]``; a per-sample ``[B]`` tensor for KS with varying L) and the stored
-step ``dt``: ``loss = data_loss + weight * physics_loss(problem, pred, lengths, dt, params)``.
+step ``dt``: ``loss = data_loss + weight * physics_loss(problem, pred, lengths, dt, params)``. The
+operator trainer does exactly this when a run config has a ``training.physics`` section (see
+:mod:`operators.training.physics_term`, which reads ``dt``, the periods and the parameters from the
+dataset).
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ import torch
 from solvers.errors import ConfigError
 from solvers.spectral import dealias_mask
 
-PROBLEMS = ("burgers", "kuramoto-sivashinsky", "convection", "navier-stokes")
+#: the parameters each problem's tendency reads (see the module docstring)
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "burgers": ("viscosity",),
+    "kuramoto-sivashinsky": ("alpha", "beta", "gamma"),
+    "convection": ("c", "viscosity"),
+    "navier-stokes": ("viscosity", "forcing"),
+}
+PROBLEMS = tuple(PARAMETERS)
 
 
 def physics_loss(problem: str, prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], dt: float,

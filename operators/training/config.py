@@ -9,6 +9,7 @@ overrides and returns a checked :class:`RunConfig`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -67,6 +68,58 @@ class SchedulerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PhysicsLossConfig:
+    """The optional ``training.physics:`` section: a PDE-residual term added to the data loss.
+
+    Each batch adds ``weight * physics_loss(problem, traj, periods, dt, params)``
+    (:func:`operators.physics.operator_residual.physics_loss`) on the predicted trajectory with the
+    last input state in front (see :mod:`operators.training.physics_term`).
+
+    Parameters
+    ----------
+    weight
+        Weight of the term (0 logs the residual without training on it).
+    problem
+        PDE of the residual (``burgers``, ``kuramoto-sivashinsky``, ``convection``,
+        ``navier-stokes``); default: the dataset's ``problem`` attribute.
+    params
+        Equation parameters; each one not given is read from the dataset (root attribute of the
+        same name, e.g. ``viscosity``; the Navier-Stokes ``forcing`` from the static variable ``f``).
+    relative
+        Divide by the mean square of the predicted time differences (scale-free, like the data loss).
+    """
+
+    weight: float = 1.0
+    problem: Optional[str] = None
+    params: dict = dataclasses.field(default_factory=dict)
+    relative: bool = True
+
+    def __post_init__(self) -> None:
+        from operators.physics.operator_residual import PARAMETERS
+
+        check(math.isfinite(self.weight) and self.weight >= 0,
+              f"training.physics.weight must be a number >= 0 (got {self.weight})")
+        check(self.problem is None or self.problem in PARAMETERS,
+              f"training.physics.problem must be one of {', '.join(PARAMETERS)} or null for the dataset's "
+              f"problem (got {self.problem!r})")
+        for name, value in self.params.items():
+            check(isinstance(value, (int, float)) and not isinstance(value, bool),
+                  f"training.physics.params.{name} must be a number (got {value!r})")
+        if self.problem is not None:
+            check_physics_params(self.problem, self.params)
+
+
+def check_physics_params(problem: str, params: dict) -> None:
+    """Raise ConfigError naming ``training.physics.params`` if it holds a parameter ``problem`` does not use."""
+    from operators.physics.operator_residual import PARAMETERS
+
+    unknown = sorted(set(params) - set(PARAMETERS[problem]))
+    if unknown:
+        raise ConfigError(f"training.physics.params: {problem} has no parameter {unknown[0]!r} "
+                          f"(its parameters: {', '.join(PARAMETERS[problem])})")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """The ``training:`` section.
 
@@ -88,6 +141,8 @@ class TrainingConfig:
         Time steps per model call (default: the whole target in ``direct`` mode, 1 otherwise).
     grad_clip
         Clip the global gradient norm (null: no clipping).
+    physics
+        Optional PDE-residual term (:class:`PhysicsLossConfig`; time-dependent data only).
     """
 
     epochs: int = 10
@@ -100,6 +155,7 @@ class TrainingConfig:
     step: Optional[int] = None
     grad_clip: Optional[float] = None
     eval_batch_size: int = 64
+    physics: Optional[PhysicsLossConfig] = None
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, f"training.epochs must be an integer >= 1 (got {self.epochs})")
@@ -151,6 +207,8 @@ class RunConfig:
         check("model" in self.model, "model.model must name a registered model (e.g. fno, tfno, deeponet, mgno)")
         mode = self.training.mode
         if not self.data.time_dependent:
+            check(self.training.physics is None, "training.physics needs a time-dependent protocol (a predicted "
+                                                 "trajectory); data.protocol is 'static'")
             check(mode == "direct", f"training.mode {mode!r} needs a time-dependent protocol; "
                                     f"data.protocol is 'static' (use mode 'direct')")
             check(self.training.step is None, "training.step applies to time-dependent protocols only")

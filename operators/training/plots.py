@@ -32,13 +32,15 @@ def _save(fig, path: Path) -> Path:
 
 
 def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Training loss and validation error per epoch (log scale), learning rate on a second axis."""
+    """Training loss, validation error and (physics-informed runs) the PDE residual per epoch (log scale),
+    learning rate on a second axis."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
     ax.semilogy(epochs, [row["train_loss"] for row in history], label="train loss")
-    if any("val_l2" in row for row in history):
-        ax.semilogy(epochs, [row.get("val_l2", np.nan) for row in history], label="validation rel. L2")
+    for key, label in (("physics_loss", "PDE residual (unweighted)"), ("val_l2", "validation rel. L2")):
+        if any(key in row for row in history):
+            ax.semilogy(epochs, [row.get(key, np.nan) for row in history], label=label)
     ax.set_xlabel("epoch")
     ax.legend(loc="upper right")
     lr_axis = ax.twinx()

@@ -1,8 +1,9 @@
 """The trainer: epochs of optimiser steps, validation, checkpoints, metrics and exact resume.
 
 A run folder (see :mod:`.run_folder`) holds ``run_config.json``, the per-epoch history
-``training.csv`` / ``training.json`` (train loss, validation error, learning rate, time) and the
-checkpoints ``best/`` and ``last/`` written by ``operators.save`` (model, normalisers, grid, dataset
+``training.csv`` / ``training.json`` (train loss, validation error, learning rate, time; with a
+``training.physics`` section also ``physics_loss``, the mean unweighted PDE residual of the epoch's
+batches, while ``train_loss`` stays the data term) and the checkpoints ``best/`` and ``last/`` written by ``operators.save`` (model, normalisers, grid, dataset
 fingerprint, protocol); ``last/`` also holds the training state.
 
 Reproducibility: the model is initialised from ``seed``; epoch ``e`` shuffles with a generator
@@ -139,6 +140,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.surrogate.model.parameters(), config.training.optimizer)
         periodic = self.data.info["periodic"]
         self.loss = loss_function(config.training.loss, periodic)
+        self.physics = None
+        if config.training.physics is not None:
+            from operators.training.physics_term import PhysicsTerm
+
+            self.physics = PhysicsTerm(config.training.physics, config.data, self.data.info, train)
         self._check_fits()
 
     # ------------------------------------------------------------------ set-up checks
@@ -156,26 +162,45 @@ class Trainer:
         if out.shape != target.shape:
             raise ConfigError(f"model {self.config.model['model']!r} outputs shape {tuple(out.shape[1:])} but the data "
                               f"target of one call has shape {tuple(target.shape[1:])}")
+        if self.physics is not None:
+            with torch.no_grad():
+                self.physics(x, out, [0])  # a residual the data cannot give fails here, before training
 
     # ------------------------------------------------------------------ one batch
-    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Loss of one batch (reduced per ``loss_reduction``) and the number of terms it holds."""
+    def _predict(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor, int]:
+        """One batch through the training mode: prediction and target as the loss's terms (``step``-blocks
+        for autoregressive modes), the predicted trajectory (the consecutive states after the input window,
+        for the physics term) and the number of terms."""
         mode = self.config.training.mode
-        reduction = self.config.training.loss_reduction
         if self.step is None or mode == "direct":
-            return self.loss(self.surrogate(x, c), y, reduction), x.shape[0]
+            pred = self.surrogate(x, c)
+            return pred, y, pred, x.shape[0]
         n_calls = y.shape[1] // self.step
         if mode == "teacher-forcing":
-            pred = self.surrogate.teacher_forced(x, y, c)
+            trajectory = pred = self.surrogate.teacher_forced(x, y, c)
         elif mode == "unrolled":
-            pred = self.surrogate.rollout(x, c, n_calls)
+            trajectory = pred = self.surrogate.rollout(x, c, n_calls)
         else:  # pushforward: a random number of calls without gradient, then one with it
             depth = int(torch.randint(n_calls, (1,)).item())
-            pred = self.surrogate.rollout(x, c, depth + 1, grad_calls=1)[:, -self.step:]
+            trajectory = self.surrogate.rollout(x, c, depth + 1, grad_calls=1)
+            pred = trajectory[:, -self.step:]
             y = y[:, depth * self.step:(depth + 1) * self.step]
             n_calls = 1
         blocks = lambda t: t.reshape(t.shape[0] * n_calls, self.step, *t.shape[2:])  # noqa: E731
-        return self.loss(blocks(pred), blocks(y), reduction), x.shape[0] * n_calls
+        return blocks(pred), blocks(y), trajectory, x.shape[0] * n_calls
+
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Data loss of one batch (reduced per ``loss_reduction``) and the number of terms it holds."""
+        pred, target, _, terms = self._predict(x, y, c)
+        return self.loss(pred, target, self.config.training.loss_reduction), terms
+
+    def _physics_loss(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
+        """The unweighted residual term (no gradient when its weight is 0: it is only logged)."""
+        if self.physics is None:
+            return None
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.physics.weight > 0):
+            return self.physics(x, prediction, items)
 
     def evaluate_split(self, dataset) -> float:
         """Mean relative L2 error of the whole target over ``dataset`` (autoregressive if so trained)."""
@@ -213,14 +238,23 @@ class Trainer:
             self.surrogate.train()
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
                 self.config.seed * 1_000_003 + epoch))
-            loss_sum, terms = 0.0, 0
+            loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
             for first in range(0, len(train), cfg.batch_size):
                 lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
                 set_lr(self.optimizer, lr)
-                x, y, c = (t.to(self.device) for t in train.batch(order[first:first + cfg.batch_size]))
-                loss, n_terms = self._batch_loss(x, y, c)
+                items = order[first:first + cfg.batch_size]
+                x, y, c = (t.to(self.device) for t in train.batch(items))
+                pred, target, trajectory, n_terms = self._predict(x, y, c)
+                loss = self.loss(pred, target, cfg.loss_reduction)
+                objective = loss
+                physics = self._physics_loss(x, trajectory, items)
+                if physics is not None:
+                    physics_sum += float(physics.detach())
+                    if cfg.physics.weight > 0:
+                        objective = loss + cfg.physics.weight * physics
+                batches += 1
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
@@ -228,6 +262,8 @@ class Trainer:
                 loss_sum += float(loss.detach()) * (n_terms if cfg.loss_reduction == "mean" else 1)
                 terms += n_terms
             row = {"epoch": epoch + 1, "train_loss": loss_sum / terms, "lr": lr}
+            if self.physics is not None:
+                row["physics_loss"] = physics_sum / batches
             if self.data.val is not None:
                 row["val_l2"] = self.evaluate_split(self.data.val)
             row["seconds"] = time.perf_counter() - epoch_start
@@ -241,7 +277,7 @@ class Trainer:
             self._save_epoch(progress, improved)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "val_l2")})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
             finished = progress["epoch"] >= cfg.epochs
             if not finished and max_minutes is not None and time.perf_counter() - started > 60 * max_minutes:
                 self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "

@@ -192,7 +192,7 @@ def test_resume_after_a_kill_mid_epoch_equals_uninterrupted_run(heat1d, tmp_path
     straight.fit()
     crashing = Trainer(config, tmp_path / "crash", progress=False)
     calls = {"n": 0}
-    original = Trainer._batch_loss
+    original = Trainer._predict
 
     def dying(self, *args):
         calls["n"] += 1
@@ -200,10 +200,10 @@ def test_resume_after_a_kill_mid_epoch_equals_uninterrupted_run(heat1d, tmp_path
             raise KeyboardInterrupt
         return original(self, *args)
 
-    monkeypatch.setattr(Trainer, "_batch_loss", dying)
+    monkeypatch.setattr(Trainer, "_predict", dying)
     with pytest.raises(KeyboardInterrupt):
         crashing.fit()
-    monkeypatch.setattr(Trainer, "_batch_loss", original)
+    monkeypatch.setattr(Trainer, "_predict", original)
     resumed = Trainer(config, tmp_path / "crash", progress=False)
     result = resumed.fit(resume=True)
     assert result.epochs_done == 3

@@ -1,0 +1,162 @@
+"""The PDE-residual term of operator training (the ``training.physics`` section of a run config).
+
+A time-dependent surrogate predicts consecutive states after its input window. With the last input
+state put in front, the prediction is a trajectory ``traj = cat((x_last, pred), dim=1)`` of shape
+``[B, T >= 2, X(, Y)]`` (physical values: the surrogate's outputs are de-normalised), spaced by the
+stored time step. :class:`PhysicsTerm` scores it with
+:func:`operators.physics.operator_residual.physics_loss`; everything that loss needs besides the
+trajectory is read once from the dataset:
+
+* ``dt``: the spacing of the stored times (after ``data.time_subsample``);
+* the domain periods: ``n * dx`` of each spatial coordinate (``x_j = j L / n``: 1 for Burgers and
+  Navier-Stokes, ``L`` for Kuramoto-Sivashinsky with one length), or the per-sample variable
+  ``L(sample)`` when the length varies (then ``x`` holds fractions of it);
+* the equation parameters not set in ``training.physics.params``: root attributes of the same
+  name (``viscosity``) and, for Navier-Stokes, the forcing from the static variable ``f(x, y)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from operators.physics.operator_residual import PARAMETERS, physics_loss
+from operators.training.config import PhysicsLossConfig, check_physics_params
+from pde_data.loading import DataConfig, open_dataset
+from solvers.errors import ConfigError
+
+#: the dataset variable holding each sample's domain length when it varies (Kuramoto-Sivashinsky)
+LENGTH_VARIABLE = "L"
+#: the static dataset variable holding the Navier-Stokes forcing
+FORCING_VARIABLE = "f"
+
+
+class PhysicsTerm:
+    """The PDE residual of predicted trajectories of one dataset split.
+
+    Parameters
+    ----------
+    settings
+        The ``training.physics`` section.
+    data
+        The run's ``data`` section (file, subsampling).
+    info
+        ``DataBundle.info`` of the run (grid, times, periodicity, fingerprint).
+    dataset
+        The split whose item indices the batches carry (a ``TrajectoryWindows``); per-sample
+        lengths are looked up through it.
+
+    Raises
+    ------
+    ConfigError
+        If the data cannot give a residual: non-periodic grid, unequal time steps, a problem
+        without residual, a parameter neither set nor in the file.
+    """
+
+    def __init__(self, settings: PhysicsLossConfig, data: DataConfig, info: dict[str, Any], dataset: Any) -> None:
+        if not info["periodic"]:
+            raise ConfigError("training.physics: the residual is evaluated spectrally on a periodic grid, but the "
+                              "data is not periodic (data.periodic or the problem)")
+        self.weight = settings.weight
+        self.relative = settings.relative
+        self.dt = _time_step(info["times"])
+        self._item_sample = getattr(dataset, "item_sample", None)
+        ds = open_dataset(data.path, allow_incomplete=data.allow_incomplete)
+        try:
+            self.problem = _problem(settings.problem, str(ds.attrs.get("problem")))
+            check_physics_params(self.problem, settings.params)
+            self.params = _parameters(ds, self.problem, dict(settings.params), info["space_dims"], data.subsample)
+            self.periods, self._sample_periods = _periods(ds, info, dataset)
+        finally:
+            ds.close()
+
+    def trajectory(self, x: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """``cat((x_last, prediction), dim=1)``: ``[B, 1 + T_pred, *space]`` consecutive states."""
+        return torch.cat((x[:, -1:], prediction), dim=1)
+
+    def __call__(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Residual loss of the trajectory that starts at the last input state.
+
+        Parameters
+        ----------
+        x
+            ``[B, t_in, *space]`` physical input window.
+        prediction
+            ``[B, T_pred, *space]`` physical predictions of the next ``T_pred`` stored states.
+        items
+            Indices of the batch's windows in the dataset (for per-sample lengths).
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar :func:`~operators.physics.operator_residual.physics_loss` (unweighted).
+        """
+        periods: list[float | torch.Tensor] = list(self.periods)
+        if self._sample_periods is not None:
+            rows = self._item_sample[torch.as_tensor(items, dtype=torch.long)]
+            periods = [self._sample_periods[rows]]
+        try:
+            return physics_loss(self.problem, self.trajectory(x, prediction), periods, self.dt, self.params,
+                                relative=self.relative)
+        except ConfigError as exc:
+            raise ConfigError(f"training.physics: {exc}") from None
+
+
+def _time_step(times: Sequence[float] | None) -> float:
+    if times is None or len(times) < 2:
+        raise ConfigError("training.physics needs the stored time coordinate t with at least two times")
+    steps = np.diff(np.asarray(times, dtype=np.float64))
+    if not np.allclose(steps, steps[0], rtol=1e-6, atol=0) or steps[0] <= 0:
+        raise ConfigError(f"training.physics needs equally spaced stored times (steps from {steps.min():g} to "
+                          f"{steps.max():g})")
+    return float(steps.mean())
+
+
+def _problem(configured: str | None, stored: str) -> str:
+    if configured is None:
+        if stored not in PARAMETERS:
+            raise ConfigError(f"training.physics.problem: the dataset's problem {stored!r} has no residual; set it to "
+                              f"one of {', '.join(PARAMETERS)}")
+        return stored
+    if stored in PARAMETERS and stored != configured:
+        raise ConfigError(f"training.physics.problem is {configured!r} but the dataset holds {stored!r} data")
+    return configured
+
+
+def _parameters(ds, problem: str, params: dict[str, Any], space_dims: list[str], subsample: int) -> dict[str, Any]:
+    """``params`` completed from the file: root attributes, and the static forcing field ``f``."""
+    for name in PARAMETERS[problem]:
+        if name in params:
+            continue
+        if name in ds.attrs:
+            value = np.asarray(ds.attrs[name], dtype=np.float64).reshape(-1)
+            if value.size == 1:
+                params[name] = float(value[0])
+        elif name == "forcing" and FORCING_VARIABLE in ds.variables:
+            forcing = ds[FORCING_VARIABLE]
+            if tuple(forcing.dims) != tuple(space_dims):
+                raise ConfigError(f"training.physics: the forcing variable {FORCING_VARIABLE!r} has dims "
+                                  f"{forcing.dims}, not the grid's {tuple(space_dims)}")
+            values = forcing.isel({d: slice(None, None, subsample) for d in space_dims}).values
+            params[name] = torch.from_numpy(np.asarray(values, dtype=np.float64))
+    return params
+
+
+def _periods(ds, info: dict[str, Any], dataset: Any) -> tuple[list[float], torch.Tensor | None]:
+    """Domain period per spatial axis, and per-sample periods ``[N_split]`` when the length varies."""
+    space_dims = info["space_dims"]
+    if LENGTH_VARIABLE in ds.variables and tuple(ds[LENGTH_VARIABLE].dims) == ("sample",) and len(space_dims) == 1:
+        lengths = np.asarray(ds[LENGTH_VARIABLE].values, dtype=np.float64)[np.asarray(dataset.samples)]
+        return [], torch.from_numpy(lengths)
+    periods = []
+    for dim in space_dims:
+        coords = np.asarray(info["grid"].get(dim, ()), dtype=np.float64)
+        steps = np.diff(coords)
+        if len(coords) < 2 or not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+            raise ConfigError(f"training.physics needs a uniform coordinate {dim!r} in the dataset to know the "
+                              f"domain period")
+        periods.append(float(len(coords) * steps.mean()))
+    return periods, None
