@@ -18,6 +18,7 @@ import numpy as np
 from operators.physics.evaluation import METRICS, PREDICTION, evaluate, load_physics_run
 from operators.physics.lagrangian import lagrangian_state
 from operators.physics.training import CAUSAL_WEIGHTS
+from operators.training.plots import pyplot, save_figure
 from operators.training.run_folder import read_history
 
 
@@ -26,9 +27,6 @@ def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
 
     Figures go to ``out`` (default ``run_dir/plots``). Returns the paths of the PNG files written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +53,7 @@ def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
 
 def solution_panels(arrays: dict[str, np.ndarray], metrics: dict[str, Any], path: Path) -> Path:
     """Prediction, reference and |error| side by side."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pred, ref = arrays["prediction"], arrays["reference"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
@@ -80,24 +78,24 @@ def solution_panels(arrays: dict[str, np.ndarray], metrics: dict[str, Any], path
         ax.set_ylabel(labels[1])
         fig.colorbar(image, ax=ax)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_in_time(t: np.ndarray, metrics: dict[str, Any], path: Path) -> Path:
     """Relative L2 error at each evaluation time."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     ax.semilogy(t, metrics["rel_l2_per_time"])
     ax.set_xlabel("t")
     ax.set_ylabel("relative L2 error")
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def training_curves(history: list[dict[str, Any]], path: Path) -> Path:
     """Loss terms (log scale) and, on the right, validation loss and monitored relative error."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
     steps = [row["step"] for row in history]
@@ -116,12 +114,12 @@ def training_curves(history: list[dict[str, Any]], path: Path) -> Path:
     right.legend()
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def causal_weight_curves(rows: list[dict[str, Any]], path: Path) -> Path:
     """Causal weights against slice index for the logged steps, and min weight / eps over training."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
     colors = plt.cm.viridis(np.linspace(0, 1, len(rows)))
@@ -140,12 +138,12 @@ def causal_weight_curves(rows: list[dict[str, Any]], path: Path) -> Path:
     twin.set_ylabel("eps")
     right.legend(loc="lower right")
     right.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def characteristics(model, lower: float, upper: float, t_end: float, path: Path, curves: int = 24) -> Path:
     """Predicted characteristic curves x_L(x0, t), unwrapped (not taken modulo the period)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = np.linspace(0.0, t_end, 101)
     x0 = lower + (upper - lower) * np.arange(curves) / curves
@@ -156,13 +154,4 @@ def characteristics(model, lower: float, upper: float, t_end: float, path: Path,
     ax.set_ylabel("t")
     ax.set_title("LPINN characteristics")
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

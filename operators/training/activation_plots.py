@@ -20,7 +20,7 @@ from torch import nn
 from operators import kernels
 from operators.layers.rational import GroupRational
 from operators.layers.rational_fit import load_fit
-from operators.training.plots import _pyplot, _save
+from operators.training.plots import pyplot, save_figure
 from solvers.errors import ConfigError
 
 #: percentiles of a rational's inputs reported as its observed range (robust to a few outliers)
@@ -132,7 +132,7 @@ def input_ranges(model: nn.Module, run: Callable[[], object]) -> dict[str, tuple
 def activation_figure(curves: list[ActivationCurves], path: Path,
                       ranges: dict[str, tuple[float, float]] | None = None, title: str = "") -> Path:
     """One panel per rational: a line per group, the initial fit dashed, the observed input range shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(4, len(curves))
     rows = math.ceil(len(curves) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows), squeeze=False)
@@ -152,7 +152,7 @@ def activation_figure(curves: list[ActivationCurves], path: Path,
     axes.flat[0].legend(fontsize=6, loc="upper left")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_run_activations(run_dir: str | Path, path: Path, checkpoint: str = "best", data: Path | None = None,

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use: it is slow)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,18 +24,23 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG (folders created), close it and return ``path``.
+
+    Figures made without a layout engine get ``tight_layout`` first; ``constrained_layout`` ones keep theirs.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     """Training loss, validation error and (physics-informed runs) the PDE residual per epoch (log scale),
     learning rate on a second axis."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
     ax.semilogy(epochs, [row["train_loss"] for row in history], label="train loss")
@@ -46,12 +52,12 @@ def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     lr_axis = ax.twinx()
     lr_axis.plot(epochs, [row["lr"] for row in history], color="0.6", linestyle=":", label="learning rate")
     lr_axis.set_ylabel("learning rate", color="0.4")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
     """Relative L2 error per predicted step and, when present, the mean correlation with the truth."""
-    plt = _pyplot()
+    plt = pyplot()
     has_corr = "correlation" in metrics
     fig, axes = plt.subplots(1, 2 if has_corr else 1, figsize=(10 if has_corr else 5, 4), squeeze=False)
     rollout = metrics["rollout"]
@@ -71,12 +77,12 @@ def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
         axes[0, 1].set(xlabel="time after the last input step", ylabel="Pearson correlation",
                        title="correlation with the truth")
         axes[0, 1].legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def energy_spectra(metrics: dict[str, Any], path: Path) -> Path:
     """Shell-summed energy spectra of truth and prediction on log-log axes."""
-    plt = _pyplot()
+    plt = pyplot()
     spectrum = metrics["energy_spectrum"]
     k = np.asarray(spectrum["k"])[1:]
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -85,7 +91,7 @@ def energy_spectra(metrics: dict[str, Any], path: Path) -> Path:
     ax.set(xlabel="wavenumber |k|", ylabel="E(k)",
            title=f"energy spectrum (rel. error {spectrum['rel_l2']:.2g})")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sample_panels(truth: np.ndarray, prediction: np.ndarray, path: Path, title: str = "",
@@ -101,7 +107,7 @@ def sample_panels(truth: np.ndarray, prediction: np.ndarray, path: Path, title: 
     times
         Labels of the channels (target times) for time-dependent data.
     """
-    plt = _pyplot()
+    plt = pyplot()
     error = prediction - truth
     if truth.ndim == 2 and truth.shape[0] == 1:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -121,7 +127,7 @@ def sample_panels(truth: np.ndarray, prediction: np.ndarray, path: Path, title: 
             label = f"t = {times[c]:.3g}" if times is not None else f"channel {c}"
             _images(fig, axes[r], [truth[c], prediction[c], error[c]], ylabel=label)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _images(fig, axes, fields: list[np.ndarray], extent=None, ylabel: str = "") -> None:

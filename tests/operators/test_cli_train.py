@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 import types
 
@@ -16,6 +14,7 @@ import yaml
 from operators.cli import main
 from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 from tests.operators import multiplier_model, tiny_data  # noqa: F401  (registers test-multiplier)
+from tests.operators.torch_only import assert_program_reproduces
 
 
 def _write(path, mapping):
@@ -58,17 +57,10 @@ def test_train_evaluate_plot_export_end_to_end(heat, tmp_path, capsys):
     out = tmp_path / "fno.pt2"
     assert main(["export", str(run), "--format", "torch-export", "--out", str(out)]) == 0
     x = torch.randn(5, 1, 32)
-    torch.save(x, tmp_path / "x.pt")
     from operators.training.runs import load_run
 
-    torch.save(load_run(run).surrogate(x).detach(), tmp_path / "y.pt")
     # a fresh interpreter that imports nothing but torch (no pdeop ops registered) runs the program
-    script = ("import sys, torch; p = torch.export.load(sys.argv[1]).module(); "
-              "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True); "
-              "torch.testing.assert_close(p(x), y, rtol=1e-5, atol=1e-5); "
-              "assert 'operators' not in sys.modules and 'pde_data' not in sys.modules")
-    subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
-                   check=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_program_reproduces("torch-export", out, x, load_run(run).surrogate(x).detach())
 
 
 def test_torchscript_export_runs_without_pdeop(heat, tmp_path):

@@ -3,10 +3,6 @@ in the traced program, and the saved program must run with torch alone."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -15,6 +11,7 @@ from operators.checkpoint import Operator
 from operators.layers.rational import GroupRational
 from operators.training.export import example_inputs, export_surrogate
 from operators.training.surrogate import Surrogate
+from tests.operators.torch_only import assert_program_reproduces
 from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
 #: 1-D FNO with the DFT-matrix last-axis path, 2-D FNO with domain padding, a Tucker TFNO, a 2-D KAN-FNO
@@ -58,14 +55,7 @@ def test_torchscript_program_reproduces_the_model_without_pdeop(name, tmp_path):
     with torch.no_grad():
         y = surrogate(x)
     assert y.abs().max() > 1e-2  # a vanishing output would make the comparison empty
-    torch.save(x, tmp_path / "x.pt")
-    torch.save(y, tmp_path / "y.pt")
-    script = ("import sys, torch; p = torch.jit.load(sys.argv[1]); "
-              "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True); "
-              "torch.testing.assert_close(p(x), y, rtol=1e-5, atol=1e-5); "
-              "assert 'operators' not in sys.modules and 'pde_data' not in sys.modules")
-    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
-                   check=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_program_reproduces("torchscript", path, x, y)
 
 
 def test_mode_major_gradient_helper_changes_no_number():
