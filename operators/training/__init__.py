@@ -7,7 +7,10 @@ Public names are imported lazily so that ``import operators.training`` stays lig
 * :class:`Surrogate` — a model with its normalisers and protocol (calls, rollouts);
 * :func:`load_run`, :func:`load_surrogate` — reading runs and checkpoints back;
 * :func:`evaluate`, :func:`relative_l2`, :func:`relative_h1`, :func:`energy_spectrum` — metrics;
-* :func:`export_surrogate` — TorchScript / ``torch.export``.
+* :func:`export_surrogate` — TorchScript / ``torch.export``;
+* :class:`PhysicsTerm` — the PDE-residual term of ``training.physics`` (physics-informed operator training).
+
+The run-folder files (config, history, checkpoints) are read and written by :mod:`.run_folder`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _LAZY = {
     "relative_l2": "operators.training.losses",
     "relative_h1": "operators.training.losses",
     "export_surrogate": "operators.training.export",
+    "PhysicsTerm": "operators.training.physics_term",
 }
 
 __all__ = sorted(_LAZY)
