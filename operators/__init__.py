@@ -16,8 +16,7 @@ layer :class:`SpectralConv` (also usable as ``conv_module`` of ``neuralop.models
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from solvers.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "build": "operators.registry",
@@ -45,16 +44,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'operators' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

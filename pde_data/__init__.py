@@ -5,8 +5,7 @@ Public names are imported lazily, so ``import pde_data`` stays light (no xarray,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from solvers.lazy_exports import lazy_exports
 
 _LAZY = {
     "open_dataset": "pde_data.loading",
@@ -19,12 +18,10 @@ _LAZY = {
     "StaticPairs": "pde_data.samples",
     "TrajectoryWindows": "pde_data.samples",
     "UnitGaussianNormalizer": "pde_data.normalization",
+    "periodic_grf": "pde_data.random_fields",
+    "periodic_grf_variance": "pde_data.random_fields",
+    "neumann_grf": "pde_data.random_fields",
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pde_data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

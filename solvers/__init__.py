@@ -11,10 +11,8 @@ light); the solvers are imported lazily on first use, so ``import solvers.errors
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from solvers.errors import ConfigError, PdeopError, SolverError, StabilityError
+from solvers.lazy_exports import lazy_exports
 from solvers.version import __version__
 
 _LAZY = {
@@ -33,12 +31,13 @@ _LAZY = {
     "low_mode_features": "solvers.sorting",
     "scalable_order": "solvers.sorting",
     "similarity_order": "solvers.sorting",
+    "ETDRK4": "solvers.etdrk4",
+    "phi_coefficients": "solvers.etdrk4",
+    "Rollout": "solvers.rollout",
+    "burgers_stepper": "solvers.burgers",
+    "kuramoto_sivashinsky_stepper": "solvers.kuramoto_sivashinsky",
+    "VorticityCN": "solvers.navier_stokes",
 }
 
 __all__ = ["ConfigError", "PdeopError", "SolverError", "StabilityError", "__version__", *sorted(_LAZY)]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'solvers' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,8 +15,7 @@ The networks are registered models: ``pinn`` (:class:`operators.models.pinn.PINN
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from solvers.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "build_pde": "operators.physics.pde_specs",
@@ -29,14 +28,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'operators.physics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

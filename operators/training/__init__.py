@@ -15,8 +15,7 @@ The run-folder files (config, history, checkpoints) are read and written by :mod
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from solvers.lazy_exports import lazy_exports
 
 _LAZY = {
     "Trainer": "operators.training.trainer",
@@ -36,9 +35,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'operators.training' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
