@@ -106,7 +106,7 @@ setup(
         "operators.physics",
     ],
     package_dir={"pde_data.configs": "configs"},
-    package_data={"pde_data.configs": ["data/*.yaml", "train/*.yaml"], "operators.layers": ["rational_fits.json"]},
+    package_data={"pde_data.configs": ["data/*/*.yaml", "train/*.yaml"], "operators.layers": ["rational_fits.json"]},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require=EXTRAS,
     ext_modules=ext_modules,
