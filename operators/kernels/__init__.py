@@ -105,11 +105,12 @@ def rational(
         Input, channels-last ``[..., C]`` (``channel_dim=-1``) or channels-first
         ``[B, C, *spatial]`` (``channel_dim=1``); any dimension may hold the channels.
     numerator
-        ``[6]`` (``a0..a5``, shared by all groups) or ``[G, 6]``.
+        ``[6]`` (``a0..a5``, shared by all groups) or ``[G, 6]`` (one numerator per group).
     denominator
-        ``[G, 4]`` (``b1..b4``); ``Q = 1 + sum_j |b_j| |x|^j``.
+        ``[G, 4]`` (``b1..b4``); only ``|b_j|`` enters ``Q = 1 + sum_j |b_j| |x|^j``.
     groups
-        Number of groups ``G``; channel ``c`` is in group ``c // (C // G)``.
+        Number of groups ``G``; must divide the number of channels ``C``; channel ``c`` is in
+        group ``c // (C // G)``.
     channel_dim
         Dimension of ``x`` holding the channels.
 
@@ -129,9 +130,9 @@ def rational(
     operators.kernels.rational_reference : the formulas, the ``sign(0) = 0`` convention and the
         pure-PyTorch path.
     """
-    from operators.kernels.rational_reference import _check_operands, rational_reference
+    from operators.kernels.rational_reference import check_rational_operands, rational_reference
 
-    _check_operands(x, numerator, denominator, groups, channel_dim)
+    check_rational_operands(x, numerator, denominator, groups, channel_dim)
     if _compiled((x, numerator, denominator), _REAL_DTYPES):
         return torch.ops.pdeop.rational_forward(x, numerator, denominator, groups, channel_dim)
     return rational_reference(x, numerator, denominator, groups, channel_dim)

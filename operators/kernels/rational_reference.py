@@ -47,17 +47,8 @@ def rational_reference(
 
     Parameters
     ----------
-    x
-        Input, channels-last ``[..., C]`` (``channel_dim=-1``) or channels-first
-        ``[B, C, *spatial]`` (``channel_dim=1``); any other valid dimension is accepted too.
-    numerator
-        ``[6]`` (``a0..a5``, shared by all groups) or ``[G, 6]`` (one numerator per group).
-    denominator
-        ``[G, 4]`` (``b1..b4``); only ``|b_j|`` enters ``Q``.
-    groups
-        Number of groups ``G``; must divide the number of channels ``C``.
-    channel_dim
-        Dimension of ``x`` holding the channels.
+    x, numerator, denominator, groups, channel_dim
+        As in :func:`operators.kernels.rational`.
 
     Returns
     -------
@@ -67,7 +58,7 @@ def rational_reference(
     Raises
     ------
     ValueError
-        If the shapes of ``x``, ``numerator`` and ``denominator`` do not fit ``groups``.
+        If the shapes do not fit ``groups`` (:func:`check_rational_operands`).
 
     Notes
     -----
@@ -218,7 +209,7 @@ def _grouped_operands(
     Also returns the coefficients as ``[6, G, 1, ..., 1]`` and ``|b|`` as ``[4, G, 1, ..., 1]`` in
     ``x``'s dtype, shaped to broadcast against the grouped view (leading index = power).
     """
-    _check_operands(x, numerator, denominator, groups, channel_dim)
+    check_rational_operands(x, numerator, denominator, groups, channel_dim)
     dim = _group_dim(x, channel_dim)
     channels = x.shape[dim]
     grouped = x.reshape(*x.shape[:dim], groups, channels // groups, *x.shape[dim + 1 :])
@@ -249,14 +240,27 @@ def _power_sums(
     return torch.stack(sums, dim=-1)
 
 
-def _check_operands(
+def check_rational_operands(
     x: torch.Tensor,
     numerator: torch.Tensor,
     denominator: torch.Tensor,
     groups: int,
     channel_dim: int,
 ) -> None:
-    """Raise ``ValueError`` naming the argument whose shape does not fit the others."""
+    """Check the operands of the group-rational activation (every backend runs this check).
+
+    Parameters
+    ----------
+    x, numerator, denominator, groups, channel_dim
+        As in :func:`operators.kernels.rational`.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument whose shape does not fit the others: ``groups`` not a positive
+        integer, ``channel_dim`` out of range, ``groups`` not dividing the channels, or a
+        coefficient tensor of the wrong shape.
+    """
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"groups must be a positive integer (got {groups!r})")
     if x.dim() == 0 or not -x.dim() <= channel_dim < x.dim():
