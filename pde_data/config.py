@@ -256,3 +256,21 @@ def check(condition: bool, message: str) -> None:
     """Raise ConfigError(message) unless ``condition`` holds; for ``__post_init__`` checks."""
     if not condition:
         raise ConfigError(message)
+
+
+def check_finite(**settings: float) -> None:
+    """Every given setting must be a finite number (``ConfigError`` naming the first that is not)."""
+    for name, value in settings.items():
+        check(math.isfinite(value), f"{name} must be a finite number (got {value})")
+
+
+def check_positive_finite(**settings: float) -> None:
+    """Every given setting must be a finite number > 0 (``ConfigError`` naming the first that is not)."""
+    for name, value in settings.items():
+        check(value > 0 and math.isfinite(value), f"{name} must be a positive number (got {value})")
+
+
+def check_nonzero_finite(**settings: float) -> None:
+    """Every given setting must be a finite non-zero number (``ConfigError`` naming the first that is not)."""
+    for name, value in settings.items():
+        check(math.isfinite(value) and value != 0, f"{name} must be a finite non-zero number (got {value})")

@@ -199,6 +199,24 @@ class EllipticFamily(Family):
     def traits(self) -> ProblemTraits:
         """Traits of the family's systems at the configured size (for ``solver: auto``)."""
 
+    def interior_traits(self, symmetric: bool, definite: bool, **more: bool) -> ProblemTraits:
+        """:class:`ProblemTraits` of a system whose unknowns are the interior nodes (``u = 0`` on the boundary).
+
+        Parameters
+        ----------
+        symmetric, definite
+            Whether the matrix is symmetric / definite.
+        **more
+            Further :class:`ProblemTraits` fields (e.g. ``same_matrix``).
+
+        Returns
+        -------
+        ProblemTraits
+            ``(resolution - 2) ** dim`` unknowns, the unknowns of :meth:`solution_fields`'s default.
+        """
+        return ProblemTraits(dim=self.dim, n_unknowns=(self.config.resolution - 2) ** self.dim, symmetric=symmetric,
+                             definite=definite, **more)
+
     def attrs(self) -> dict[str, Any]:
         """Extra root attributes of the dataset file."""
         return {}

@@ -6,7 +6,10 @@ what was given, so that a bad ``--set`` fails before any file is written.
 
 from __future__ import annotations
 
+import numpy as np
+
 from pde_data.config import check
+from solvers.spectral import dealias_mask, wavenumbers
 
 #: relative tolerance when a time interval must be a whole number of time steps
 _RATIO_TOLERANCE = 1e-9
@@ -60,6 +63,31 @@ class RecordedGrid:
         grid_stride(self.resolution, self.internal_resolution)
         whole_multiple("record_every", self.record_every, "dt", self.dt)
         whole_multiple("T", self.T, "record_every", self.record_every)
+
+    def check_initial_cfl(self, speed: float, limit: float, state: str) -> None:
+        """Check the a-priori CFL number ``dt * speed * k_max`` of the initial state against ``limit``.
+
+        Parameters
+        ----------
+        speed
+            Estimate of the initial ``max|u|``.
+        limit
+            Largest stable CFL number of the time stepper.
+        state
+            What has that speed, for the message (e.g. ``"the initial velocity (about 2.1)"``).
+
+        Raises
+        ------
+        ConfigError
+            Naming ``dt``, the CFL number and the largest stable ``dt``. ``k_max`` is the largest
+            wavenumber kept by the 2/3 rule on the internal grid of the unit domain.
+        """
+        n = self.internal_resolution
+        k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
+        cfl = self.dt * speed * k_max
+        check(cfl <= limit,
+              f"dt = {self.dt:g} is too large for internal_resolution = {n}: {state} gives a CFL number "
+              f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= {limit / (speed * k_max):.3g}")
 
     @property
     def stride(self) -> int:

@@ -21,7 +21,7 @@ from pde_data.family import Family, Layout, Variable, register_family, sample_rn
 from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
-from solvers.spectral import dealias_mask, wavenumbers
+from solvers.spectral import dealias_mask
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
 #: random stream of the initial condition (see :func:`pde_data.family.sample_rng`)
@@ -66,14 +66,8 @@ class BurgersConfig(RecordedGrid):
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
         self.check_grid_and_times()
-        n = self.internal_resolution
-        k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
         speed = self.initial_std() * _SPEED_DEVIATIONS
-        cfl = self.dt * speed * k_max
-        check(cfl <= RK4_IMAGINARY_LIMIT,
-              f"dt = {self.dt:g} is too large for internal_resolution = {n}: the initial condition (max|u| about "
-              f"{speed:.3g}) gives a CFL number dt*max|u|*k_max of about {cfl:.3g} (limit "
-              f"{RK4_IMAGINARY_LIMIT:.3g}); use dt <= {RK4_IMAGINARY_LIMIT / (speed * k_max):.3g}")
+        self.check_initial_cfl(speed, RK4_IMAGINARY_LIMIT, f"the initial condition (max|u| about {speed:.3g})")
 
     def initial_std(self) -> float:
         """Pointwise standard deviation of ``u0`` on the internal grid."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from pde_data.config import check
+from pde_data.config import check, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import EllipticConfig, EllipticFamily
 from pde_data.family import register_family
 from pde_data.finite_differences import convection_matrix, diffusion_matrix
@@ -50,14 +50,12 @@ class ConvectionDiffusionConfig(EllipticConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.diffusivity > 0 and math.isfinite(self.diffusivity),
-              f"diffusivity must be a positive number (got {self.diffusivity})")
+        check_positive_finite(diffusivity=self.diffusivity)
         check(self.velocity >= 0 and math.isfinite(self.velocity),
               f"velocity must be a number >= 0 (got {self.velocity})")
         check(self.scheme in ("central", "upwind"), f"scheme must be 'central' or 'upwind' (got {self.scheme!r})")
         check(self.alpha > 2.0, f"alpha must be a number > 2 so the velocity field is continuous (got {self.alpha})")
-        check(math.isfinite(self.forcing) and self.forcing != 0,
-              f"forcing must be a finite non-zero number (got {self.forcing})")
+        check_nonzero_finite(forcing=self.forcing)
 
 
 @register_family("convection-diffusion")
@@ -87,8 +85,7 @@ class ConvectionDiffusion(EllipticFamily):
 
     def traits(self) -> ProblemTraits:
         """Non-symmetric; the matrix changes with every sample."""
-        return ProblemTraits(dim=self.dim, n_unknowns=(self.config.resolution - 2) ** self.dim, symmetric=False,
-                             definite=False)
+        return self.interior_traits(symmetric=False, definite=False)
 
     def attrs(self) -> dict[str, Any]:
         """Diffusivity, scheme and the constant right-hand side."""

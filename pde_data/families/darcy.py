@@ -9,13 +9,12 @@ coefficients on ``K = resolution`` vertices per side, ``h = 1 / (K - 1)``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from pde_data.config import check
+from pde_data.config import check, check_finite, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import EllipticConfig, EllipticFamily
 from pde_data.family import register_family
 from pde_data.finite_differences import diffusion_matrix
@@ -48,11 +47,9 @@ class DarcyConfig(EllipticConfig):
         super().__post_init__()
         check(self.coefficient in ("threshold", "lognormal"),
               f"coefficient must be 'threshold' or 'lognormal' (got {self.coefficient!r})")
-        check(self.high > 0 and math.isfinite(self.high), f"high must be a positive number (got {self.high})")
-        check(self.low > 0 and math.isfinite(self.low), f"low must be a positive number (got {self.low})")
-        check(math.isfinite(self.log_scale), f"log_scale must be a finite number (got {self.log_scale})")
-        check(math.isfinite(self.forcing) and self.forcing != 0,
-              f"forcing must be a finite non-zero number (got {self.forcing})")
+        check_positive_finite(high=self.high, low=self.low)
+        check_finite(log_scale=self.log_scale)
+        check_nonzero_finite(forcing=self.forcing)
 
 
 @register_family("darcy")
@@ -79,8 +76,7 @@ class Darcy(EllipticFamily):
 
     def traits(self) -> ProblemTraits:
         """Symmetric positive definite; the matrix changes with every sample."""
-        return ProblemTraits(dim=self.dim, n_unknowns=(self.config.resolution - 2) ** self.dim, symmetric=True,
-                             definite=True)
+        return self.interior_traits(symmetric=True, definite=True)
 
     def attrs(self) -> dict[str, Any]:
         """The constant right-hand side, stored as the root attribute ``forcing``."""

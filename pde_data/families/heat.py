@@ -12,7 +12,6 @@ matrix and changing right-hand sides; the previous step is each solve's initial 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pde_data.config import check
+from pde_data.config import check, check_finite, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import EllipticConfig, EllipticFamily, System, SampleStats
 from pde_data.family import Layout, Variable, register_family
 from pde_data.finite_differences import diffusion_matrix, embed_interior, interior
@@ -59,12 +58,11 @@ class HeatConfig(EllipticConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.steps >= 1, f"steps must be an integer >= 1 (got {self.steps})")
-        check(self.dt > 0 and math.isfinite(self.dt), f"dt must be a positive number (got {self.dt})")
+        check_positive_finite(dt=self.dt)
         check(self.scheme in THETA, f"scheme must be one of {', '.join(THETA)} (got {self.scheme!r})")
-        check(math.isfinite(self.log_scale), f"log_scale must be a finite number (got {self.log_scale})")
-        check(math.isfinite(self.ic_scale) and self.ic_scale != 0,
-              f"ic_scale must be a finite non-zero number (got {self.ic_scale})")
-        check(math.isfinite(self.forcing), f"forcing must be a finite number (got {self.forcing})")
+        check_finite(log_scale=self.log_scale)
+        check_nonzero_finite(ic_scale=self.ic_scale)
+        check_finite(forcing=self.forcing)
 
 
 @register_family("heat")
@@ -155,8 +153,7 @@ class Heat(EllipticFamily):
 
     def traits(self) -> ProblemTraits:
         """SPD; the matrix stays the same along a trajectory (only the right-hand side changes)."""
-        return ProblemTraits(dim=self.dim, n_unknowns=(self.config.resolution - 2) ** self.dim, symmetric=True,
-                             definite=True, same_matrix=True)
+        return self.interior_traits(symmetric=True, definite=True, same_matrix=True)
 
     def attrs(self) -> dict[str, Any]:
         """Scheme, time step and source."""

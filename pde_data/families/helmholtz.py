@@ -21,7 +21,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from pde_data.config import check
+from pde_data.config import check, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import SINGULAR_CONDITION, EllipticConfig, EllipticFamily
 from pde_data.family import Variable, register_family
 from pde_data.finite_differences import (complexify_vector, dirichlet_laplacian_eigenvalues, grid_spacing,
@@ -59,11 +59,9 @@ class HelmholtzConfig(EllipticConfig):
         super().__post_init__()
         check(self.boundary in ("impedance", "dirichlet"),
               f"boundary must be 'impedance' or 'dirichlet' (got {self.boundary!r})")
-        check(self.wavenumber > 0 and math.isfinite(self.wavenumber),
-              f"wavenumber must be a positive number (got {self.wavenumber})")
+        check_positive_finite(wavenumber=self.wavenumber)
         check(0 <= self.contrast < 1, f"contrast must be a number in [0, 1) (got {self.contrast})")
-        check(math.isfinite(self.source_scale) and self.source_scale != 0,
-              f"source_scale must be a finite non-zero number (got {self.source_scale})")
+        check_nonzero_finite(source_scale=self.source_scale)
         k_max = self.wavenumber * (1 + self.contrast)
         points = 2 * math.pi / (k_max * grid_spacing(self.resolution))
         check(points >= self.points_per_wavelength,
@@ -143,8 +141,7 @@ class Helmholtz(EllipticFamily):
                                  definite=False)
         first = float(dirichlet_laplacian_eigenvalues(c.resolution, self.dim)[0])
         definite = (c.wavenumber * (1 + c.contrast)) ** 2 < first
-        return ProblemTraits(dim=self.dim, n_unknowns=(c.resolution - 2) ** self.dim, symmetric=True,
-                             definite=definite)
+        return self.interior_traits(symmetric=True, definite=definite)
 
     def attrs(self) -> dict[str, object]:
         """The boundary condition, as the root attribute ``boundary``."""

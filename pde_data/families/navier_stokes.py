@@ -16,12 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pde_data.config import check
+from pde_data.config import check, check_finite
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
-from solvers.spectral import dealias_mask, wavenumbers
 
 #: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
 INITIAL_STREAM = 0
@@ -68,10 +67,10 @@ class NavierStokesConfig(RecordedGrid):
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
-        check(np.isfinite(self.forcing_amplitude),
-              f"forcing_amplitude must be a finite number (got {self.forcing_amplitude!r})")
+        check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
-        self._check_initial_cfl()
+        speed = self.initial_speed()
+        self.check_initial_cfl(speed, NAVIER_STOKES_CFL_LIMIT, f"the initial velocity (about {speed:.3g})")
 
     @property
     def sigma(self) -> float:
@@ -86,16 +85,6 @@ class NavierStokesConfig(RecordedGrid):
         velocity_variance = periodic_grf_variance((n, n), self.ic_alpha, self.ic_tau, self.sigma,
                                                   weights=1.0 / (4.0 * np.pi**2 * k2))
         return float(_SPEED_DEVIATIONS * np.sqrt(velocity_variance))
-
-    def _check_initial_cfl(self) -> None:
-        n = self.internal_resolution
-        k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
-        speed = self.initial_speed()
-        cfl = self.dt * speed * k_max
-        check(cfl <= NAVIER_STOKES_CFL_LIMIT,
-              f"dt = {self.dt:g} is too large for internal_resolution = {n}: the initial velocity (about "
-              f"{speed:.3g}) gives a CFL number dt*max|u|*k_max of about {cfl:.3g} (limit "
-              f"{NAVIER_STOKES_CFL_LIMIT:g}); use dt <= {NAVIER_STOKES_CFL_LIMIT / (speed * k_max):.3g}")
 
 
 def forcing_field(n: int, amplitude: float) -> np.ndarray:

@@ -8,12 +8,11 @@ sequence changes matrix *and* right-hand side from one sample to the next.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import scipy.sparse as sp
 
-from pde_data.config import check
+from pde_data.config import check_finite, check_nonzero_finite
 from pde_data.elliptic import EllipticConfig, EllipticFamily
 from pde_data.family import register_family
 from pde_data.finite_differences import diffusion_matrix, interior
@@ -37,9 +36,8 @@ class PoissonConfig(EllipticConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(math.isfinite(self.log_scale), f"log_scale must be a finite number (got {self.log_scale})")
-        check(math.isfinite(self.source_scale) and self.source_scale != 0,
-              f"source_scale must be a finite non-zero number (got {self.source_scale})")
+        check_finite(log_scale=self.log_scale)
+        check_nonzero_finite(source_scale=self.source_scale)
 
 
 @register_family("poisson")
@@ -64,5 +62,4 @@ class Poisson(EllipticFamily):
 
     def traits(self) -> ProblemTraits:
         """Symmetric positive definite; matrix and right-hand side change with every sample."""
-        return ProblemTraits(dim=self.dim, n_unknowns=(self.config.resolution - 2) ** self.dim, symmetric=True,
-                             definite=True)
+        return self.interior_traits(symmetric=True, definite=True)
