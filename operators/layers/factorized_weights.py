@@ -27,6 +27,19 @@ def _complex_normal(shape: Sequence[int], std: float) -> torch.Tensor:
     return torch.randn(*shape, dtype=torch.cfloat) * std
 
 
+def _factor_matrices(shape: Sequence[int], ranks: Sequence[int], std: float) -> nn.ParameterList:
+    """Complex Gaussian factor matrices ``U_k`` of shape ``[shape[k], ranks[k]]``, drawn in axis order."""
+    return nn.ParameterList([nn.Parameter(_complex_normal((s, r), std)) for s, r in zip(shape, ranks)])
+
+
+def _rank_fraction(rank: float) -> float:
+    """``rank`` as a fraction of the dense parameter count, checked to be > 0."""
+    fraction = float(rank)
+    if not fraction > 0:
+        raise ConfigError(f"rank must be a positive fraction of the dense parameters (got {rank})")
+    return fraction
+
+
 def tucker_ranks(shape: Sequence[int], rank: float | Sequence[int]) -> tuple[int, ...]:
     """Tucker ranks for a tensor of ``shape``.
 
@@ -47,9 +60,7 @@ def tucker_ranks(shape: Sequence[int], rank: float | Sequence[int]) -> tuple[int
         if len(ranks) != len(shape) or min(ranks) < 1:
             raise ConfigError(f"Tucker ranks must be {len(shape)} positive integers (got {list(rank)})")
         return ranks
-    fraction = float(rank)
-    if not fraction > 0:
-        raise ConfigError(f"rank must be a positive fraction of the dense parameters (got {rank})")
+    fraction = _rank_fraction(rank)
     n_dense = math.prod(shape)
     squares = sum(s * s for s in shape)
 
@@ -73,10 +84,7 @@ def cp_rank(shape: Sequence[int], rank: float | int) -> int:
         if rank < 1:
             raise ConfigError(f"CP rank must be a positive integer (got {rank})")
         return rank
-    fraction = float(rank)
-    if not fraction > 0:
-        raise ConfigError(f"rank must be a positive fraction of the dense parameters (got {rank})")
-    return max(int(round(math.prod(shape) * fraction / sum(shape))), 1)
+    return max(int(round(math.prod(shape) * _rank_fraction(rank) / sum(shape))), 1)
 
 
 class ComplexWeight(nn.Module):
@@ -86,7 +94,16 @@ class ComplexWeight(nn.Module):
     to real, dropping the imaginary part. Here every conversion is applied to the parameter's real
     view (``view_as_real``), so ``.double()`` or ``.to(torch.float64)`` gives complex128 weights,
     ``.float()`` complex64, and device moves work as usual.
+
+    Parameters
+    ----------
+    shape
+        The dense weight shape ``[C_in, C_out, m_1, ..., m_d]``, kept as :attr:`shape`.
     """
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> ComplexWeight:
         def complex_aware(tensor: torch.Tensor) -> torch.Tensor:
@@ -109,8 +126,7 @@ class DenseWeight(ComplexWeight):
     """
 
     def __init__(self, shape: Sequence[int], std: float) -> None:
-        super().__init__()
-        self.shape = tuple(int(s) for s in shape)
+        super().__init__(shape)
         self.weight = nn.Parameter(_complex_normal(self.shape, std))
 
     def forward(self) -> torch.Tensor:
@@ -136,16 +152,13 @@ class TuckerWeight(ComplexWeight):
     """
 
     def __init__(self, shape: Sequence[int], std: float, rank: float | Sequence[int] = 1.0) -> None:
-        super().__init__()
-        self.shape = tuple(int(s) for s in shape)
+        super().__init__(shape)
         self.ranks = tucker_ranks(self.shape, rank)
         # Each entry of W is a sum of prod(ranks) products of N+1 factors: spread the variance so
         # that Var(W) = prod(ranks) * s^(2(N+1)) = std^2.
         per_factor = (std / math.sqrt(math.prod(self.ranks))) ** (1.0 / (len(self.shape) + 1))
         self.core = nn.Parameter(_complex_normal(self.ranks, per_factor))
-        self.factors = nn.ParameterList(
-            [nn.Parameter(_complex_normal((s, r), per_factor)) for s, r in zip(self.shape, self.ranks)]
-        )
+        self.factors = _factor_matrices(self.shape, self.ranks, per_factor)
 
     def forward(self) -> torch.Tensor:
         """Return the reconstructed dense complex weight."""
@@ -162,23 +175,18 @@ class CPWeight(ComplexWeight):
 
     Parameters
     ----------
-    shape
-        The dense weight shape.
-    std
-        Standard deviation of the reconstructed weight at initialisation (approximately).
+    shape, std
+        As in :class:`TuckerWeight`.
     rank
         Fraction of the dense parameter count, or an integer rank (see :func:`cp_rank`).
     """
 
     def __init__(self, shape: Sequence[int], std: float, rank: float | int = 1.0) -> None:
-        super().__init__()
-        self.shape = tuple(int(s) for s in shape)
+        super().__init__(shape)
         self.rank = cp_rank(self.shape, rank)
         self.weights = nn.Parameter(torch.ones(self.rank, dtype=torch.cfloat))
         per_factor = (std / math.sqrt(self.rank)) ** (1.0 / len(self.shape))
-        self.factors = nn.ParameterList(
-            [nn.Parameter(_complex_normal((s, self.rank), per_factor)) for s in self.shape]
-        )
+        self.factors = _factor_matrices(self.shape, [self.rank] * len(self.shape), per_factor)
 
     def forward(self) -> torch.Tensor:
         """Return the reconstructed dense complex weight."""
