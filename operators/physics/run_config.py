@@ -23,8 +23,8 @@ from typing import Any, Literal, Optional
 
 from operators.physics.lagrangian import LPINNLoss
 from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
-from operators.training.config import OptimizerConfig, SchedulerConfig
-from pde_data.config import check, from_mapping, to_mapping
+from operators.training.config import OptimizerConfig, RunSettings, SchedulerConfig
+from pde_data.config import check, from_mapping
 from solvers.errors import ConfigError
 
 Method = Literal["pinn", "causal_pinn", "lpinn"]
@@ -131,7 +131,7 @@ class PhysicsEvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class PhysicsRunConfig:
+class PhysicsRunConfig(RunSettings):
     """A whole physics-informed run configuration (see the module docstring)."""
 
     method: Method
@@ -145,7 +145,7 @@ class PhysicsRunConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        check(self.seed >= 0, f"seed must be an integer >= 0 (got {self.seed})")
+        self.check_seed()
         if self.method == "causal_pinn":
             check(self.training.n_residual % self.causal.n_slices == 0,
                   f"training.n_residual ({self.training.n_residual}) must be a multiple of causal.n_slices "
@@ -156,10 +156,6 @@ class PhysicsRunConfig:
                   "method lpinn imposes the initial condition softly (set training.initial_condition: soft)")
             check(self.training.boundary_condition == "hard",
                   "method lpinn needs the exactly periodic embedding (set training.boundary_condition: hard)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain mapping (what ``run_config.json`` holds)."""
-        return to_mapping(self)
 
 
 def parse_run_config(mapping: dict[str, Any]) -> PhysicsRunConfig:

@@ -191,8 +191,25 @@ class EvaluationConfig:
               f"evaluation.correlation_threshold must lie in (-1, 1) (got {self.correlation_threshold})")
 
 
+class RunSettings:
+    """What every run configuration shares: a checked ``seed`` and the mapping ``run_config.json`` holds.
+
+    Mixed into the frozen dataclasses :class:`RunConfig` and
+    :class:`~operators.physics.run_config.PhysicsRunConfig`, which declare the field ``seed`` and
+    call :meth:`check_seed` from their ``__post_init__``.
+    """
+
+    def check_seed(self) -> None:
+        """The seed must be an integer >= 0 (ConfigError naming ``seed`` otherwise)."""
+        check(self.seed >= 0, f"seed must be an integer >= 0 (got {self.seed})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping (what ``run_config.json`` holds)."""
+        return to_mapping(self)
+
+
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
+class RunConfig(RunSettings):
     """A whole training configuration."""
 
     data: DataConfig
@@ -203,7 +220,7 @@ class RunConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        check(self.seed >= 0, f"seed must be an integer >= 0 (got {self.seed})")
+        self.check_seed()
         check("model" in self.model, "model.model must name a registered model (e.g. fno, tfno, deeponet, mgno)")
         mode = self.training.mode
         if not self.data.time_dependent:
@@ -226,10 +243,6 @@ class RunConfig:
         if self.training.mode == "direct":
             return t_out
         return self.training.step or 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain mapping (what ``run_config.json`` holds)."""
-        return to_mapping(self)
 
 
 def run_config_from_mapping(mapping: dict[str, Any]) -> RunConfig:
