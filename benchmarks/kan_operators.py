@@ -123,11 +123,8 @@ def _train_epoch(trainer) -> None:
     trainer.surrogate.train()
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))
     for first in range(0, len(train), size):
-        x, y, c = train.batch(order[first:first + size])
-        loss, _ = trainer._batch_loss(x, y, c)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
+        items = order[first:first + size]
+        trainer.train_step(*train.batch(items), items)
 
 
 def train_pair(name: str, dataset: dict[str, Any], pair: tuple[str, str], folder: Path, epochs: int,

@@ -190,10 +190,56 @@ class Trainer:
         blocks = lambda t: t.reshape(t.shape[0] * n_calls, self.step, *t.shape[2:])  # noqa: E731
         return blocks(pred), blocks(y), trajectory, x.shape[0] * n_calls
 
-    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Data loss of one batch (reduced per ``loss_reduction``) and the number of terms it holds."""
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Data loss of one batch through the training mode, as :meth:`train_step` trains on it.
+
+        Parameters
+        ----------
+        x, y, c
+            A batch of the training split (``data.train.batch(items)``), on the trainer's device.
+
+        Returns
+        -------
+        loss, terms
+            The loss reduced per ``training.loss_reduction`` (differentiable) and the number of
+            terms it holds (items, times model calls for the autoregressive modes).
+        """
         pred, target, _, terms = self._predict(x, y, c)
         return self.loss(pred, target, self.config.training.loss_reduction), terms
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor,
+                   items: torch.Tensor) -> tuple[float, int, float | None]:
+        """One optimiser step on a batch, exactly as :meth:`fit` takes it (at the current learning rate).
+
+        The objective is the data loss plus ``training.physics.weight`` times the physics residual
+        (when configured); gradients are clipped to ``training.grad_clip`` (when set).
+
+        Parameters
+        ----------
+        x, y, c
+            A batch of the training split, on the trainer's device.
+        items
+            The batch's item indices in the training split (the physics term reads per-item data).
+
+        Returns
+        -------
+        loss, terms, physics
+            The data loss, its number of terms (see :meth:`batch_loss`) and the unweighted physics
+            residual (None without a physics term).
+        """
+        cfg = self.config.training
+        pred, target, trajectory, terms = self._predict(x, y, c)
+        loss = self.loss(pred, target, cfg.loss_reduction)
+        objective = loss
+        physics = self._physics_loss(x, trajectory, items)
+        if physics is not None and cfg.physics.weight > 0:
+            objective = loss + cfg.physics.weight * physics
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return float(loss.detach()), terms, None if physics is None else float(physics.detach())
 
     def _physics_loss(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
         """The unweighted residual term (no gradient when its weight is 0: it is only logged)."""
@@ -244,22 +290,12 @@ class Trainer:
                 set_lr(self.optimizer, lr)
                 items = order[first:first + cfg.batch_size]
                 x, y, c = (t.to(self.device) for t in train.batch(items))
-                pred, target, trajectory, n_terms = self._predict(x, y, c)
-                loss = self.loss(pred, target, cfg.loss_reduction)
-                objective = loss
-                physics = self._physics_loss(x, trajectory, items)
+                loss, n_terms, physics = self.train_step(x, y, c, items)
                 if physics is not None:
-                    physics_sum += float(physics.detach())
-                    if cfg.physics.weight > 0:
-                        objective = loss + cfg.physics.weight * physics
+                    physics_sum += physics
                 batches += 1
-                self.optimizer.zero_grad(set_to_none=True)
-                objective.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
                 progress["step"] += 1
-                loss_sum += float(loss.detach()) * (n_terms if cfg.loss_reduction == "mean" else 1)
+                loss_sum += loss * (n_terms if cfg.loss_reduction == "mean" else 1)
                 terms += n_terms
             row = {"epoch": epoch + 1, "train_loss": loss_sum / terms, "lr": lr}
             if self.physics is not None:

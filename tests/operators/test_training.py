@@ -220,7 +220,7 @@ def test_modes_agree_for_an_exact_model(heat1d, tmp_path):
         with torch.no_grad():
             trainer.surrogate.model.weight.copy_(exact)
             x, y, c = trainer.data.train.batch(range(8))
-            loss, terms = trainer._batch_loss(x, y, c)
+            loss, terms = trainer.batch_loss(x, y, c)
             assert float(loss) < 1e-5, mode
             assert terms == (8 if mode == "pushforward" else 16)
     with torch.no_grad():
