@@ -103,3 +103,13 @@ class RecordedGrid:
     def records(self) -> int:
         """Stored snapshots after the first one."""
         return round(self.T / self.record_every)
+
+    @property
+    def record_times(self) -> np.ndarray:
+        """Times of the stored snapshots, ``j * record_every`` for ``j = 0 .. records`` (``t = 0`` first)."""
+        return np.arange(self.records + 1) * self.record_every
+
+    @property
+    def stored_points(self) -> np.ndarray:
+        """Stored periodic grid points along each axis as fractions of the period: ``i / resolution``."""
+        return np.arange(self.resolution) / self.resolution

@@ -88,7 +88,7 @@ class Burgers(Family):
         """``u(sample, t, x)`` float32 with ``t[0] = 0`` the initial condition; the viscosity."""
         c = self.config
         return Layout(
-            coords={"x": np.arange(c.resolution) / c.resolution, "t": np.arange(c.records + 1) * c.record_every},
+            coords={"x": c.stored_points, "t": c.record_times},
             variables={"u": Variable(("sample", "t", "x"), "float32", {"long_name": "velocity"})},
             attrs={"viscosity": c.viscosity},
         )

@@ -124,7 +124,7 @@ class KuramotoSivashinsky(Family):
     def layout(self) -> Layout:
         """``u(sample, t, x)`` float32; ``L(sample)`` when the length varies."""
         c = self.config
-        fraction = np.arange(c.resolution) / c.resolution
+        fraction = c.stored_points
         variables = {"u": Variable(("sample", "t", "x"), "float32")}
         if c.varying_length:
             x = fraction  # position as a fraction of each sample's L(sample)
@@ -133,7 +133,7 @@ class KuramotoSivashinsky(Family):
         else:
             x = fraction * c.L[0]
             attrs = {"L": c.L[0]}
-        return Layout(coords={"x": x, "t": np.arange(c.records + 1) * c.record_every},
+        return Layout(coords={"x": x, "t": c.record_times},
                       variables=variables, attrs=attrs)
 
     def length(self, index: int, seed: int) -> float:

@@ -106,11 +106,10 @@ class NavierStokes(Family):
     def layout(self) -> Layout:
         """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)`` and the viscosity."""
         c = self.config
-        x = np.arange(c.resolution) / c.resolution
-        t = np.arange(c.records + 1) * c.record_every
+        x = c.stored_points
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
         return Layout(
-            coords={"x": x, "y": x, "t": t},
+            coords={"x": x, "y": x, "t": c.record_times},
             variables={"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})},
             static={"f": (("x", "y"), forcing)},
             attrs={"viscosity": c.viscosity},
