@@ -24,6 +24,7 @@ from typing import Any, Literal, Optional
 from operators.physics.lagrangian import LPINNLoss
 from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
 from operators.training.config import OptimizerConfig, RunSettings, SchedulerConfig
+from operators.training.tensorboard_log import check_available
 from pde_data.config import check, from_mapping
 from solvers.errors import ConfigError
 
@@ -59,6 +60,9 @@ class PhysicsTrainingConfig:
     threads
         torch intra-op threads while training (null: torch's default). Small PINNs run fastest on
         one thread, and far slower on a loaded machine with more.
+    tensorboard
+        Also write the history as TensorBoard scalars to ``RUN_DIR/tensorboard`` (needs the
+        optional ``tensorboard`` package).
     """
 
     steps: int = 5000
@@ -79,8 +83,11 @@ class PhysicsTrainingConfig:
     dtype: Literal["float32", "float64"] = "float32"
     grad_clip: Optional[float] = None
     threads: Optional[int] = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if self.tensorboard:
+            check_available("training.tensorboard")
         check(self.threads is None or self.threads >= 1, f"training.threads must be >= 1 or null (got {self.threads})")
         for name in ("steps", "n_residual", "n_initial", "n_boundary", "windows", "log_every", "eval_every"):
             check(getattr(self, name) >= 1, f"training.{name} must be an integer >= 1 (got {getattr(self, name)})")

@@ -266,6 +266,6 @@ class PhysicsTrainer:
         run_folder.save_checkpoints(
             self.run_dir, save_model, lambda folder: save_training_state(folder, self.model, self.optimizer, progress),
             improved)
-        run_folder.write_history(self.run_dir, progress["history"])
+        run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
         if progress["causal"]:
             run_folder.write_atomic(self.run_dir / CAUSAL_WEIGHTS, json.dumps({"rows": progress["causal"]}))

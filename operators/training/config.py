@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pde_data.config import apply_overrides, check, from_mapping, load_yaml, to_mapping
+from operators.training.tensorboard_log import check_available
 from pde_data.loading import DataConfig
 from solvers.errors import ConfigError
 
@@ -143,6 +144,9 @@ class TrainingConfig:
         Clip the global gradient norm (null: no clipping).
     physics
         Optional PDE-residual term (:class:`PhysicsLossConfig`; time-dependent data only).
+    tensorboard
+        Also write the history as TensorBoard scalars to ``RUN_DIR/tensorboard`` (needs the
+        optional ``tensorboard`` package).
     """
 
     epochs: int = 10
@@ -156,8 +160,11 @@ class TrainingConfig:
     grad_clip: Optional[float] = None
     eval_batch_size: int = 64
     physics: Optional[PhysicsLossConfig] = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if self.tensorboard:
+            check_available("training.tensorboard")
         check(self.epochs >= 1, f"training.epochs must be an integer >= 1 (got {self.epochs})")
         check(self.batch_size >= 1, f"training.batch_size must be an integer >= 1 (got {self.batch_size})")
         check(self.eval_batch_size >= 1, f"training.eval_batch_size must be >= 1 (got {self.eval_batch_size})")

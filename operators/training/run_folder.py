@@ -130,8 +130,12 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Write the per-epoch history as ``training.csv`` and ``training.json``."""
+def write_history(run_dir: Path, history: list[dict[str, Any]], tensorboard: bool = False) -> None:
+    """Write the per-epoch history as ``training.csv`` and ``training.json`` (and TensorBoard scalars).
+
+    With ``tensorboard`` the rows are also written as event files to ``run_dir/tensorboard``
+    (:mod:`operators.training.tensorboard_log`).
+    """
     columns = list(dict.fromkeys(k for row in history for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
@@ -139,6 +143,10 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     writer.writerows(history)
     write_atomic(run_dir / HISTORY_CSV, buffer.getvalue())
     write_atomic(run_dir / HISTORY_JSON, json.dumps({"history": history}, indent=1))
+    if tensorboard:
+        from operators.training.tensorboard_log import write_tensorboard
+
+        write_tensorboard(run_dir, history)
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str:

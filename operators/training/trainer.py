@@ -360,4 +360,4 @@ class Trainer:
         run_folder.save_checkpoints(
             self.run_dir, lambda folder, name: save(self.surrogate.operator, folder),
             lambda folder: save_training_state(folder, self.surrogate, self.optimizer, progress), improved)
-        run_folder.write_history(self.run_dir, progress["history"])
+        run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
