@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import format_table, parser, set_threads, write_results  # noqa: E402
 
 from operators.commands.train import ensure_data  # noqa: E402
+from operators.layers.neuralop_interop import fno_state_from_neuralop  # noqa: E402
 from operators.registry import MODELS, register_model  # noqa: E402
 from operators.training.config import load_run_config, run_config_from_mapping  # noqa: E402
 from operators.training.runs import evaluate_run, load_run  # noqa: E402
@@ -83,6 +84,9 @@ CONTENDERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     "navier-stokes": ("fno_ns_quick", [
         ("pdeop fno", {"model": "fno", **NS_MODEL}),
         ("neuralop fno", {"model": "neuralop-fno", **NS_MODEL}),
+        # our FNO started from the very weights neuralop's contender starts from (same seed): separates
+        # "different model or training" from "different random initial draw"
+        ("pdeop fno, neuralop init", {"model": "fno", **NS_MODEL, "init": "neuralop"}),
     ]),
     "darcy": ("fno_darcy_quick", [
         ("pdeop fno", {"model": "fno", "n_modes": [12, 12], "width": 24, "n_layers": 4, "domain_padding": [0.1]}),
@@ -101,11 +105,19 @@ QUICK_DATA = {"navier-stokes": {"n_train": 12, "n_val": 0, "n_test": 4},
               "kuramoto-sivashinsky": {"n_train": 8, "n_val": 0, "n_test": 4}}
 
 
+def neuralop_initial_state(config, work: Path) -> dict[str, torch.Tensor]:
+    """The initial weights the ``neuralop-fno`` contender gets under ``config``'s seed, as our FNO's state."""
+    section = {**config.model, "model": "neuralop-fno"}
+    theirs = Trainer(dataclasses.replace(config, model=section), work, progress=False, log=lambda message: None)
+    return fno_state_from_neuralop(theirs.surrogate.model.net.state_dict(), len(theirs.data.train.space_shape))
+
+
 def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool, work: Path) -> dict[str, Any]:
     """Train one contender with the task's budget and return its row."""
     config_name, _ = CONTENDERS[task]
     mapping = load_run_config(configs_root() / "train" / f"{config_name}.yaml")
     mapping["model"] = dict(model)
+    init = mapping["model"].pop("init", None)
     mapping["seed"] = seed
     mapping["training"]["epochs"] = EPOCHS[task][0 if quick else 1]
     if quick:
@@ -116,6 +128,8 @@ def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.perf_counter()
     trainer = Trainer(config, run_dir, progress=False, log=lambda message: None)
+    if init == "neuralop":
+        trainer.surrogate.model.load_state_dict(neuralop_initial_state(config, work / "neuralop-init"))
     result = trainer.fit()
     seconds = time.perf_counter() - start
     metrics = evaluate_run(load_run(run_dir))
@@ -145,6 +159,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ns_rel_l2_neuralop_fno": theirs,
         "ns_ratio_pdeop_over_neuralop": ours / theirs,
         "ns_target_met (ratio <= 1)": ours <= theirs,
+        "ns_rel_l2_pdeop_fno_from_neuralop_init": mean("navier-stokes", "pdeop fno, neuralop init"),
         "darcy_rel_l2_fno": fno,
         "darcy_rel_l2_mgno": mgno,
         "darcy_ratio_mgno_over_fno": mgno / fno,
