@@ -33,7 +33,7 @@ RUNTIME_REQUIREMENTS = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=7", "tensorboard>=2.10"],
+    "test": ["pytest>=7", "tensorboard>=2.10", "hypothesis>=6.0"],
     # optional TensorBoard scalars of a run's history (training.tensorboard: true)
     "tensorboard": ["tensorboard>=2.10"],
     # exponax (JAX) is only used by benchmarks/spectral_generators.py as a competitor.

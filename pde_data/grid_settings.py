@@ -2,17 +2,56 @@
 
 Each check raises :class:`~solvers.errors.ConfigError` naming the setting, what was expected and
 what was given, so that a bad ``--set`` fails before any file is written.
+
+Resolution rule shared by the families: a pseudo-spectral run resolves its solution when the
+solution's Fourier coefficients at the 2/3 cut-off have fallen :data:`RESOLVED_DECADES` decades
+below the energetic ones. Each family turns this into a smallest grid from its own physics (the
+narrowest Burgers shock, the 2-D enstrophy-dissipation wavenumber, the Kuramoto–Sivashinsky
+spectrum) and refuses coarser grids, naming the smallest grid that would do
+(:meth:`RecordedGrid.check_resolution`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pde_data.config import check
-from solvers.spectral import dealias_mask, wavenumbers
+from pde_data.family import Family
 
 #: relative tolerance when a time interval must be a whole number of time steps
 _RATIO_TOLERANCE = 1e-9
+#: decades the spectrum must have fallen by at the 2/3 cut-off for the grid to resolve the solution
+#: (coefficients below 1e-3 of the energetic ones: Gibbs ripples of at most ~0.1% of the amplitude)
+RESOLVED_DECADES = 3.0
+
+
+def kept_modes(n: int) -> int:
+    """Largest integer wavenumber that the 2/3 rule keeps on an ``n``-point axis.
+
+    Exactly what :func:`solvers.spectral.dealias_mask` keeps, including its rounding: the mask
+    compares ``numpy.fft.fftfreq(n, 1 / n)``, i.e. ``k * (1 / (n * (1 / n)))``, with
+    ``(2 / 3) (n // 2)``, which drops the mode ``2 (n // 2) / 3`` for some ``n`` (474, 498, ...).
+    """
+    scale = 1.0 / (n * (1.0 / n))
+    limit = (2.0 / 3.0) * (n // 2)
+    k = (2 * (n // 2)) // 3 + 1
+    while k * scale > limit:
+        k -= 1
+    return k
+
+
+def smallest_grid(modes: float, multiple_of: int, minimum: int = 4) -> int:
+    """The smallest even grid, a multiple of ``multiple_of`` and ``>= minimum``, keeping ``modes`` modes.
+
+    Returns the smallest ``n`` with :func:`kept_modes` ``(n) >= modes``.
+    """
+    step = math.lcm(2, int(multiple_of))
+    n = max(minimum, step * math.ceil(max(3.0 * math.ceil(modes) - 2, 1) / step))
+    while kept_modes(n) < modes:
+        n += step
+    return n
 
 
 def check_positive(**settings: float) -> None:
@@ -57,6 +96,9 @@ class RecordedGrid:
     ``__post_init__``.
     """
 
+    def check_physics(self) -> None:
+        """A-priori checks of the time step and grid (each family: CFL number, resolution)."""
+
     def check_grid_and_times(self) -> None:
         """Check the grids and that ``record_every`` / ``T`` are whole multiples of ``dt`` / ``record_every``."""
         check_positive(dt=self.dt, record_every=self.record_every, T=self.T)
@@ -83,11 +125,41 @@ class RecordedGrid:
             wavenumber kept by the 2/3 rule on the internal grid of the unit domain.
         """
         n = self.internal_resolution
-        k_max = float(np.max(np.abs(wavenumbers(n)[dealias_mask(n)])))
+        k_max = 2.0 * np.pi * kept_modes(n)
         cfl = self.dt * speed * k_max
         check(cfl <= limit,
               f"dt = {self.dt:g} is too large for internal_resolution = {n}: {state} gives a CFL number "
               f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= {limit / (speed * k_max):.3g}")
+
+    def check_resolution(self, modes: float, what: str, alternative: str) -> None:
+        """Refuse an ``internal_resolution`` that keeps fewer than ``modes`` Fourier modes.
+
+        Parameters
+        ----------
+        modes
+            Integer wavenumber (cycles per period) the 2/3 cut-off must reach (the family's physics
+            decides it; see the module docstring).
+        what
+            What needs the modes, for the message (e.g. ``"shocks of width 8e-07"``).
+        alternative
+            The other remedy (e.g. ``"or a viscosity >= 0.0012"``).
+
+        Raises
+        ------
+        ConfigError
+            Naming the smallest ``internal_resolution`` (a multiple of ``resolution``) that would do.
+        """
+        n = self.internal_resolution
+        if kept_modes(n) >= modes:
+            return
+        needed = smallest_grid(modes, self.resolution)
+        check(False, f"internal_resolution = {n} cannot resolve {what}: it keeps {kept_modes(n)} Fourier modes "
+                     f"after 2/3 dealiasing, {math.ceil(modes)} are needed; use internal_resolution >= {needed} "
+                     f"(a multiple of resolution = {self.resolution}) {alternative}")
+
+    def stored_sizes(self, space_dims: tuple[str, ...]) -> dict[str, int]:
+        """Sizes of the stored dimensions: ``t`` and each of ``space_dims`` (no allocation)."""
+        return {**{d: self.resolution for d in space_dims}, "t": self.records + 1}
 
     @property
     def stride(self) -> int:
@@ -113,3 +185,27 @@ class RecordedGrid:
     def stored_points(self) -> np.ndarray:
         """Stored periodic grid points along each axis as fractions of the period: ``i / resolution``."""
         return np.arange(self.resolution) / self.resolution
+
+
+class RecordedGridFamily(Family):
+    """Base of the families whose config is a :class:`RecordedGrid`: snapshots ``(t, *space_dims)``.
+
+    Subclasses set :attr:`space_dims`; the config's :meth:`RecordedGrid.check_physics` is the
+    family's :meth:`check_settings`.
+    """
+
+    #: stored spatial dimensions, first axis first
+    space_dims: tuple[str, ...] = ("x",)
+    size_settings = "internal_resolution, resolution or T / record_every"
+
+    def check_settings(self) -> None:
+        """The config's CFL and resolution checks (:meth:`RecordedGrid.check_physics`)."""
+        self.config.check_physics()
+
+    def dimension_sizes(self) -> dict[str, int]:
+        """The stored points along each of :attr:`space_dims` and the snapshots ``t``."""
+        return self.config.stored_sizes(self.space_dims)
+
+    def static_bytes(self) -> int:
+        """No static variables (families that store some override this)."""
+        return 0

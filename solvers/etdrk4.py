@@ -125,9 +125,7 @@ class ETDRK4(Rollout):
         self.grid_points = int(nonlinear.n)
         self.cutoff_wavenumber = float(nonlinear.cutoff_wavenumber)
         self.cfl_limit = RK4_IMAGINARY_LIMIT
-        m = self.grid_points // 2 + 1
-        # 10 spectra, 7 coefficient rows and the nonlinear term's physical field
-        self.bytes_per_sample = 10 * 16 * m + 7 * 16 * m + 8 * self.grid_points
+        self.bytes_per_sample = self.working_bytes(self.grid_points)
         self.phi = phi_coefficients(linear, self.dt, contour_points)
         p, g = self.phi, np.asarray(nonlinear.factor)
         # E and E2 multiply the state: interleaved real copies (real products on the complex
@@ -136,6 +134,23 @@ class ETDRK4(Rollout):
         # products the same in every batch (see solvers.spectral).
         self._real = (interleave(p.E), interleave(p.E2))
         self._folded = tuple(np.asarray(c * g, dtype=np.complex128) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
+
+    @staticmethod
+    def working_bytes(n: int) -> int:
+        """Working memory of one sample inside :meth:`advance` on ``n`` points (bytes).
+
+        10 spectra, 7 coefficient rows copied per block and the nonlinear term's physical field.
+        """
+        m = n // 2 + 1
+        return 10 * 16 * m + 7 * 16 * m + 8 * n
+
+    @staticmethod
+    def coefficient_bytes(n: int, contour_points: int = 32) -> int:
+        """Peak memory of :func:`phi_coefficients` for one row of ``n // 2 + 1`` modes (bytes).
+
+        Six complex ``[modes, contour_points]`` temporaries; per sample when ``L`` varies per sample.
+        """
+        return 6 * 16 * (n // 2 + 1) * contour_points
 
     def _coefficients(self, batch: int, rows: slice | None) -> tuple[np.ndarray, ...]:
         """The block's coefficient rows, copied to its full shape (equal shapes multiply faster than broadcasts)."""

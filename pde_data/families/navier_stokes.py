@@ -7,18 +7,30 @@ std ~ 0.262 on 256^2, as in the released data). Integrated on the internal grid 
 Crank–Nicolson / forward-Euler scheme (:class:`solvers.navier_stokes.VorticityCN`) and stored every
 ``record_every`` at ``resolution^2`` points (every ``internal_resolution / resolution``-th point,
 ``x_i = i / resolution``), including the initial state at ``t = 0``.
+
+Resolution (:meth:`NavierStokesConfig.check_physics`): the root-mean-square vorticity obeys
+``||w(t)|| <= ||w0|| + ||f|| (1 - exp(-lambda t)) / lambda`` with ``lambda = 4 pi^2 nu`` (advection
+conserves it, viscosity damps every mean-free mode at least at rate ``lambda``, the forcing adds at
+most ``||f||`` per unit time), so ``Omega = ||w0|| + ||f|| (1 - exp(-lambda T)) / lambda`` bounds it
+over the run. Kraichnan's enstrophy-dissipation wavenumber of 2-D turbulence is
+``k_d = (eta / nu^3)^(1/6)`` with the enstrophy flux ``eta <= Omega^3`` (enstrophy ``Omega^2``
+carried at the strain rate ``Omega``): ``k_d = sqrt(Omega / nu)``. Beyond ``k_d`` the spectrum falls
+off exponentially, so the grid resolves the flow when its 2/3 cut-off reaches ``k_d``
+(``2 pi k_c >= k_d``). All shipped presets pass (``nu = 1e-5`` on 256^2: ``k_d = 475 <= 534``);
+coarser grids pile enstrophy up at the cut-off, which the integrator's vorticity-norm guard stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from pde_data.config import check, check_finite
-from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RecordedGrid, check_positive
+from pde_data.family import Layout, Variable, register_family, sample_rng
+from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
 
@@ -69,8 +81,22 @@ class NavierStokesConfig(RecordedGrid):
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
         check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
+
+    def check_physics(self) -> None:
+        """The time step (initial CFL number) and the grid (the dissipation wavenumber, module docstring)."""
         speed = self.initial_speed()
         self.check_initial_cfl(speed, NAVIER_STOKES_CFL_LIMIT, f"the initial velocity (about {speed:.3g})")
+        decay = 4.0 * math.pi**2 * self.viscosity
+        forced = abs(self.forcing_amplitude) * -math.expm1(-decay * self.T) / decay  # ||f|| = |A| on the grid
+        initial = math.sqrt(periodic_grf_variance((self.internal_resolution,) * 2, self.ic_alpha, self.ic_tau,
+                                                  self.sigma))
+        omega = initial + forced
+        dissipation = math.sqrt(omega / self.viscosity)
+        smallest_viscosity = omega / (2.0 * math.pi * max(1, kept_modes(self.internal_resolution))) ** 2
+        self.check_resolution(dissipation / (2.0 * math.pi),
+                              f"the flow of viscosity {self.viscosity:g}: its enstrophy-dissipation wavenumber "
+                              f"sqrt(Omega / nu) is about {dissipation:.4g} (rms vorticity bound Omega about "
+                              f"{omega:.3g})", f"or viscosity >= {smallest_viscosity:.3g}")
 
     @property
     def sigma(self) -> float:
@@ -95,25 +121,38 @@ def forcing_field(n: int, amplitude: float) -> np.ndarray:
 
 
 @register_family("navier-stokes")
-class NavierStokes(Family):
+class NavierStokes(RecordedGridFamily):
     """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme)."""
 
     config_class = NavierStokesConfig
     default_preset = "fno"
     # a 256^2 sample needs ~5 MB while stepping and stores 0.8 MB per 50 snapshots at 64^2
     default_chunk_size = 8
+    space_dims = ("x", "y")
+
+    def variables(self) -> dict[str, Variable]:
+        """``w(sample, t, x, y)`` float32."""
+        return {"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})}
+
+    def static_bytes(self) -> int:
+        """The forcing ``f(x, y)`` (float64)."""
+        return 8 * self.config.resolution**2
+
+    def working_memory(self, n_samples: int) -> tuple[int, int]:
+        """Per sample: the integrator's arrays, ``w0``, the observed fields and the spectrum; fixed: the
+        operators, one initial field's random draw and the forcing on the internal grid."""
+        n = self.config.internal_resolution
+        spectrum = 16 * n * (n // 2 + 1)
+        return (VorticityCN.working_bytes(n) + 4 * 8 * n * n + spectrum,
+                VorticityCN.operator_bytes(n) + 14 * 8 * n * n)
 
     def layout(self) -> Layout:
         """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)`` and the viscosity."""
         c = self.config
         x = c.stored_points
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
-        return Layout(
-            coords={"x": x, "y": x, "t": c.record_times},
-            variables={"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})},
-            static={"f": (("x", "y"), forcing)},
-            attrs={"viscosity": c.viscosity},
-        )
+        return Layout(coords={"x": x, "y": x, "t": c.record_times}, variables=self.variables(),
+                      static={"f": (("x", "y"), forcing)}, attrs={"viscosity": c.viscosity})
 
     def initial_vorticity(self, index: int, seed: int) -> np.ndarray:
         """``w0`` of sample ``index`` on the internal grid (float64 ``[n, n]``)."""
