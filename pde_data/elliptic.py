@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pde_data.config import check
+from pde_data.config import check, check_power
 from pde_data.family import Family, Layout, Variable, sample_rng
 from pde_data.finite_differences import embed_interior, grid_spacing, interior
 from pde_data.random_fields import neumann_grf
@@ -109,6 +109,7 @@ class EllipticConfig:
         check(self.dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64' (got {self.dtype!r})")
         check(self.alpha > 1.0, f"alpha must be a number > 1 for a continuous field (got {self.alpha})")
         check(self.tau > 0, f"tau must be a positive number (got {self.tau})")
+        check_power("the random fields' amplitude tau^(alpha - 1)", self.tau, self.alpha - 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -127,9 +127,10 @@ class RecordedGrid:
         n = self.internal_resolution
         k_max = 2.0 * np.pi * kept_modes(n)
         cfl = self.dt * speed * k_max
-        check(cfl <= limit,
-              f"dt = {self.dt:g} is too large for internal_resolution = {n}: {state} gives a CFL number "
-              f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= {limit / (speed * k_max):.3g}")
+        if cfl <= limit:
+            return
+        check(False, f"dt = {self.dt:g} is too large for internal_resolution = {n}: {state} gives a CFL number "
+                     f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= {limit / (speed * k_max):.3g}")
 
     def check_resolution(self, modes: float, what: str, alternative: str) -> None:
         """Refuse an ``internal_resolution`` that keeps fewer than ``modes`` Fourier modes.

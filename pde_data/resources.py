@@ -130,6 +130,7 @@ def allocated_bytes(path: Path) -> int:
 
 def size(n: float) -> str:
     """Bytes as a short human-readable string (``1.5 GiB``)."""
+    n = float(n) if abs(n) < 2.0**1000 else math.inf
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"

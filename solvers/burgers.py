@@ -29,7 +29,7 @@ class TotalVariation(Invariant):
 
     def __init__(self, n: int, viscosity: float) -> None:
         self.remedy = (f"the grid does not resolve the shocks: use a finer internal_resolution (now {n}) or a "
-                       f"larger viscosity (now {viscosity:g})")
+                       f"larger viscosity (now {viscosity:g}), and a dt that suits them")
 
     def measure(self, fields: np.ndarray) -> np.ndarray:
         """Total variation of each periodic row of ``[batch, n]`` fields."""

@@ -46,8 +46,8 @@ class VorticityNorm(Invariant):
 
     def __init__(self, forcing_rms: float, n: int, viscosity: float) -> None:
         self.forcing_rms = float(forcing_rms)
-        self.remedy = (f"the grid does not resolve the flow: use a finer internal_resolution (now {n}) or a larger "
-                       f"viscosity (now {viscosity:g})")
+        self.remedy = (f"the discretisation does not represent the flow: use a finer internal_resolution (now {n}), "
+                       f"a larger viscosity (now {viscosity:g}) or a smaller dt")
 
     def measure(self, fields: np.ndarray) -> np.ndarray:
         """``sqrt(mean(w^2))`` of each ``[n, n]`` field of ``[batch, n, n]``."""

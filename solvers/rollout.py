@@ -9,6 +9,7 @@ of the integrator's :class:`~solvers.stability.Invariant` when it has one).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -129,7 +130,7 @@ class Rollout(ABC):
                     failures = check_growth(self.invariant, self.invariant.measure(fields), reference, time)
                 if failures:
                     stop.set()
-                    return Failure(failures[0].row + rows.start, failures[0].time, failures[0].reason)
+                    return dataclasses.replace(failures[0], row=failures[0].row + rows.start)
                 out[rows, r] = fields[keep]
                 report(rows.stop - rows.start)
             return None

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pde_data.config import check, check_finite
+from pde_data.config import check, check_finite, check_power
 from pde_data.family import Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
@@ -79,6 +79,8 @@ class NavierStokesConfig(RecordedGrid):
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
+        if self.ic_sigma is None:
+            check_power("the initial field's amplitude ic_tau^(ic_alpha - 1)", self.ic_tau, self.ic_alpha - 1.0)
         check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
 
