@@ -29,19 +29,31 @@ from solvers.stability import RK4_IMAGINARY_LIMIT
 
 
 class NonlinearTerm(Protocol):
-    """What :class:`ETDRK4` needs from the nonlinear term ``N(v) = factor * F(v)`` of a 1-D real periodic field.
+    """What :class:`ETDRK4` needs from the nonlinear part ``N(v) = factor * F(v) + source`` of a real periodic field.
 
-    ``factor`` is a diagonal (e.g. ``-i k / 2`` for ``-(u^2/2)_x``), ``[n // 2 + 1]`` or one row per
-    sample, that ETDRK4 folds into its coefficients; :meth:`evaluate` computes ``F(v)``.
+    The state ``v`` is a batch of real-FFT spectra ``[b, *spectrum_shape]``. ``factor`` is a
+    diagonal (e.g. ``-i k / 2`` for ``-(u^2/2)_x``, or ``-mask`` for 2-D advection), real or
+    purely imaginary, shaped like one spectrum or with one row per sample in front; ETDRK4 folds it
+    into its coefficients. ``source`` is a constant spectrum (e.g. a forcing) or None.
+    :meth:`evaluate` computes ``F(v)``; :meth:`start` and :meth:`observe` turn fields into the
+    state and back (with the largest advection speed of each sample, for the CFL guard).
     """
 
-    n: int
+    grid_points: int
     cutoff_wavenumber: float
+    spectrum_shape: tuple[int, ...]
+    bytes_per_sample: int
+    dtype: np.dtype
     factor: np.ndarray
+    source: np.ndarray | None
 
-    def workspace(self, batch: int) -> Any: ...
+    def workspace(self, batch: int, workers: int = 1) -> Any: ...
 
     def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: Any) -> None: ...
+
+    def start(self, initial: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -97,21 +109,23 @@ def phi_coefficients(linear: np.ndarray, dt: float, contour_points: int = 32) ->
 
 
 class ETDRK4(Rollout):
-    """ETDRK4 integrator for batches of real 1-D periodic fields held as real-FFT spectra.
+    """ETDRK4 integrator for batches of real periodic fields (1-D or 2-D) held as real-FFT spectra.
 
     :meth:`rollout` (from :class:`~solvers.rollout.Rollout`) records trajectories and stops with a
-    :class:`~solvers.errors.StabilityError` when a snapshot is not finite or
-    ``dt * max|u| * k_max`` exceeds the RK4 stability limit ``2 sqrt(2)`` on the imaginary axis.
+    :class:`~solvers.errors.StabilityError` when a snapshot is not finite or the CFL number
+    ``dt * speed * k_max`` exceeds the RK4 stability limit ``2 sqrt(2)`` on the imaginary axis
+    (``speed`` as the nonlinear term's :meth:`~NonlinearTerm.observe` reports it).
 
     Parameters
     ----------
     linear
-        Real diagonal linear operator on the half spectrum: ``[n // 2 + 1]`` shared by all
-        samples, or ``[batch, n // 2 + 1]`` per sample.
+        Real diagonal linear operator on the half spectrum: shaped like one spectrum (shared by all
+        samples) or with one row per sample in front.
     dt
         Time step.
     nonlinear
-        The nonlinear term (e.g. :class:`~solvers.spectral.ConservativeAdvection1D`).
+        The nonlinear term (:class:`~solvers.spectral.ConservativeAdvection1D`,
+        :class:`~solvers.navier_stokes.VorticityAdvection`); its ``dtype`` is the state's precision.
     contour_points
         Points of the contour integral of :func:`phi_coefficients`.
     """
@@ -122,72 +136,111 @@ class ETDRK4(Rollout):
             raise TypeError("ETDRK4 here supports real diagonal linear operators only")
         self.dt = float(dt)
         self.nonlinear = nonlinear
-        self.grid_points = int(nonlinear.n)
+        self.grid_points = int(nonlinear.grid_points)
         self.cutoff_wavenumber = float(nonlinear.cutoff_wavenumber)
         self.cfl_limit = RK4_IMAGINARY_LIMIT
-        m = self.grid_points // 2 + 1
-        # 10 spectra, 7 coefficient rows and the nonlinear term's physical field
-        self.bytes_per_sample = 10 * 16 * m + 7 * 16 * m + 8 * self.grid_points
+        self.dtype = np.dtype(nonlinear.dtype)
         self.phi = phi_coefficients(linear, self.dt, contour_points)
-        p, g = self.phi, np.asarray(nonlinear.factor)
-        # E and E2 multiply the state: interleaved real copies (real products on the complex
-        # state's float view). The others multiply F(v) with the nonlinear factor folded in; for a
-        # purely imaginary factor their real parts are exactly 0, which keeps the complex
-        # products the same in every batch (see solvers.spectral).
-        self._real = (interleave(p.E), interleave(p.E2))
-        self._folded = tuple(np.asarray(c * g, dtype=np.complex128) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
+        p, g, s = self.phi, np.asarray(nonlinear.factor), nonlinear.source
+        self._per_sample = linear.ndim > len(nonlinear.spectrum_shape)
+        # A real factor (2-D advection's -mask) keeps every folded coefficient real: those multiply
+        # the float view of the spectra (one real product per number). A purely imaginary factor
+        # (-i k / 2) gives coefficients with real part exactly 0, whose complex products are
+        # batch-independent too (see solvers.spectral).
+        self._real_factor = bool(np.isrealobj(g))
+        fold = (lambda c: interleave(c * g)) if self._real_factor else (lambda c: c * g)
+        stack = lambda *cs: np.stack(cs).astype(self.dtype if self._real_factor else self._complex)
+        self._exp = np.stack([interleave(p.E2), interleave(p.E)]).astype(self.dtype)  # E2 v, E v
+        self._on_v = stack(fold(p.Q), fold(p.f1))  # Q F(v), f1 F(v)
+        self._on_a = stack(fold(p.Q), fold(2.0 * p.f2))  # Q F(a), 2 f2 F(a)
+        self._on_b = stack(fold(2.0 * p.Q), fold(2.0 * p.f2))  # 2 Q F(b), 2 f2 F(b)
+        self._on_c = stack(fold(p.f3))  # f3 F(c)
+        if s is None:
+            self._source = None
+        else:  # a constant N is integrated exactly: Q s in stages a-c, (f1 + 4 f2 + f3) s = h phi1(h L) s at the end
+            s = np.asarray(s, dtype=np.complex128)
+            self._source = np.stack([p.Q * s, (p.f1 + 4.0 * p.f2 + p.f3) * s]).astype(self._complex)
+        self._slots = 12 if s is not None else 11
+        spectrum = int(np.prod(nonlinear.spectrum_shape)) * 2 * self.dtype.itemsize
+        coefficient_spectra = 9 + (2 if s is not None else 0)
+        # work spectra (slots + v, F(v), F(a), F(b), F(c), b) and, for tiled 1-D spectra, coefficients
+        self.bytes_per_sample = (nonlinear.bytes_per_sample + (self._slots + 6) * spectrum
+                                 + (coefficient_spectra * spectrum if self._tiled else 0))
 
-    def _coefficients(self, batch: int, rows: slice | None) -> tuple[np.ndarray, ...]:
-        """The block's coefficient rows, copied to its full shape (equal shapes multiply faster than broadcasts)."""
-        c = self._real + self._folded
-        if rows is not None:
-            c = tuple(a[rows] if a.ndim == 2 else a for a in c)
-        return tuple(np.ascontiguousarray(np.broadcast_to(a, (batch, a.shape[-1]))) for a in c)
+    @property
+    def _complex(self) -> np.dtype:
+        return np.result_type(self.dtype, np.complex64)
+
+    @property
+    def _tiled(self) -> bool:
+        # 1-D spectra are short: coefficients copied to the block's full shape multiply faster than broadcasts
+        return len(self.nonlinear.spectrum_shape) == 1
+
+    def _coefficients(self, batch: int, rows: slice | None) -> list[np.ndarray]:
+        """The block's coefficient stacks ``[k, b or 1, *spectrum]``: its rows of per-sample operators, tiled if short."""
+        stacks = [self._exp, self._on_v, self._on_a, self._on_b, self._on_c]
+        if self._source is not None:
+            stacks.append(self._source)
+        out = []
+        for c in stacks:
+            c = c[:, rows if rows is not None else slice(None)] if self._per_sample else c[:, None]
+            if self._tiled:
+                c = np.broadcast_to(c, (c.shape[0], batch) + c.shape[2:])
+            out.append(np.ascontiguousarray(c))
+        return out
 
     def advance(self, v: np.ndarray, steps: int, rows: slice | None = None, workers: int = 1) -> None:
-        """Advance the spectra ``v`` (complex128 ``[b, n // 2 + 1]``, C-contiguous) by ``steps`` steps in place.
+        """Advance the spectra ``v`` (``[b, *spectrum_shape]``, C-contiguous) by ``steps`` steps in place.
 
-        ``rows`` says which rows of per-sample operators ``v`` holds. Runs in the calling thread
-        (``workers`` is unused: 1-D transforms are too short to split); :meth:`rollout` spreads
-        blocks of samples over the cores.
+        ``rows`` says which rows of per-sample operators ``v`` holds; ``workers`` threads may run
+        inside the nonlinear term's FFTs (:meth:`rollout` spreads blocks of samples over the cores).
         """
         if steps <= 0:
             return
-        E, E2, Q, Q2, f1, f2x2, f3 = self._coefficients(v.shape[0], rows)
+        exp, on_v, on_a, on_b, on_c, *source = self._coefficients(v.shape[0], rows)
         evaluate = self.nonlinear.evaluate
-        work = self.nonlinear.workspace(v.shape[0])
-        # fv, fa, fb, fc hold F(.) without the factor (folded into Q, Q2, f1, f2x2, f3)
-        fv, fa, fb, fc, a, b, c, e2v, qnv, tmp = (np.empty_like(v) for _ in range(10))
-        rv, ra, rb, rc, re2v, rqnv, rtmp = (as_real(x) for x in (v, a, b, c, e2v, qnv, tmp))
+        work = self.nonlinear.workspace(v.shape[0], workers)
+        # Slots of W: 0 Q F(v), 1 f1 F(v), 2 Q F(a), 3 2 f2 F(a), 4 2 Q F(b), 5 2 f2 F(b), 6 c,
+        # 7 f3 F(c), 8 E2 v (+ Q s), 9 E v, 10 a, 11 (f1 + 4 f2 + f3) s: the new v is the sum of the odd slots.
+        W = np.empty((self._slots,) + v.shape, dtype=v.dtype)
+        fv, fa, fb, fc, b = (np.empty_like(v) for _ in range(5))
+        a, c = W[10], W[6]
+        real = as_real
+        folded = real if self._real_factor else (lambda z: z)  # view multiplied by the folded coefficients
+        rv, ra, rW = real(v), real(a), real(W)
+        mv, ma, mb, mc, mW = (folded(x) for x in (fv, fa, fb, fc, W))
+        e2 = exp[0]
+        qs = None
+        if source:
+            qs = source[0][0]
+            W[11] = source[0][1]
         mul, add, sub = np.multiply, np.add, np.subtract
+        odd = W[1::2]
         for _ in range(steps):
             evaluate(v, fv, work)
-            mul(rv, E2, out=re2v)
-            mul(fv, Q, out=qnv)
-            add(re2v, rqnv, out=ra)  # a = E2 v + Q N(v)
+            mul(rv, exp, rW[8:10])
+            mul(mv, on_v, mW[0:2])
+            if qs is not None:
+                add(W[8], qs, W[8])
+            add(W[8], W[0], a)  # a = E2 v + Q N(v)
             evaluate(a, fa, work)
-            mul(fa, Q, out=b)
-            add(rb, re2v, out=rb)  # b = E2 v + Q N(a)
+            mul(ma, on_a, mW[2:4])
+            add(W[8], W[2], b)  # b = E2 v + Q N(a)
             evaluate(b, fb, work)
-            mul(fb, Q2, out=tmp)
-            mul(ra, E2, out=rc)
-            add(rc, rtmp, out=rc)
-            sub(rc, rqnv, out=rc)  # c = E2 a + Q (2 N(b) - N(v))
+            mul(mb, on_b, mW[4:6])
+            mul(ra, e2, rW[6])
+            add(c, W[4], c)
+            sub(c, W[0], c)
+            if qs is not None:
+                add(c, qs, c)  # c = E2 a + Q (2 N(b) - N(v))
             evaluate(c, fc, work)
-            mul(rv, E, out=rv)
-            mul(fv, f1, out=tmp)
-            add(rv, rtmp, out=rv)
-            add(fa, fb, out=tmp)
-            mul(tmp, f2x2, out=tmp)
-            add(rv, rtmp, out=rv)
-            mul(fc, f3, out=tmp)
-            add(rv, rtmp, out=rv)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
+            mul(mc, on_c[0], mW[7])
+            np.add.reduce(odd, axis=0, out=v)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
 
-    def start(self, initial: np.ndarray, rows: slice) -> np.ndarray:
-        """Real FFT of ``[b, n]`` physical fields: the state :meth:`advance` works on."""
-        return np.fft.rfft(initial, axis=-1)
+    def start(self, initial: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """Spectra of ``[b, *grid]`` physical fields: the state :meth:`advance` works on."""
+        return self.nonlinear.start(initial)
 
     def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fields ``[b, n]`` and ``max |u|`` per sample."""
-        u = np.fft.irfft(state, n=self.grid_points, axis=-1)
-        return u, np.max(np.abs(u), axis=1)
+        """Fields ``[b, *grid]`` and the largest advection speed of each sample."""
+        return self.nonlinear.observe(state)

@@ -65,7 +65,7 @@ def interleave(coefficients: np.ndarray) -> np.ndarray:
     multiplies the complex array ``z`` by the real coefficients with one real product per number,
     which is cheaper than a complex product and exactly the same in every batch.
     """
-    return np.ascontiguousarray(np.repeat(np.asarray(coefficients, dtype=np.float64), 2, axis=-1))
+    return np.ascontiguousarray(np.repeat(np.asarray(coefficients), 2, axis=-1))
 
 
 def rfft_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -92,8 +92,8 @@ def irfft_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def as_real(z: np.ndarray) -> np.ndarray:
-    """View a C-contiguous complex128 array as float64 with real and imaginary parts interleaved."""
-    return z.view(np.float64)
+    """View a complex array (contiguous last axis) as real numbers with real and imaginary parts interleaved."""
+    return z.view(z.real.dtype)
 
 
 class ConservativeAdvection1D:
@@ -102,7 +102,9 @@ class ConservativeAdvection1D:
     ``N(v) = factor * F(v)`` with ``F(v) = rfft(irfft(v) ** 2)`` and ``factor = -i k / 2`` on the
     kept modes, 0 elsewhere, so the result has no modes above the 2/3 cut-off. It is the nonlinear
     term of both the Kuramoto–Sivashinsky and the viscous Burgers equation in conservative form.
-    :meth:`evaluate` computes ``F``; integrators fold ``factor`` into their own coefficients.
+    :meth:`evaluate` computes ``F``; integrators fold ``factor`` into their own coefficients. It
+    also turns fields into the spectral state and back (:meth:`start`, :meth:`observe`), so that
+    an integrator (:class:`~solvers.etdrk4.ETDRK4`) needs to know nothing about the field.
 
     Parameters
     ----------
@@ -110,21 +112,30 @@ class ConservativeAdvection1D:
         Grid points (even).
     length
         Domain length, scalar or one per sample (shape ``[batch]``).
+    dtype
+        Real precision of the state: ``numpy.float64`` (default) or ``numpy.float32``.
     """
 
-    def __init__(self, n: int, length: float | np.ndarray) -> None:
-        self.n = int(n)
+    #: no constant term: ``N(v) = factor * F(v)``
+    source = None
+
+    def __init__(self, n: int, length: float | np.ndarray, dtype: type = np.float64) -> None:
+        self.n = self.grid_points = int(n)
+        self.dtype = np.dtype(dtype)
         m = self.n // 2 + 1
+        self.spectrum_shape = (m,)
         lengths = np.asarray(length, dtype=np.float64)
         k = wavenumbers(self.n, 1.0)[:m] * dealias_mask(self.n)[:m]
         k = k / lengths[..., None] if lengths.ndim else k / float(lengths)
-        #: ``-i k / 2`` (masked): purely imaginary, so products with it are batch-independent
-        self.factor = np.ascontiguousarray((-0.5j * k).astype(np.complex128))
+        #: ``-i k / 2`` (masked, float64 precision): purely imaginary, so products with it are batch-independent
+        self.factor = np.ascontiguousarray(-0.5j * k)
         self.cutoff_wavenumber = float(np.max(np.abs(k)))
+        # the field and its spectrum
+        self.bytes_per_sample = self.dtype.itemsize * (self.n + 2 * m)
 
-    def workspace(self, batch: int) -> np.ndarray:
-        """Scratch memory (physical values) for :meth:`evaluate` on ``batch`` samples."""
-        return np.empty((batch, self.n))
+    def workspace(self, batch: int, workers: int = 1) -> np.ndarray:
+        """Scratch memory (physical values) for :meth:`evaluate` on ``batch`` samples (1-D transforms use one thread)."""
+        return np.empty((batch, self.n), dtype=self.dtype)
 
     def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: np.ndarray) -> None:
         """Write ``F(v) = rfft(irfft(v) ** 2)`` into ``out`` (``N(v) = factor * F(v)``).
@@ -132,7 +143,7 @@ class ConservativeAdvection1D:
         Parameters
         ----------
         v, out
-            complex128 ``[b, n // 2 + 1]`` spectra (``out`` may not alias ``v``).
+            complex ``[b, n // 2 + 1]`` spectra of the state's precision (``out`` may not alias ``v``).
         workspace
             From :meth:`workspace` for the same ``b`` samples.
         """
@@ -145,6 +156,15 @@ class ConservativeAdvection1D:
         out = np.empty_like(v)
         self.evaluate(np.ascontiguousarray(v), out, self.workspace(v.shape[0]))
         return out * self.factor
+
+    def start(self, initial: np.ndarray) -> np.ndarray:
+        """Real FFT of ``[b, n]`` physical fields (in the state's precision): the integrator's state."""
+        return np.fft.rfft(np.asarray(initial, dtype=self.dtype), axis=-1)
+
+    def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fields ``[b, n]`` and ``max |u|`` per sample."""
+        u = np.fft.irfft(state, n=self.n, axis=-1)
+        return u, np.max(np.abs(u), axis=1)
 
 
 def inverse_rfft2(spectra: np.ndarray, n: int, out: np.ndarray, workers: int = 1) -> np.ndarray:
