@@ -143,29 +143,27 @@ class ETDRK4(Rollout):
         self.phi = phi_coefficients(linear, self.dt, contour_points)
         p, g, s = self.phi, np.asarray(nonlinear.factor), nonlinear.source
         self._per_sample = linear.ndim > len(nonlinear.spectrum_shape)
-        # A real factor (2-D advection's -mask) keeps every folded coefficient real: those multiply
-        # the float view of the spectra (one real product per number). A purely imaginary factor
-        # (-i k / 2) gives coefficients with real part exactly 0, whose complex products are
-        # batch-independent too (see solvers.spectral).
+        # The factor is folded into Q, 2Q, f1, 2 f2, f3. A real factor (2-D advection's -mask) keeps
+        # them real: they multiply the float view of the spectra (one real product per number). A
+        # purely imaginary factor (-i k / 2) gives coefficients with real part exactly 0, whose
+        # complex products are batch-independent too (see solvers.spectral).
         self._real_factor = bool(np.isrealobj(g))
-        fold = (lambda c: interleave(c * g)) if self._real_factor else (lambda c: c * g)
-        stack = lambda *cs: np.stack(cs).astype(self.dtype if self._real_factor else self._complex)
-        self._exp = np.stack([interleave(p.E2), interleave(p.E)]).astype(self.dtype)  # E2 v, E v
-        self._on_v = stack(fold(p.Q), fold(p.f1))  # Q F(v), f1 F(v)
-        self._on_a = stack(fold(p.Q), fold(2.0 * p.f2))  # Q F(a), 2 f2 F(a)
-        self._on_b = stack(fold(2.0 * p.Q), fold(2.0 * p.f2))  # 2 Q F(b), 2 f2 F(b)
-        self._on_c = stack(fold(p.f3))  # f3 F(c)
+        if self._real_factor:
+            fold = lambda c: interleave(c * g).astype(self.dtype)
+        else:
+            fold = lambda c: np.asarray(c * g, dtype=self._complex)
+        # E and E2 multiply the state: interleaved real copies (real products on its float view)
+        self._exp = tuple(interleave(c).astype(self.dtype) for c in (p.E, p.E2))
+        self._folded = tuple(fold(c) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
         if s is None:
-            self._source = None
+            self._source: tuple[np.ndarray, ...] = ()
         else:  # a constant N is integrated exactly: Q s in stages a-c, (f1 + 4 f2 + f3) s = h phi1(h L) s at the end
             s = np.asarray(s, dtype=np.complex128)
-            self._source = np.stack([p.Q * s, (p.f1 + 4.0 * p.f2 + p.f3) * s]).astype(self._complex)
-        self._slots = 12 if s is not None else 11
+            self._source = tuple(np.asarray(c * s, dtype=self._complex) for c in (p.Q, p.f1 + 4.0 * p.f2 + p.f3))
         spectrum = int(np.prod(nonlinear.spectrum_shape)) * 2 * self.dtype.itemsize
-        coefficient_spectra = 9 + (2 if s is not None else 0)
-        # work spectra (slots + v, F(v), F(a), F(b), F(c), b) and, for tiled 1-D spectra, coefficients
-        self.bytes_per_sample = (nonlinear.bytes_per_sample + (self._slots + 6) * spectrum
-                                 + (coefficient_spectra * spectrum if self._tiled else 0))
+        # work spectra (v, 4 F's, a, b, c, E2 v, Q F(v), a temporary) and, for tiled 1-D spectra, coefficients
+        self.bytes_per_sample = (nonlinear.bytes_per_sample + 11 * spectrum
+                                 + ((7 + len(self._source)) * spectrum if self._tiled else 0))
 
     @property
     def _complex(self) -> np.dtype:
@@ -176,18 +174,16 @@ class ETDRK4(Rollout):
         # 1-D spectra are short: coefficients copied to the block's full shape multiply faster than broadcasts
         return len(self.nonlinear.spectrum_shape) == 1
 
-    def _coefficients(self, batch: int, rows: slice | None) -> list[np.ndarray]:
-        """The block's coefficient stacks ``[k, b or 1, *spectrum]``: its rows of per-sample operators, tiled if short."""
-        stacks = [self._exp, self._on_v, self._on_a, self._on_b, self._on_c]
-        if self._source is not None:
-            stacks.append(self._source)
+    def _coefficients(self, batch: int, rows: slice | None) -> tuple[np.ndarray, ...]:
+        """The block's coefficients: its rows of per-sample operators, copied to the block's shape if short."""
         out = []
-        for c in stacks:
-            c = c[:, rows if rows is not None else slice(None)] if self._per_sample else c[:, None]
+        for c in self._exp + self._folded + self._source:
+            if self._per_sample:
+                c = c[rows if rows is not None else slice(None)]
             if self._tiled:
-                c = np.broadcast_to(c, (c.shape[0], batch) + c.shape[2:])
-            out.append(np.ascontiguousarray(c))
-        return out
+                c = np.ascontiguousarray(np.broadcast_to(c, (batch,) + c.shape[-1:]))
+            out.append(c)
+        return tuple(out)
 
     def advance(self, v: np.ndarray, steps: int, rows: slice | None = None, workers: int = 1) -> None:
         """Advance the spectra ``v`` (``[b, *spectrum_shape]``, C-contiguous) by ``steps`` steps in place.
@@ -197,45 +193,45 @@ class ETDRK4(Rollout):
         """
         if steps <= 0:
             return
-        exp, on_v, on_a, on_b, on_c, *source = self._coefficients(v.shape[0], rows)
+        E, E2, Q, Q2, f1, f2x2, f3, *source = self._coefficients(v.shape[0], rows)
+        qs, ps = source if source else (None, None)
         evaluate = self.nonlinear.evaluate
         work = self.nonlinear.workspace(v.shape[0], workers)
-        # Slots of W: 0 Q F(v), 1 f1 F(v), 2 Q F(a), 3 2 f2 F(a), 4 2 Q F(b), 5 2 f2 F(b), 6 c,
-        # 7 f3 F(c), 8 E2 v (+ Q s), 9 E v, 10 a, 11 (f1 + 4 f2 + f3) s: the new v is the sum of the odd slots.
-        W = np.empty((self._slots,) + v.shape, dtype=v.dtype)
-        fv, fa, fb, fc, b = (np.empty_like(v) for _ in range(5))
-        a, c = W[10], W[6]
-        real = as_real
-        folded = real if self._real_factor else (lambda z: z)  # view multiplied by the folded coefficients
-        rv, ra, rW = real(v), real(a), real(W)
-        mv, ma, mb, mc, mW = (folded(x) for x in (fv, fa, fb, fc, W))
-        e2 = exp[0]
-        qs = None
-        if source:
-            qs = source[0][0]
-            W[11] = source[0][1]
+        # fv, fa, fb, fc hold F(.) without the factor (folded into Q, Q2, f1, f2x2, f3)
+        fv, fa, fb, fc, a, b, c, e2v, qnv, tmp = (np.empty_like(v) for _ in range(10))
+        rv, ra, rc, re2v = (as_real(x) for x in (v, a, c, e2v))
+        # the views the folded coefficients multiply: real products for a real factor
+        fold = as_real if self._real_factor else (lambda z: z)
+        mfv, mfa, mfb, mfc, mb, mqnv, mtmp = (fold(x) for x in (fv, fa, fb, fc, b, qnv, tmp))
         mul, add, sub = np.multiply, np.add, np.subtract
-        odd = W[1::2]
         for _ in range(steps):
             evaluate(v, fv, work)
-            mul(rv, exp, rW[8:10])
-            mul(mv, on_v, mW[0:2])
+            mul(rv, E2, re2v)
             if qs is not None:
-                add(W[8], qs, W[8])
-            add(W[8], W[0], a)  # a = E2 v + Q N(v)
+                add(e2v, qs, e2v)  # E2 v + Q s
+            mul(mfv, Q, mqnv)
+            add(e2v, qnv, a)  # a = E2 v + Q N(v)
             evaluate(a, fa, work)
-            mul(ma, on_a, mW[2:4])
-            add(W[8], W[2], b)  # b = E2 v + Q N(a)
+            mul(mfa, Q, mb)
+            add(b, e2v, b)  # b = E2 v + Q N(a)
             evaluate(b, fb, work)
-            mul(mb, on_b, mW[4:6])
-            mul(ra, e2, rW[6])
-            add(c, W[4], c)
-            sub(c, W[0], c)
+            mul(mfb, Q2, mtmp)
+            mul(ra, E2, rc)
+            add(c, tmp, c)
+            sub(c, qnv, c)
             if qs is not None:
                 add(c, qs, c)  # c = E2 a + Q (2 N(b) - N(v))
             evaluate(c, fc, work)
-            mul(mc, on_c[0], mW[7])
-            np.add.reduce(odd, axis=0, out=v)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
+            mul(rv, E, rv)
+            mul(mfv, f1, mtmp)
+            add(v, tmp, v)
+            add(fa, fb, tmp)
+            mul(mtmp, f2x2, mtmp)
+            add(v, tmp, v)
+            mul(mfc, f3, mtmp)
+            add(v, tmp, v)
+            if ps is not None:
+                add(v, ps, v)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
 
     def start(self, initial: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Spectra of ``[b, *grid]`` physical fields: the state :meth:`advance` works on."""

@@ -167,14 +167,21 @@ class ConservativeAdvection1D:
         return u, np.max(np.abs(u), axis=1)
 
 
+def _numpy_path(array: np.ndarray, workers: int) -> bool:
+    # numpy.fft and scipy.fft run the same pocketfft code and give the same bits in float64, where
+    # numpy's wrappers write into preallocated memory; in float32 numpy's transforms are slower and
+    # round differently, so float32 always goes through scipy.fft (threaded or not: the same bits).
+    return workers <= 1 and array.dtype in (np.float64, np.complex128)
+
+
 def inverse_rfft2(spectra: np.ndarray, n: int, out: np.ndarray, workers: int = 1) -> np.ndarray:
     """``irfft2`` over the last two axes, reusing memory; ``spectra`` is overwritten.
 
-    With ``workers == 1`` the result goes into ``out`` through :mod:`numpy.fft`; with more
-    workers :mod:`scipy.fft` threads the lines of one transform (same pocketfft code, same bits)
-    and a new array is returned. Use the return value.
+    In float64 with ``workers == 1`` the result goes into ``out`` through :mod:`numpy.fft`;
+    otherwise :mod:`scipy.fft` (threading the lines of one transform over ``workers`` threads,
+    same pocketfft code and bits) returns a new array. Use the return value.
     """
-    if workers <= 1:
+    if _numpy_path(spectra, workers):
         np.fft.ifft(spectra, axis=-2, out=spectra)
         np.fft.irfft(spectra, n=n, axis=-1, out=out)
         return out
@@ -189,9 +196,10 @@ def forward_rfft2(fields: np.ndarray, out: np.ndarray, columns: int, workers: in
 
     The other columns of the result hold the one-dimensional transforms along the last axis
     only: callers multiply them by zero (the 2/3 rule), so their second transform is skipped.
-    Writes into ``out`` when ``workers == 1``; use the return value.
+    Writes into ``out`` in float64 with ``workers == 1`` (see :func:`inverse_rfft2`); use the
+    return value.
     """
-    if workers <= 1:
+    if _numpy_path(fields, workers):
         np.fft.rfft(fields, axis=-1, out=out)
         kept = out[..., :columns]
         np.fft.fft(kept, axis=-2, out=kept)
