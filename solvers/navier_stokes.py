@@ -120,9 +120,7 @@ class VorticityAdvection:
         np.multiply(advect, physical[:, 2], out=advect)
         np.multiply(physical[:, 1], physical[:, 3], out=physical[:, 1])
         np.add(advect, physical[:, 1], out=advect)
-        result = forward_rfft2(advect, out, self.kept_columns, work.workers)
-        if result is not out:
-            out[...] = result
+        forward_rfft2(advect, out, self.kept_columns, work.workers)
 
     def start(self, initial: np.ndarray) -> np.ndarray:
         """Real 2-D FFT of ``[b, n, n]`` vorticity (in the state's precision): the integrators' state."""
