@@ -29,8 +29,9 @@ loop, faster than the original, see ``spectral_generators``), one thread, the sa
 
 Errors are relative L2 norms of the stored 64^2 vorticity against the reference, the maximum over
 samples and stored times of the comparison window. Times are process CPU seconds of the whole
-rollout (one thread: the single-core cost, insensitive to other work on a shared machine) and wall
-seconds beside them.
+rollout (one thread: the single-core cost, much less sensitive to other work on a shared machine than
+wall time, though caches shared with other processes still move it by tens of percent under heavy
+load) and wall seconds beside them. ``spectral_generators`` times the two steps interleaved.
 """
 
 from __future__ import annotations
