@@ -281,8 +281,15 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
+def read_history(run_dir: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The rows :func:`write_history` wrote (empty when none was written yet).
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    required
+        Entries every row must have (``("epoch", "train_loss", "lr")`` for the operator trainer).
 
     Raises
     ------
@@ -298,6 +305,9 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
                 value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
                 for value in row.values()):
             raise ConfigError(f"{path}: history row {i} must map names to numbers")
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise ConfigError(f"{path}: history row {i} lacks {missing[0]!r}")
     return rows
 
 

@@ -216,3 +216,37 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
         if "rollout" in result:
             metrics["super_resolution"]["rollout"] = result["rollout"]
     return metrics
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """``metrics.json`` as :func:`evaluate_run` wrote it, checked to hold what the plots draw.
+
+    Raises
+    ------
+    ConfigError
+        If the file is not strict JSON or an entry the plots use is missing, of the wrong kind or
+        of a mismatched length.
+    """
+    from operators.strict_json import check_fields, read
+
+    what = str(path)
+    metrics = check_fields(read(path), {"energy_spectrum": "mapping", "data": "string?"}, what)
+    spectrum = check_fields(metrics["energy_spectrum"], {"k": "numbers", "truth": "numbers", "prediction": "numbers",
+                                                         "rel_l2": "number?"}, f"{what}: energy_spectrum")
+    _same_lengths(spectrum, ("k", "truth", "prediction"), f"{what}: energy_spectrum")
+    parts = [("rollout", metrics, {"t": "numbers", "rel_l2": "numbers"}),
+             ("correlation", metrics, {"t": "numbers", "mean": "numbers", "threshold": "number", "time_mean": "number?"})]
+    if "super_resolution" in metrics:
+        sr = check_fields(metrics["super_resolution"], {"resolution": "numbers"}, f"{what}: super_resolution")
+        parts.append(("rollout", sr, {"t": "numbers", "rel_l2": "numbers"}))
+    for key, parent, spec in parts:
+        if key in parent:
+            check_fields(parent[key], spec, f"{what}: {key}")
+            _same_lengths(parent[key], [k for k, kind in spec.items() if kind == "numbers"], f"{what}: {key}")
+    return metrics
+
+
+def _same_lengths(mapping: dict[str, Any], keys, what: str) -> None:
+    lengths = {key: len(mapping[key]) for key in keys}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"{what}: the lists {', '.join(lengths)} differ in length ({list(lengths.values())})")
