@@ -63,7 +63,8 @@ class BenchmarkParser(argparse.ArgumentParser):
             if problems:
                 self.exit(2, f"error: {problems[0]}\n")
             note = f"; optional and absent: {', '.join(absent)}" if absent else ""
-            self.exit(0, f"{script.stem}: arguments and imports OK ({len(script_imports(script))} imports{note})\n")
+            print(f"{script.stem}: arguments and imports OK ({len(script_imports(script))} imports{note})")
+            self.exit(0)
         return parsed
 
 
