@@ -94,7 +94,7 @@ def remove_files(folder: Path, names: Iterable[str]) -> bool:
 
 def _existing_ancestor(path: Path) -> Path:
     current = path.absolute()
-    while not current.exists() and current != current.parent:
+    while not os.path.lexists(current) and current != current.parent:
         current = current.parent
     return current
 
@@ -107,10 +107,18 @@ def check_folder_writable(folder: Path, what: str) -> None:
     ConfigError
         Naming ``what`` when the place is a file or refuses writing (permissions, read-only mount).
     """
-    base = _existing_ancestor(folder)
-    if not base.is_dir():
+    try:
+        base = _existing_ancestor(folder)
+        folder_is_dir = base.is_dir()
+        limit = _name_max(base)
+    except OSError as exc:
+        raise ConfigError(f"{what}: {str(folder)[:80]} cannot be used ({exc.strerror or exc})") from None
+    if any(len(os.fsencode(part)) > limit for part in Path(folder).parts):
+        raise ConfigError(f"{what}: a folder name in {str(folder)[:80]}... is longer than the {limit} bytes this "
+                          f"file system allows")
+    if not folder_is_dir:
         raise ConfigError(f"{what}: {base} is a file, so {folder} cannot be created")
-    probe = base / f".pdeop-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    probe = temp_path(base / "pdeop-probe", keep_suffix=False)
     try:
         probe.touch(exist_ok=False)
     except OSError as exc:
@@ -142,20 +150,23 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, what: st
         long, or its folder cannot be created or written.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a folder; give a file name such as {path / 'out'}")
-    if path.exists() or path.is_symlink():
-        if not path.is_file():
-            raise ConfigError(f"{what} {path} exists and is not a regular file")
-        if not overwrite:
-            raise ConfigError(f"{what} {path} already exists; pass --overwrite to replace it or choose another name")
     if not path.name or path.name in (".", ".."):
         raise ConfigError(f"{what} {path} does not name a file")
-    base = _existing_ancestor(path.parent)
-    limit = _name_max(base)
-    if len(os.fsencode(temp_path(path).name)) > limit:
-        raise ConfigError(f"{what}: the file name {path.name[:40]}... is too long for this file system "
-                          f"(at most about {limit - 40} bytes)")
+    try:
+        base = _existing_ancestor(path.parent)
+        limit = _name_max(base)
+        if len(os.fsencode(temp_path(path).name)) > limit:
+            raise ConfigError(f"{what}: the file name {path.name[:40]}... is too long for this file system "
+                              f"(at most about {limit - 40} bytes)")
+        if path.is_dir():
+            raise ConfigError(f"{what} {path} is a folder; give a file name such as {path / 'out'}")
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise ConfigError(f"{what} {path} exists and is not a regular file")
+            if not overwrite:
+                raise ConfigError(f"{what} {path} already exists; pass --overwrite to replace it or choose another name")
+    except OSError as exc:  # a path the system cannot even look up (a folder name too long, a loop of links)
+        raise ConfigError(f"{what} {str(path)[:80]} cannot be used ({exc.strerror or exc})") from None
     check_folder_writable(path.parent, what)
     return path
 

@@ -10,14 +10,26 @@ import argparse
 import math
 
 
+#: the largest count a flag accepts (torch takes thread counts as C ints)
+MAX_COUNT = 2**31 - 1
+
+
 def positive_int(text: str) -> int:
-    """An integer >= 1 (``--threads``, ``--samples``, ``--horizon``)."""
+    """An integer from 1 to :data:`MAX_COUNT` (``--samples``, ``--horizon``)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text})")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_COUNT} (got {text[:30]})")
+    return value
+
+
+def threads(text: str) -> int:
+    """A thread count from 1 to 4096 (``--threads``)."""
+    value = positive_int(text)
+    if value > 4096:
+        raise argparse.ArgumentTypeError(f"must be a thread count from 1 to 4096 (got {value})")
     return value
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from operators.commands.arguments import positive_int
+from operators.commands.arguments import positive_int, threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=positive_int, default=None, help="test samples (default: the run's n_test)")
     parser.add_argument("--horizon", type=positive_int, default=None, help="rollout steps of autoregressive models")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=threads, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None,
                         help="metrics file (default RUN_DIR/metrics.json, which is replaced: it is the run's own)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from operators.commands.arguments import minutes, positive_int
+from operators.commands.arguments import minutes, threads
 from solvers.errors import ConfigError
 
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     parser.add_argument("--max-minutes", type=minutes, default=None,
                         help="stop after the epoch that ends past this time; --resume continues")
-    parser.add_argument("--threads", type=positive_int, default=None,
+    parser.add_argument("--threads", type=threads, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -93,8 +93,8 @@ def set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (None leaves torch's default)."""
     if threads is None:
         return
-    if threads < 1:
-        raise ConfigError(f"--threads must be an integer >= 1 (got {threads})")
+    if not 1 <= threads <= 4096:
+        raise ConfigError(f"--threads must be an integer from 1 to 4096 (got {threads})")
     import torch
 
     torch.set_num_threads(threads)

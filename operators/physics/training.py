@@ -44,7 +44,7 @@ from operators.physics.run_config import PhysicsRunConfig, model_settings, parse
 from operators.registry import build, check_fits_memory, layout
 from operators.strict_json import check_fields
 from operators.training import run_folder
-from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, stop_message
+from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, optimizer_step, stop_message
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
@@ -165,7 +165,7 @@ class PhysicsTrainer:
         check_gradients(self.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer)
         if result.weights is not None:
             schedule.update(result.weights)
             progress["stage"] = schedule.stage

@@ -58,6 +58,21 @@ def check_gradients(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> Non
             raise NonFiniteStep(f"the gradient of {name}", value)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``, with an update beyond the parameters' float range as :class:`NonFiniteStep`.
+
+    torch refuses (RuntimeError "cannot be converted ... without overflow") an update scale such as a
+    learning rate of 1e38 over Adam's bias correction that float32 parameters cannot hold.
+    """
+    try:
+        optimizer.step()
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise NonFiniteStep("the optimiser's update (learning rate over the moment estimates)",
+                            "beyond the float range of the parameters") from None
+
+
 def stop_message(error: NonFiniteStep, where: str, lr: float, first_step: bool, saved: str) -> str:
     """The one-line explanation of a stop.
 
@@ -75,13 +90,13 @@ def stop_message(error: NonFiniteStep, where: str, lr: float, first_step: bool, 
     saved
         What the run folder holds, e.g. ``"runs/x/last holds epoch 2 (--resume continues from it)"``.
     """
-    if first_step:
+    if first_step and not error.what.startswith("the optimiser"):
         cause = ("likely cause: the data (values far from order one; the loaded arrays were checked finite) or "
                  "the model's settings, since the untrained model already fails on the first batch")
     else:
         cause = (f"likely cause: a learning rate too large for this model ({lr:.3g} at this step); lower "
-                 "training.optimizer.lr or set training.grad_clip and start a new run (a resume with the same "
-                 "settings replays the same steps)")
+                 "training.optimizer.lr or set training.grad_clip and start a new run with another --out (a resume "
+                 "with the same settings replays the same steps)")
     return f"training stopped at {where}: {error}; {cause}; {saved}"
 
 

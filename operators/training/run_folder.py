@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from operators import strict_json
-from operators.atomic_files import owner, stale, temp_path, write_text
+from operators.atomic_files import check_folder_writable, owner, stale, temp_path, write_text
 from solvers.errors import ConfigError
 
 RUN_CONFIG = "run_config.json"
@@ -86,6 +86,7 @@ def check_target(run_dir: Path, resume: bool) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file, not a run folder; choose another --out")
+    check_folder_writable(run_dir, "--out")
     holds_run = (run_dir / RUN_CONFIG).is_file()
     if resume:
         if not holds_run:

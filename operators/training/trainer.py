@@ -34,7 +34,7 @@ import torch
 from operators.strict_json import check_fields
 from operators.training import run_folder
 from operators.training.config import RunConfig
-from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, stop_message
+from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, optimizer_step, stop_message
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer
@@ -256,7 +256,7 @@ class Trainer:
         check_gradients(self.surrogate.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer)
         return loss_value, terms, physics_value
 
     def _physics_loss(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
