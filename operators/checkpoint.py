@@ -244,7 +244,7 @@ def checkpoint_metadata(directory: str | os.PathLike) -> dict[str, Any]:
     incompatible checkpoint (strict JSON, field types checked).
     """
     directory = Path(directory)
-    _recover(directory)
+    recover(directory)
     if not directory.is_dir():
         raise ConfigError(f"checkpoint folder {directory} does not exist")
     return _read_header(directory)
@@ -480,8 +480,13 @@ def _complete(folder: Path) -> bool:
     return (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file() and holds_only_checkpoint_files(folder)
 
 
-def _recover(directory: Path) -> None:
-    """Finish a save that was killed between moving the old folder aside and moving the new one in."""
+def recover(directory: str | os.PathLike) -> None:
+    """Finish a save that was killed between moving the old folder aside and moving the new one in.
+
+    When ``directory`` is missing, the newest complete staged (or set-aside) copy left by a dead writer
+    takes its place; otherwise nothing happens.
+    """
+    directory = Path(directory)
     if directory.exists() or directory.is_symlink():
         return
     for kind in ("tmp", "old"):
@@ -501,7 +506,7 @@ def _write_folder(directory: Path, files: Mapping[str, bytes]) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the folder {parent} ({exc.strerror or exc})") from None
-    _recover(directory)
+    recover(directory)
     if directory.exists() or directory.is_symlink():
         if directory.is_symlink() or not directory.is_dir():
             raise ConfigError(f"checkpoint path {directory} exists and is not a folder")

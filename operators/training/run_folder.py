@@ -98,8 +98,8 @@ def check_target(run_dir: Path, resume: bool) -> None:
         foreign = sorted(p.name for p in run_dir.iterdir() if not _own_leftover(p))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            noun = "entry" if len(foreign) == 1 else "entries"
-            raise ConfigError(f"--out {run_dir} holds {len(foreign)} {noun} that are not a pdeop run: {shown}; "
+            noun = "entry that is" if len(foreign) == 1 else "entries that are"
+            raise ConfigError(f"--out {run_dir} holds {len(foreign)} {noun} not a pdeop run: {shown}; "
                               f"choose a new or empty folder")
 
 

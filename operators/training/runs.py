@@ -98,11 +98,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     config = run_config_from_mapping(recorded)
     path = run_dir / checkpoint
     if not path.is_dir():
-        from operators.checkpoint import checkpoint_metadata
+        from operators.checkpoint import recover
 
-        checkpoint_metadata(path)  # finishes a swap a kill interrupted, if that is what happened
+        recover(path)  # finishes a swap a kill interrupted, if that is what happened
         if not path.is_dir():
-            raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint yet (no epoch has finished)")
+            raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint (no epoch has finished, or it was removed)")
     surrogate, metadata = load_surrogate(path, device)
     difference = first_difference(metadata["run_config"], config.to_dict())
     if difference:

@@ -305,18 +305,22 @@ def test_fuzzed_evaluate_arguments_exit_0_or_2_and_never_clobber(run, flags, out
         argv = ["evaluate", str(run)] + [item for flag in flags for item in flag]
         if out is not None:
             argv += ["--out", str(where / out)]
-        if overwrite:
-            argv.append("--overwrite")
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code
-        err = capsys.readouterr().err
-        assert code in (0, 2) and "Traceback" not in err, err
+        code = _exit_0_or_2(argv + ["--overwrite"] * overwrite, capsys)
         if not (code == 0 and out == "existing.json" and overwrite):
             assert (where / "existing.json").read_text() == "mine"
         assert not [p for p in where.rglob(".*") if ".tmp-" in p.name]
         assert not [p for p in run.rglob(".*") if ".tmp-" in p.name]
+
+
+def _exit_0_or_2(argv: list[str], capsys) -> int:
+    """Run ``pdeop ARGV`` in-process; the exit code (argparse's included) must be 0 or 2, with no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code in (0, 2) and "Traceback" not in err, err
+    return code
 
 
 _SET_KEYS = ["training.epochs", "training.batch_size", "training.optimizer.lr", "training.optimizer.betas",
@@ -363,14 +367,7 @@ def test_fuzzed_export_arguments_exit_0_or_2_and_never_clobber(run, fmt, checkpo
         where = Path(where)
         (where / "existing.pt").write_text("mine")
         argv = ["export", str(run), "--format", fmt, "--checkpoint", checkpoint_name, "--out", str(where / out)]
-        if overwrite:
-            argv.append("--overwrite")
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code
-        err = capsys.readouterr().err
-        assert code in (0, 2) and "Traceback" not in err, err
+        code = _exit_0_or_2(argv + ["--overwrite"] * overwrite, capsys)
         if not (code == 0 and out == "existing.pt"):
             assert (where / "existing.pt").read_text() == "mine"
         assert not [p for p in where.rglob(".*") if ".tmp-" in p.name]

@@ -287,9 +287,9 @@ def test_evaluate_and_export_never_clobber_and_check_outputs_first(trained, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "mine.json"]
 
 
-def test_export_refuses_a_model_with_non_finite_outputs(trained, tmp_path, capsys):
-    """A checkpoint whose weights hold NaN gives NaN outputs; export refuses it (NaN compared with a
-    tolerance is false, which passed before) and writes nothing."""
+@pytest.fixture
+def nan_run(trained, tmp_path) -> Path:
+    """A copy of the trained run whose best/ weights are NaN (as a diverged or damaged run would have)."""
     import operators
 
     run = tmp_path / "run"
@@ -298,25 +298,23 @@ def test_export_refuses_a_model_with_non_finite_outputs(trained, tmp_path, capsy
     with torch.no_grad():
         operator.model.weight.fill_(float("nan"))
     operators.save(operator, run / "best")
+    return run
+
+
+def test_export_refuses_a_model_with_non_finite_outputs(nan_run, tmp_path, capsys):
+    """A checkpoint whose weights hold NaN gives NaN outputs; export refuses it (NaN compared with a
+    tolerance is false, which passed before) and writes nothing."""
     out = tmp_path / "m.pt2"
-    assert main(["export", str(run), "--format", "torch-export", "--out", str(out)]) == 2
+    assert main(["export", str(nan_run), "--format", "torch-export", "--out", str(out)]) == 2
     assert "non-finite outputs" in _error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
-def test_non_finite_metrics_are_strict_json_with_a_flag(trained, tmp_path, capsys):
+def test_non_finite_metrics_are_strict_json_with_a_flag(nan_run, capsys):
     """A model giving NaN is evaluated (the user may want to see it) and metrics.json stays strict JSON:
     the NaNs are nulls, listed under non_finite."""
-    import operators
-
-    run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    operator = operators.load(run / "best")
-    with torch.no_grad():
-        operator.model.weight.fill_(float("nan"))
-    operators.save(operator, run / "best")
-    assert main(["evaluate", str(run)]) == 0
-    text = (run / "metrics.json").read_text()
+    assert main(["evaluate", str(nan_run)]) == 0
+    text = (nan_run / "metrics.json").read_text()
     metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
     assert metrics["rel_l2"] is None and metrics["non_finite"]["values"]["rel_l2"] == "NaN"
     assert "non_finite" in capsys.readouterr().out
