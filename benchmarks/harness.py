@@ -55,7 +55,8 @@ _OWN = {"solvers", "pde_data", "operators", "harness", "benchmarks", "tests"}
 class BenchmarkParser(argparse.ArgumentParser):
     """ArgumentParser whose ``parse_args`` honours ``--check`` (see the module docstring, rule 1)."""
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: Any = None) -> argparse.Namespace:
         parsed = super().parse_args(args, namespace)
         if getattr(parsed, "check", False):
             script = Path(sys._getframe(1).f_globals.get("__file__") or sys.argv[0])

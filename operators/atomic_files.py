@@ -164,7 +164,8 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, what: st
             if not path.is_file():
                 raise ConfigError(f"{what} {path} exists and is not a regular file")
             if not overwrite:
-                raise ConfigError(f"{what} {path} already exists; pass --overwrite to replace it or choose another name")
+                raise ConfigError(f"{what} {path} already exists; pass --overwrite to replace it or choose another "
+                                  f"name")
     except OSError as exc:  # a path the system cannot even look up (a folder name too long, a loop of links)
         raise ConfigError(f"{what} {str(path)[:80]} cannot be used ({exc.strerror or exc})") from None
     check_folder_writable(path.parent, what)

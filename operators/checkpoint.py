@@ -24,13 +24,10 @@ claims ``width = 10**6`` is refused, naming the difference, instead of allocatin
 then are the weights read, checked against ``weights_sha256`` and put into a model built for real.
 Normaliser statistics must be finite, with non-negative spreads and channel counts that fit the model.
 
-Saving is atomic and never destroys what it did not write: the files are written and flushed in a
-hidden sibling folder named after this process (:func:`operators.atomic_files.temp_path`), which is
-then renamed into place; an existing checkpoint is renamed aside and its known files deleted
-afterwards. A target folder that is not a pdeop checkpoint (or empty) is refused. A kill at any point
-leaves either the previous checkpoint or the new one; if it strikes between the two renames,
-:func:`load` finds the complete new folder and moves it into place. Leftovers of killed saves are
-removed only when their writer is dead and they hold nothing but checkpoint files.
+Saving is atomic and never destroys what it did not write (:mod:`operators.checkpoint_folder`): the
+files are staged in a hidden folder named after this process and renamed into place; a target folder
+that is not a pdeop checkpoint (or empty) is refused; a kill at any point leaves either the previous
+checkpoint or the new one, and :func:`load` finishes a swap a kill interrupted.
 """
 
 from __future__ import annotations
@@ -46,16 +43,13 @@ import torch
 from torch import nn
 
 from operators import strict_json
-from operators.atomic_files import fsync_folder, remove_files, stale, temp_path
+from operators.checkpoint_folder import CONFIG, FORMAT, WEIGHTS, recover, write_folder
 from operators.registry import ModelLayout, build, describe, layout
 from pde_data.config import to_mapping
 from solvers.errors import ConfigError
 from solvers.version import __version__
 
-FORMAT = "pdeop-checkpoint"
 FORMAT_VERSION = 1
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
 
 
 class Operator(nn.Module):
@@ -182,7 +176,7 @@ def save(model: nn.Module, directory: str | os.PathLike, normalizers: Mapping[st
         raise ConfigError(f"checkpoint metadata {where} is {what}; a checkpoint stores finite numbers only")
     text = strict_json.dumps(header, indent=2) + "\n"
     directory = Path(directory)
-    _write_folder(directory, {WEIGHTS: weights, CONFIG: text.encode("utf-8")})
+    write_folder(directory, {WEIGHTS: weights, CONFIG: text.encode("utf-8")})
     return directory
 
 
@@ -419,132 +413,3 @@ def _plain(value: Any) -> Any:
         return to_mapping(value)
     except TypeError:
         raise ConfigError(f"checkpoint metadata must be JSON-compatible (got {type(value).__name__})") from None
-
-
-# ---------------------------------------------------------------------------- folders appearing whole
-#: every file a checkpoint folder may hold: the checkpoint and the trainer's resumable state
-CHECKPOINT_FILES = (WEIGHTS, CONFIG)
-TRAINING_STATE_FILES = ("training_state.safetensors", "training_state.json")
-KNOWN_FILES = frozenset(CHECKPOINT_FILES + TRAINING_STATE_FILES)
-
-
-def holds_only_checkpoint_files(folder: Path) -> bool:
-    """Whether ``folder`` is a folder whose entries are all files named in :data:`KNOWN_FILES`."""
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return False
-    return all(entry.name in KNOWN_FILES and entry.is_file() and not entry.is_symlink() for entry in entries)
-
-
-def is_checkpoint(folder: Path) -> bool:
-    """Whether ``folder`` provably holds a pdeop checkpoint and nothing else.
-
-    Its entries are all checkpoint or training-state files, and its ``config.json`` (when present)
-    declares the pdeop checkpoint format. An empty folder counts (nothing to lose).
-    """
-    if not folder.is_dir() or not holds_only_checkpoint_files(folder):
-        return False
-    config = folder / CONFIG
-    if not config.is_file():
-        return not any(folder.iterdir())
-    try:
-        return strict_json.read(config).get("format") == FORMAT
-    except (ConfigError, AttributeError):
-        return False
-
-
-def remove_checkpoint(folder: Path) -> bool:
-    """Delete ``folder`` if it holds nothing but checkpoint files (by those names); returns whether it is gone.
-
-    A folder holding anything else is left exactly as it is.
-    """
-    if not folder.exists():
-        return True
-    if not holds_only_checkpoint_files(folder):
-        return False
-    return remove_files(folder, KNOWN_FILES)
-
-
-def _siblings(directory: Path, kind: str) -> list[Path]:
-    """Hidden work folders of ``directory`` (``kind`` is ``tmp`` or ``old``), newest first."""
-    parent = directory.parent
-    if not parent.is_dir():
-        return []
-    found = [p for p in parent.glob(f".{directory.name}.{kind}-*") if p.is_dir()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def _complete(folder: Path) -> bool:
-    # config.json is written last, after the weights were flushed.
-    return (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file() and holds_only_checkpoint_files(folder)
-
-
-def recover(directory: str | os.PathLike) -> None:
-    """Finish a save that was killed between moving the old folder aside and moving the new one in.
-
-    When ``directory`` is missing, the newest complete staged (or set-aside) copy left by a dead writer
-    takes its place; otherwise nothing happens.
-    """
-    directory = Path(directory)
-    if directory.exists() or directory.is_symlink():
-        return
-    for kind in ("tmp", "old"):
-        for candidate in stale(_siblings(directory, kind)):
-            if _complete(candidate):
-                try:
-                    os.replace(candidate, directory)
-                except OSError:  # another process recovered it first
-                    pass
-                return
-
-
-def _write_folder(directory: Path, files: Mapping[str, bytes]) -> None:
-    """Create ``directory`` with ``files`` (written in order, each flushed) so that it appears whole."""
-    parent = directory.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the folder {parent} ({exc.strerror or exc})") from None
-    recover(directory)
-    if directory.exists() or directory.is_symlink():
-        if directory.is_symlink() or not directory.is_dir():
-            raise ConfigError(f"checkpoint path {directory} exists and is not a folder")
-        if not is_checkpoint(directory):
-            raise ConfigError(f"{directory} exists and is not a pdeop checkpoint (it holds "
-                              f"{_listing(directory)}); choose another folder, or move it away")
-    for kind in ("tmp", "old"):  # leftovers of saves killed earlier; the folder itself is intact
-        for leftover in stale(_siblings(directory, kind)):
-            remove_checkpoint(leftover)
-    work = temp_path(directory, "tmp", keep_suffix=False)
-    aside = temp_path(directory, "old", keep_suffix=False)
-    try:
-        work.mkdir()
-        for name, data in files.items():
-            with open(work / name, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        fsync_folder(work)
-        if directory.exists():
-            os.replace(directory, aside)
-            os.replace(work, directory)
-            remove_checkpoint(aside)
-        else:
-            os.replace(work, directory)
-        fsync_folder(parent)
-    except BaseException as exc:
-        # An exception (not a kill) between the two renames: put the previous checkpoint back.
-        if not directory.exists() and aside.exists():
-            os.replace(aside, directory)
-        if work.exists():
-            remove_checkpoint(work)
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write the checkpoint {directory} ({exc.strerror or exc})") from None
-        raise
-
-
-def _listing(folder: Path, limit: int = 4) -> str:
-    names = sorted(p.name for p in folder.iterdir())
-    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-    return f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}: {shown}"

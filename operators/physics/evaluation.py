@@ -89,7 +89,8 @@ def is_physics_run(run_dir: str | Path) -> bool:
     return (Path(run_dir) / RUN_CONFIG).is_file() and "pde" in read_config(Path(run_dir))
 
 
-def evaluate(run_dir: Path, checkpoint: str = "best", out: Path | None = None, overwrite: bool = True) -> dict[str, Any]:
+def evaluate(run_dir: Path, checkpoint: str = "best", out: Path | None = None,
+             overwrite: bool = True) -> dict[str, Any]:
     """Relative L2 of the run's prediction against the exact / reference solution.
 
     Writes the metrics to ``out`` (default ``run_dir/metrics.json``; an existing ``out`` is replaced

@@ -78,7 +78,8 @@ def solution_panels(arrays: dict[str, np.ndarray], metrics: dict[str, Any], path
 
     pred, ref = arrays["prediction"], arrays["reference"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    title = f"{metrics['method']} on {metrics['pde'].get('name')}: rel. L2 {metrics['rel_l2'] if metrics['rel_l2'] is None else format(metrics['rel_l2'], '.3g')}"
+    error = "n/a" if metrics["rel_l2"] is None else format(metrics["rel_l2"], ".3g")
+    title = f"{metrics['method']} on {metrics['pde'].get('name')}: rel. L2 {error}"
     if pred.ndim == 2:
         t, x = arrays["t"], arrays["x"]
         extent = (t[0], t[-1], x[0], x[-1])
@@ -109,7 +110,8 @@ def error_in_time(t: np.ndarray, metrics: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     per_time = np.asarray(metrics["rel_l2_per_time"], dtype=float)
     if per_time.shape != t.shape:
-        raise ConfigError(f"metrics.json: rel_l2_per_time has {per_time.size} values for {t.size} times; rerun 'pdeop evaluate'")
+        raise ConfigError(f"metrics.json: rel_l2_per_time has {per_time.size} values for {t.size} times; "
+                          f"rerun 'pdeop evaluate'")
     ax.semilogy(t, per_time)
     ax.set_xlabel("t")
     ax.set_ylabel("relative L2 error")

@@ -44,7 +44,8 @@ from operators.physics.run_config import PhysicsRunConfig, model_settings, parse
 from operators.registry import build, check_fits_memory, layout
 from operators.strict_json import check_fields
 from operators.training import run_folder
-from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, optimizer_step, stop_message
+from operators.training.divergence import (NonFiniteStep, TrainingDiverged, check_gradients, check_loss,
+                                           optimizer_step, stop_message)
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
@@ -274,8 +275,9 @@ class PhysicsTrainer:
             self.log(f"no checkpoint in {self.run_dir} yet; starting from the beginning")
             return self._fresh_progress()
         progress = load_training_state(last, self.model, self.optimizer, self.device)
-        check_fields(progress, {"step": "int", "stage": "int", "history": "list", "causal": "list", "running": "mapping",
-                                "best_score": "number", "elapsed": "number"}, f"the progress recorded in {last}")
+        check_fields(progress, {"step": "int", "stage": "int", "history": "list", "causal": "list",
+                                "running": "mapping", "best_score": "number", "elapsed": "number"},
+                     f"the progress recorded in {last}")
         total = self.config.training.steps + self.config.training.lbfgs_steps
         if not (0 <= progress["step"] <= total and 0 <= progress["stage"] < len(self.config.causal.epsilons)):
             raise ConfigError(f"the progress recorded in {last} (step {progress['step']}, eps stage "

@@ -43,6 +43,8 @@ from typing import Any
 
 from operators import strict_json
 from operators.atomic_files import check_folder_writable, owner, stale, temp_path, write_text
+from operators.checkpoint_folder import (CONFIG, TRAINING_STATE_FILES, WEIGHTS, holds_only_checkpoint_files,
+                                         remove_checkpoint)
 from solvers.errors import ConfigError
 
 RUN_CONFIG = "run_config.json"
@@ -172,8 +174,6 @@ def recover(run_dir: Path) -> None:
     Hidden leftovers are removed only when their writer is dead and they hold nothing but pdeop
     checkpoint files (folders) or are staged copies of the run's own files.
     """
-    from operators.checkpoint import remove_checkpoint
-
     for name in CHECKPOINTS:
         if (run_dir / name).exists():
             continue
@@ -204,8 +204,6 @@ def _mtime(path: Path) -> float:
 
 def _complete(folder: Path, name: str) -> bool:
     """A staged or set-aside checkpoint with all its files (the training state, written last, for ``last``)."""
-    from operators.checkpoint import CONFIG, TRAINING_STATE_FILES, WEIGHTS, holds_only_checkpoint_files
-
     needed = [WEIGHTS, CONFIG] + (list(TRAINING_STATE_FILES) if name == "last" else [])
     return folder.is_dir() and holds_only_checkpoint_files(folder) and all((folder / f).is_file() for f in needed)
 
@@ -333,8 +331,6 @@ def save_checkpoints(run_dir: Path, save_model: Callable[[Path, str], None], sav
     ``best/`` first, so a kill at any point leaves whole checkpoints behind; an exception removes
     the staged folders this call made and nothing else.
     """
-    from operators.checkpoint import remove_checkpoint
-
     staged = []
     try:
         staging = temp_path(run_dir / "last", "partial", keep_suffix=False)
@@ -359,8 +355,6 @@ def swap_in(staging: Path, target: Path) -> None:
     The previous ``target`` is renamed to a hidden name unique to this process and then deleted
     only if it holds nothing but checkpoint files (else it stays there, untouched).
     """
-    from operators.checkpoint import remove_checkpoint
-
     aside = temp_path(target, "old", keep_suffix=False)
     if target.exists():
         target.rename(aside)

@@ -64,7 +64,8 @@ class GridMeta:
 
     def __post_init__(self) -> None:
         check(len(self.dims) == len(self.shape) and 1 <= len(self.shape) <= 3 and all(n >= 1 for n in self.shape),
-              f"checkpoint grid: shape {list(self.shape)[:4]} must give 1 to 3 sizes >= 1, one per dim {list(self.dims)[:4]}")
+              f"checkpoint grid: shape {list(self.shape)[:4]} must give 1 to 3 sizes >= 1, one per dim "
+              f"{list(self.dims)[:4]}")
 
 
 @dataclasses.dataclass
@@ -98,7 +99,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     config = run_config_from_mapping(recorded)
     path = run_dir / checkpoint
     if not path.is_dir():
-        from operators.checkpoint import recover
+        from operators.checkpoint_folder import recover
 
         recover(path)  # finishes a swap a kill interrupted, if that is what happened
         if not path.is_dir():
@@ -235,7 +236,8 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
                                                          "rel_l2": "number?"}, f"{what}: energy_spectrum")
     _same_lengths(spectrum, ("k", "truth", "prediction"), f"{what}: energy_spectrum")
     parts = [("rollout", metrics, {"t": "numbers", "rel_l2": "numbers"}),
-             ("correlation", metrics, {"t": "numbers", "mean": "numbers", "threshold": "number", "time_mean": "number?"})]
+             ("correlation", metrics, {"t": "numbers", "mean": "numbers", "threshold": "number",
+                                       "time_mean": "number?"})]
     if "super_resolution" in metrics:
         sr = check_fields(metrics["super_resolution"], {"resolution": "numbers"}, f"{what}: super_resolution")
         parts.append(("rollout", sr, {"t": "numbers", "rel_l2": "numbers"}))

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from operators import strict_json
-from operators.checkpoint import TRAINING_STATE_FILES
+from operators.checkpoint_folder import TRAINING_STATE_FILES
 from solvers.errors import ConfigError
 
 TENSORS, META = TRAINING_STATE_FILES
@@ -80,7 +80,8 @@ def load_training_state(directory: Path, model: nn.Module, optimizer: torch.opti
     try:
         tensors = load_file(str(directory / TENSORS))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{directory / TENSORS} is not a valid safetensors file ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{directory / TENSORS} is not a valid safetensors file ({first})") from None
     try:
         return _restore(meta, tensors, model, optimizer, device, directory)
     except ConfigError:

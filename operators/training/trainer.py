@@ -34,7 +34,8 @@ import torch
 from operators.strict_json import check_fields
 from operators.training import run_folder
 from operators.training.config import RunConfig
-from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, check_loss, optimizer_step, stop_message
+from operators.training.divergence import (NonFiniteStep, TrainingDiverged, check_gradients, check_loss,
+                                           optimizer_step, stop_message)
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer

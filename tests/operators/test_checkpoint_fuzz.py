@@ -117,12 +117,13 @@ def test_truncated_or_bit_flipped_files_are_refused(saved, target, data):
 
 
 def test_a_config_claiming_a_huge_model_is_refused_before_building_it(saved, tmp_path, monkeypatch):
-    """config.json edited to width = 10**6 (about 56e12 parameters, 400 TiB) over the few-KB weights is refused by the header
-    comparison on the meta device, naming the parameter counts; the real model is never built."""
+    """config.json edited to width = 10**6 (about 56e12 parameters, 400 TiB) over the few-KB weights is
+    refused by the header comparison on the meta device, naming the parameter counts; the real model is never built."""
     folder = _copy(saved, tmp_path)
     _edit(folder, lambda h: h["config"].update(width=10**6))
     monkeypatch.setattr(checkpoint, "build", lambda *a, **k: pytest.fail("the model was built before the check"))
-    with pytest.raises(ConfigError, match=r"describes a fno with 56,000,022,000,001 parameters .* holds 6,833 values; they do not belong"):
+    with pytest.raises(ConfigError, match=r"describes a fno with 56,000,022,000,001 parameters .* "
+                                          r"holds 6,833 values; they do not belong"):
         operators.load(folder)
     _edit(folder, lambda h: h["config"].update(width=8, n_layers=10**7))
     with pytest.raises(ConfigError, match="impossibly large model"):
@@ -277,7 +278,8 @@ def test_hostile_run_files_end_in_one_line_and_exit_2(run, name, value, command,
         folder = Path(where) / "run"
         shutil.copytree(run, folder)
         path = folder / name
-        path.write_text(raw if raw is not None else json.dumps({"history": value} if name == "training.json" else value))
+        content = {"history": value} if name == "training.json" else value
+        path.write_text(raw if raw is not None else json.dumps(content))
         config = Path(where) / "m.yaml"
         config.write_text(yaml.safe_dump(_config(run.parent / "heat.h5")))
         argv = {"evaluate": ["evaluate", str(folder), "--out", str(Path(where) / "m.json")],

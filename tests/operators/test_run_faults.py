@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -199,7 +200,8 @@ def test_a_learning_rate_that_overflows_stops_at_the_first_step(heat, tmp_path, 
                  "--set", "training.optimizer.lr=1e38"]) == 2
     err = _error(capsys)
     assert "epoch 1, step 1" in err and "learning rate" in err and "no checkpoint was written" in err
-    assert main(["train", str(config), "--out", str(tmp_path / "b"), "--quiet", "--set", "training.optimizer.lr=inf"]) == 2
+    assert main(["train", str(config), "--out", str(tmp_path / "b"), "--quiet",
+                 "--set", "training.optimizer.lr=inf"]) == 2
     assert "training.optimizer.lr" in _error(capsys) and not (tmp_path / "b").exists()
     pinn = {"method": "pinn", "pde": {"name": "convection", "c": 2.0}, "model": {"width": 8, "depth": 2},
             "training": {"steps": 4, "n_residual": 32, "n_initial": 8, "n_boundary": 4, "log_every": 2,
@@ -221,8 +223,9 @@ def test_non_finite_data_are_named_by_variable_and_sample(tmp_path, capsys):
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert "variable 'u'" in (err := _error(capsys)) and "holds nan at sample 3, t index 2, x index 5" in err
     assert not (tmp_path / "run").exists()
+    huge = np.full((12, 3, 2), 1e39)  # finite in float64, infinite in float32
     big = tiny_data.write_dataset(tmp_path / "big.h5", "heat", {"t": [0.0, 1.0, 2.0], "x": [0.0, 0.5]},
-                                  {"u": (("sample", "t", "x"), torch.ones(12, 3, 2, dtype=torch.float64).numpy() * 1e39)})
+                                  {"u": (("sample", "t", "x"), huge)})
     assert main(["train", str(_write(tmp_path / "b.yaml", _config(big))), "--out", str(tmp_path / "b"), "--quiet"]) == 2
     assert "a value beyond the float32 range at sample 0" in _error(capsys)
 
