@@ -51,6 +51,9 @@ import numpy as np
 
 from harness import format_table, interleaved, parser, set_threads, write_results
 
+#: the exponax competitor (JAX) is skipped when absent (harness rule 2); pip install 'pdeop[bench]'
+OPTIONAL_IMPORTS = ("exponax", "jax")
+
 from solvers.batching import available_cores
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.burgers import burgers_stepper
