@@ -4,7 +4,7 @@
 ``sigma^2 (-lap + tau^2)^(-alpha)`` — the classic FNO set ``625 (-lap + 25)^-2`` (std ~ 0.594) or
 the sharper ``nu = 1e-3`` variant ``7^4 (-lap + 49)^-2.5`` (std ~ 0.274) — projected onto the
 modes kept by the 2/3 rule (it changes the field by far less than float32 rounding). The viscous
-part is integrated exactly in Fourier space, the advection by ETDRK4 (float64,
+part is integrated exactly in Fourier space, the advection by ETDRK4 (float64 or float32,
 :mod:`solvers.burgers`); snapshots every ``record_every`` from ``t = 0`` (the initial condition)
 to ``T`` at every ``internal_resolution / resolution``-th point ``x_i = i / resolution``.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from pde_data.family import Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RESOLVED_DECADES, RecordedGrid, RecordedGridFamily, check_positive, kept_modes
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
-from solvers.etdrk4 import ETDRK4
+from solvers.etdrk4 import advection_1d_bytes
 from solvers.spectral import dealias_mask
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -59,6 +60,8 @@ class BurgersConfig(RecordedGrid):
         Time between stored snapshots; a whole multiple of ``dt``.
     ic_alpha, ic_tau, ic_sigma
         Covariance ``ic_sigma^2 (-lap + ic_tau^2)^(-ic_alpha)`` of ``u0``.
+    precision
+        Real precision of the integration: ``float64`` or ``float32`` (snapshots are stored as float32).
     """
 
     resolution: int = 1024
@@ -70,6 +73,7 @@ class BurgersConfig(RecordedGrid):
     ic_alpha: float = 2.0
     ic_tau: float = 5.0
     ic_sigma: float = 25.0
+    precision: Literal["float64", "float32"] = "float64"
 
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
@@ -111,7 +115,8 @@ class Burgers(RecordedGridFamily):
     def working_memory(self, n_samples: int) -> tuple[int, int]:
         """ETDRK4 state, ``u0`` and one snapshot per sample; coefficients and one field's sampling fixed."""
         n = self.config.internal_resolution
-        return ETDRK4.working_bytes(n) + 4 * 8 * n, ETDRK4.coefficient_bytes(n) + 20 * 8 * n
+        stepping, coefficients = advection_1d_bytes(n, self.config.precision)
+        return stepping + 4 * 8 * n, coefficients + 20 * 8 * n
 
     def layout(self) -> Layout:
         """``u(sample, t, x)`` float32 with ``t[0] = 0`` the initial condition; the viscosity."""
@@ -130,7 +135,7 @@ class Burgers(RecordedGridFamily):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt)
+        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision))
         u = stepper.rollout(u0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                             progress=self.report_progress)
         return {"u": u}

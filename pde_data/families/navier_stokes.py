@@ -4,9 +4,12 @@
 ``w0`` a zero-mean periodic Gaussian random field with covariance
 ``sigma^2 (-lap + tau^2)^(-alpha)`` (``alpha = 2.5``, ``tau = 7``, ``sigma = sqrt(2) 7^1.5``:
 std ~ 0.262 on 256^2, as in the released data). Integrated on the internal grid with the classic
-Crank–Nicolson / forward-Euler scheme (:class:`solvers.navier_stokes.VorticityCN`) and stored every
-``record_every`` at ``resolution^2`` points (every ``internal_resolution / resolution``-th point,
-``x_i = i / resolution``), including the initial state at ``t = 0``.
+Crank–Nicolson / forward-Euler scheme (``scheme: classic``, the presets that reproduce the released
+data) or with exact viscosity and fourth-order exponential Runge–Kutta advection (``scheme:
+etdrk4``, steps as large as the advective CFL number allows; :mod:`solvers.navier_stokes`), in
+float64 or float32 (``precision``), and stored every ``record_every`` at ``resolution^2`` points
+(every ``internal_resolution / resolution``-th point, ``x_i = i / resolution``), including the
+initial state at ``t = 0``. The file's attributes record the scheme and the time step used.
 
 Resolution (:meth:`NavierStokesConfig.check_physics`): the root-mean-square vorticity obeys
 ``||w(t)|| <= ||w0|| + ||f|| (1 - exp(-lambda t)) / lambda`` with ``lambda = 4 pi^2 nu`` (advection
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -32,7 +36,8 @@ from pde_data.config import check, check_finite, check_power
 from pde_data.family import Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
-from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
+from solvers.etdrk4 import ETDRK4
+from solvers.navier_stokes import SCHEME_CFL_LIMITS, VorticityAdvection, VorticityCN, navier_stokes_stepper
 
 #: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
 INITIAL_STREAM = 0
@@ -63,6 +68,11 @@ class NavierStokesConfig(RecordedGrid):
     ic_alpha, ic_tau, ic_sigma
         Covariance ``ic_sigma^2 (-lap + ic_tau^2)^(-ic_alpha)`` of ``w0``; ``ic_sigma`` None means
         ``sqrt(2) ic_tau^(ic_alpha - 1)``, the released FNO data's amplitude.
+    scheme
+        Time scheme: ``classic`` (Crank–Nicolson / forward Euler, first order, CFL limit 1) or
+        ``etdrk4`` (exact viscosity, fourth order, CFL limit 2 sqrt(2)).
+    precision
+        Real precision of the integration: ``float64`` or ``float32`` (snapshots are stored as float32).
     """
 
     resolution: int = 64
@@ -75,6 +85,8 @@ class NavierStokesConfig(RecordedGrid):
     ic_alpha: float = 2.5
     ic_tau: float = 7.0
     ic_sigma: float | None = None
+    scheme: Literal["classic", "etdrk4"] = "classic"
+    precision: Literal["float64", "float32"] = "float64"
 
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
@@ -87,7 +99,7 @@ class NavierStokesConfig(RecordedGrid):
     def check_physics(self) -> None:
         """The time step (initial CFL number) and the grid (the dissipation wavenumber, module docstring)."""
         speed = self.initial_speed()
-        self.check_initial_cfl(speed, NAVIER_STOKES_CFL_LIMIT, f"the initial velocity (about {speed:.3g})")
+        self.check_initial_cfl(speed, SCHEME_CFL_LIMITS[self.scheme], f"the initial velocity (about {speed:.3g})")
         decay = 4.0 * math.pi**2 * self.viscosity
         forced = abs(self.forcing_amplitude) * -math.expm1(-decay * self.T) / decay  # ||f|| = |A| on the grid
         initial = math.sqrt(periodic_grf_variance((self.internal_resolution,) * 2, self.ic_alpha, self.ic_tau,
@@ -124,7 +136,7 @@ def forcing_field(n: int, amplitude: float) -> np.ndarray:
 
 @register_family("navier-stokes")
 class NavierStokes(RecordedGridFamily):
-    """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme)."""
+    """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme or ETDRK4)."""
 
     config_class = NavierStokesConfig
     default_preset = "fno"
@@ -142,19 +154,27 @@ class NavierStokes(RecordedGridFamily):
 
     def working_memory(self, n_samples: int) -> tuple[int, int]:
         """Per sample: the integrator's arrays, ``w0``, the observed fields and the spectrum; fixed: the
-        operators, one initial field's random draw and the forcing on the internal grid."""
-        n = self.config.internal_resolution
-        spectrum = 16 * n * (n // 2 + 1)
-        return (VorticityCN.working_bytes(n) + 4 * 8 * n * n + spectrum,
-                VorticityCN.operator_bytes(n) + 14 * 8 * n * n)
+        operators (and the ETDRK4 coefficients), one initial field's random draw and the forcing on the
+        internal grid."""
+        c = self.config
+        n, modes = c.internal_resolution, c.internal_resolution * (c.internal_resolution // 2 + 1)
+        fixed = VorticityAdvection.operator_bytes(n) + 14 * 8 * n * n
+        if c.scheme == "classic":
+            stepping = VorticityCN.working_bytes(n, c.precision)
+        else:
+            stepping = ETDRK4.working_bytes(VorticityAdvection.sample_bytes(n, c.precision), (n, n // 2 + 1),
+                                            c.precision, sources=2 if c.forcing_amplitude else 0)
+            fixed += ETDRK4.coefficient_bytes(modes)
+        return stepping + 4 * 8 * n * n + 16 * modes, fixed
 
     def layout(self) -> Layout:
-        """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)`` and the viscosity."""
+        """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)``, the viscosity, time scheme and step."""
         c = self.config
         x = c.stored_points
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
         return Layout(coords={"x": x, "y": x, "t": c.record_times}, variables=self.variables(),
-                      static={"f": (("x", "y"), forcing)}, attrs={"viscosity": c.viscosity})
+                      static={"f": (("x", "y"), forcing)},
+                      attrs={"viscosity": c.viscosity, "scheme": c.scheme, "dt": c.dt, "precision": c.precision})
 
     def initial_vorticity(self, index: int, seed: int) -> np.ndarray:
         """``w0`` of sample ``index`` on the internal grid (float64 ``[n, n]``)."""
@@ -166,7 +186,8 @@ class NavierStokes(RecordedGridFamily):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude) if c.forcing_amplitude else None
-        solver = VorticityCN(c.internal_resolution, c.viscosity, c.dt, forcing)
+        solver = navier_stokes_stepper(c.internal_resolution, c.viscosity, c.dt, forcing, c.scheme,
+                                       np.dtype(c.precision))
         w0 = np.stack([self.initial_vorticity(i, seed) for i in indices])
         w = solver.rollout(w0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                            progress=self.report_progress)
