@@ -1,7 +1,10 @@
 """Output files that are never clobbered, mixed up or left half-replaced: the rules every pdeop writer follows.
 
 pdeop writes large files over minutes or hours, may be killed at any moment, and may be started twice
-on the same output by mistake. Three rules keep every file the user has intact:
+on the same output by mistake. Three rules keep every file the user has intact. This module holds the
+one implementation of their mechanisms (process-unique temporary names, their owners, PID-recording
+locks, flushing, probing a folder); :mod:`operators.atomic_files` and the run folders of
+:mod:`operators.training.run_folder` build on it.
 
 1. **One writer per output.** A writer of ``OUT`` holds :class:`WriterLock` (an ``flock(2)`` on the
    small lock file ``.OUT.lock`` beside it, which records the holder's PID and host) for as long as
@@ -9,10 +12,11 @@ on the same output by mistake. Three rules keep every file the user has intact:
    :class:`~solvers.errors.ConfigError` "OUT is being written by process PID". The kernel drops the
    lock when the holder dies, ``kill -9`` included, so a lock file left behind never blocks anyone;
    the holder removes it on release. Readers take no lock.
-2. **Unique temporary names.** :func:`temporary_path` gives ``.OUT.<pid>-<random>.tmp`` in OUT's
-   folder (same file system, so the final rename is atomic). A process deletes only the temporary
-   files it made itself; temporaries of writers that died (``kill -9``) are removed by the next
-   holder of the lock (:func:`remove_orphans`), and only when their PID no longer runs.
+2. **Unique temporary names.** :func:`temp_path` gives ``.OUT.tmp-PID-RANDOM`` in OUT's folder
+   (same file system, so the final rename is atomic; :func:`owner` reads the PID back). A process
+   deletes only the temporary files it made itself; temporaries of writers that died (``kill -9``)
+   are removed by the next holder of the lock (:func:`remove_orphans`, through :func:`stale`),
+   and only when their PID no longer runs.
 3. **Atomic replacement.** :func:`replace` flushes the new file to disk and renames it over ``OUT``
    (then flushes the folder), so ``OUT`` is always either the old file or the complete new one.
    An existing file is replaced only once its successor is complete: until then the successor
@@ -25,22 +29,28 @@ file replaces the file, not the link, and every rule applies to the real file.
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import os
-import secrets
+import re
 import socket
 import time
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from solvers.errors import ConfigError
 
+try:
+    import fcntl
+except ImportError:  # no POSIX locks (Windows): outputs are still checked and replaced atomically, but
+    fcntl = None  # two writers of one output are not detected
+
 #: longest file name most file systems accept (bytes)
 _NAME_MAX = 255
-#: room kept in a temporary name for ``<pid>-<random>.tmp``
-_TEMPORARY_TAIL = 32
 #: how long a refused writer waits for the holder's PID to appear in a just-created lock file
 _PID_WAIT_SECONDS = 1.0
+#: the writer's PID in a name made by :func:`temp_path`
+_OWNER = re.compile(r"\.(?:tmp|old|partial)-(\d+)-[0-9a-f]+")
 
 
 def shown(path: str | Path) -> str:
@@ -72,13 +82,62 @@ def resolve_output(path: str | Path) -> Path:
     return path
 
 
+def _short(name: str, room: int) -> str:
+    """``name``, or a hash of it when it leaves fewer than ``room`` bytes of a file name."""
+    if len(os.fsencode(name)) + room <= _NAME_MAX:
+        return name
+    return "pdeop-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:24]
+
+
+def _existing_ancestor(path: Path) -> Path:
+    current = path.absolute()
+    while not os.path.lexists(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def name_max(path: Path) -> int:
+    """Longest file name (bytes) accepted where ``path`` is or would be (255 when the system cannot say)."""
+    try:
+        return int(os.pathconf(_existing_ancestor(Path(path)), "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return _NAME_MAX
+
+
+def check_folder_writable(folder: Path, what: str) -> None:
+    """``folder`` (or, when it does not exist yet, the nearest existing folder above it) accepts new files.
+
+    A probe file is created and removed: the only test that also holds for root (who ignores
+    permission bits) and read-only mounts.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what`` when the place is a file, a folder name is too long, or the place refuses
+        writing (permissions, read-only mount).
+    """
+    try:
+        base = _existing_ancestor(folder)
+        folder_is_dir = base.is_dir()
+        limit = name_max(base)
+    except OSError as exc:
+        raise ConfigError(f"{what}: {shown(str(folder)[:80])} cannot be used ({exc.strerror or exc})") from None
+    if any(len(os.fsencode(part)) > limit for part in Path(folder).parts):
+        raise ConfigError(f"{what}: a folder name in {shown(str(folder)[:80])}... is longer than the {limit} bytes "
+                          "this file system allows")
+    if not folder_is_dir:
+        raise ConfigError(f"{what}: {shown(base)} is a file, so {shown(folder)} cannot be created")
+    probe = temp_path(base / "pdeop-probe", keep_suffix=False)
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot write in {shown(base)} ({exc.strerror or exc})") from None
+    probe.unlink()
+
+
 def _sibling(path: Path, prefix: str, suffix: str) -> Path:
     """``prefix + name + suffix`` beside ``path``, hashed when the name would be too long."""
-    name = f"{prefix}{path.name}{suffix}"
-    if len(name.encode("utf-8", "surrogateescape")) > _NAME_MAX:
-        digest = hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        name = f"{prefix}pdeop-{digest}{suffix}"
-    return path.with_name(name)
+    return path.with_name(f"{prefix}{_short(path.name, len(prefix) + len(suffix))}{suffix}")
 
 
 def lock_path(path: Path) -> Path:
@@ -91,17 +150,57 @@ def partial_path(path: Path) -> Path:
     return _sibling(path, "", ".partial")
 
 
-def _temporary_prefix(path: Path) -> str:
-    """``.NAME.`` (hashed when ``NAME`` is long): what every temporary file of ``path`` starts with."""
-    return _sibling(path, ".", "." + "x" * _TEMPORARY_TAIL).name[:-_TEMPORARY_TAIL]
+#: room a temporary name needs beyond the target's name: ``.`` ``.KIND-PID-RANDOM`` and a suffix
+_TEMPORARY_ROOM = 48
 
 
-def temporary_path(path: Path) -> Path:
-    """A new temporary name for building ``path``: ``.NAME.<pid>-<random>.tmp`` in the same folder.
+def temp_path(target: str | os.PathLike, kind: str = "tmp", keep_suffix: bool = True) -> Path:
+    """A hidden, process-unique sibling of ``target`` (same folder, so renaming it into place is atomic).
 
-    Unique per process and call; the caller deletes it (and only it) if it is not renamed into place.
+    ``.STEM.KIND-PID-RANDOM.SUFFIX`` with ``keep_suffix`` (tools that read the suffix still
+    recognise the staged file), else ``.NAME.KIND-PID-RANDOM`` (folders, dataset files). A name
+    too long for the file system is replaced by a hash of it. ``kind`` says what the copy is
+    (``tmp``, ``old``, ``partial``); :func:`owner` reads the PID back. The caller deletes it (and
+    only it) if it is not renamed into place.
     """
-    return path.with_name(f"{_temporary_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    target = Path(target)
+    token = f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    stem, suffix = (target.stem, target.suffix) if keep_suffix and len(target.suffix) <= 16 else (target.name, "")
+    return target.with_name(f".{_short(stem, _TEMPORARY_ROOM)}.{token}{suffix}")
+
+
+def owner(path: str | os.PathLike) -> int | None:
+    """PID recorded in a name made by :func:`temp_path` (None if the name has none)."""
+    match = _OWNER.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def stale(candidates: Iterable[Path]) -> list[Path]:
+    """The ``candidates`` whose writer (the PID in the name) is neither this process nor alive.
+
+    A name without a PID counts as stale: callers pass only names of their own pattern.
+    """
+    found = []
+    for path in candidates:
+        pid = owner(path)
+        if pid is None or (pid != os.getpid() and not pid_alive(pid)):
+            found.append(path)
+    return found
 
 
 def remove_orphans(path: Path) -> list[Path]:
@@ -111,34 +210,19 @@ def remove_orphans(path: Path) -> list[Path]:
     so a temporary file of another PID that still exists belongs to a process that died (or, if the
     PID was reused by a process outside pdeop, is left alone).
     """
-    prefix = _temporary_prefix(path)
-    removed = []
+    prefix = f".{_short(path.name, _TEMPORARY_ROOM)}.tmp-"
     try:
-        names = os.listdir(path.parent)
+        candidates = [path.parent / name for name in os.listdir(path.parent) if name.startswith(prefix)]
     except OSError:
-        return removed
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid_text = name[len(prefix):-len(".tmp")].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _running(int(pid_text)):
-            continue
+        return []
+    removed = []
+    for orphan in stale(c for c in candidates if owner(c) is not None):
         try:
-            (path.parent / name).unlink()
-            removed.append(path.parent / name)
-        except FileNotFoundError:
+            orphan.unlink()
+            removed.append(orphan)
+        except (FileNotFoundError, IsADirectoryError):
             pass
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def replace(new: Path, path: Path) -> None:
@@ -150,16 +234,25 @@ def replace(new: Path, path: Path) -> None:
         If the flush or the rename fails (e.g. no space left); ``path`` is then unchanged.
     """
     try:
-        with open(new, "rb") as stream:
-            os.fsync(stream.fileno())
+        fsync_file(new)
         os.replace(new, path)
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot replace {shown(path)} with the new file {shown(new)}: "
                           f"{exc.strerror or exc}; {shown(path)} is unchanged") from None
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (after renames in it); ignored where folders cannot be opened or synced."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -213,29 +306,13 @@ class WriterLock:
         """Take the lock without waiting (see the class docstring)."""
         while self._fd is None:
             try:
-                fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the lock file {shown(self.lock_file)} for {shown(self.path)}: "
-                                  f"{exc.strerror or exc}; choose another --out") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                holder = _holder(fd)
-                os.close(fd)
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise ConfigError(f"cannot lock {shown(self.lock_file)}: {exc.strerror or exc}") from None
-                raise ConfigError(f"{shown(self.path)} is being written by {holder}; wait for it to finish "
+                fd = exclusive_lock(self.lock_file, lambda fd: _same_file(fd, self.lock_file))
+            except LockHeld as held:
+                raise ConfigError(f"{shown(self.path)} is being written by {held.holder}; wait for it to finish "
                                   "or choose another --out") from None
-            if not _same_file(fd, self.lock_file):  # the previous holder removed it after we opened it
-                os.close(fd)
-                continue
-            try:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             except OSError as exc:
-                os.close(fd)
-                raise ConfigError(f"cannot write the lock file {shown(self.lock_file)}: {exc.strerror or exc}") \
-                    from None
+                raise ConfigError(f"cannot lock {shown(self.path)} through {shown(self.lock_file)}: "
+                                  f"{exc.strerror or exc}; choose another --out") from None
             self._fd = fd
 
     def release(self) -> None:
@@ -252,11 +329,72 @@ class WriterLock:
             os.close(fd)
 
 
+class LockHeld(Exception):
+    """Another process holds the lock; ``holder`` says who ("process PID", or "... on host H")."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def exclusive_lock(lock_file: Path, still_current: Callable[[int], bool] | None = None) -> int:
+    """Take an exclusive ``flock`` on ``lock_file`` without waiting and record this process in it.
+
+    The lock file is created if needed and holds ``PID HOST``; the kernel drops the lock when the
+    process dies (``kill -9`` included), so a file left behind blocks nobody.
+
+    Parameters
+    ----------
+    lock_file
+        The lock file.
+    still_current
+        Tells, given the locked descriptor, whether the file locked is still the one at
+        ``lock_file`` (a holder that removes its lock file on release may have removed it
+        meanwhile); when it says no, the lock is dropped and taken again.
+
+    Returns
+    -------
+    int
+        The open descriptor; closing it releases the lock.
+
+    Raises
+    ------
+    LockHeld
+        If another process holds the lock (naming it).
+    OSError
+        If the lock file cannot be created, locked or written.
+    """
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise LockHeld(_holder(fd)) from None
+                raise
+            if still_current is not None and not still_current(fd):
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        except BaseException:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            raise
+        return fd
+
+
 def writer_of(path: str | Path) -> str | None:
     """Who holds ``path``'s :class:`WriterLock` now ("process PID"), or None if nobody does.
 
     For readers: a file being written is incomplete and changes while read.
     """
+    if fcntl is None:
+        return None
     try:
         fd = os.open(lock_path(Path(os.path.abspath(os.fspath(path)))), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from pde_data.family import Layout
-from pde_data.output_files import shown, temporary_path
+from pde_data.output_files import check_folder_writable, shown, temp_path
 from solvers.errors import ConfigError
 
 #: per-sample completion marks (uint8 0/1); lets readers of a partial file see what is valid
@@ -119,7 +119,7 @@ def create(path: Path, layout: Layout, n_samples: int, attrs: Mapping[str, Any])
     """Create the dataset file at ``path`` with all variables allocated and no sample written.
 
     The file is built under a temporary name unique to this process
-    (:func:`~pde_data.output_files.temporary_path`) and renamed into place, so an interrupted
+    (:func:`~pde_data.output_files.temp_path`) and renamed into place, so an interrupted
     creation never leaves a broken file at ``path``; on failure only that temporary file is removed.
 
     The whole file's blocks are reserved before it is renamed into place, so a disk too small
@@ -130,7 +130,7 @@ def create(path: Path, layout: Layout, n_samples: int, attrs: Mapping[str, Any])
     ConfigError
         If the file system refuses the file (no space left, file too large, read-only...).
     """
-    tmp = temporary_path(path)
+    tmp = temp_path(path, keep_suffix=False)
     sizes = layout.sizes(n_samples)
     try:
         with h5netcdf.File(tmp, "w") as f:
@@ -257,12 +257,10 @@ def check_writable(path: Path) -> None:
         raise ConfigError(f"cannot create the folder {shown(parent)} for --out: {exc.strerror or exc}") from None
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"cannot write to {shown(path)}: permission denied; choose another --out")
-    probe = temporary_path(path)
-    try:  # root ignores permission bits: only creating a file shows a read-only mount or a bad name
-        probe.touch(exist_ok=False)
-    except OSError as exc:
-        raise ConfigError(f"cannot write to {shown(path)}: {exc.strerror or exc}; choose another --out") from None
-    probe.unlink(missing_ok=True)
+    try:
+        check_folder_writable(parent, "--out")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; choose another --out") from None
 
 
 def _attr_value(value: Any) -> Any:
