@@ -110,6 +110,7 @@ class EllipticConfig:
         check(self.alpha > 1.0, f"alpha must be a number > 1 for a continuous field (got {self.alpha})")
         check(self.tau > 0, f"tau must be a positive number (got {self.tau})")
         check_power("the random fields' amplitude tau^(alpha - 1)", self.tau, self.alpha - 1.0)
+        check_power("the random fields' tau^2", self.tau, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)

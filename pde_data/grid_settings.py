@@ -22,9 +22,30 @@ from pde_data.family import Family
 
 #: relative tolerance when a time interval must be a whole number of time steps
 _RATIO_TOLERANCE = 1e-9
+#: the most grid points per side a remedy may name (HDF5 and NumPy index grids beyond this with
+#: 64-bit integers, but no machine holds such a grid: a run needing more is refused as hopeless)
+LARGEST_GRID = 2**31
 #: decades the spectrum must have fallen by at the 2/3 cut-off for the grid to resolve the solution
 #: (coefficients below 1e-3 of the energetic ones: Gibbs ripples of at most ~0.1% of the amplitude)
 RESOLVED_DECADES = 3.0
+
+
+def safe_bound(value: float, up: bool, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits, rounded away from the refused side, for a remedy.
+
+    A remedy "use viscosity >= V" must name a V that passes the check: ``up`` rounds a lower bound
+    up, else an upper bound (``dt <= ...``, ``L <= ...``) is rounded down.
+    """
+    if not math.isfinite(value) or value <= 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value)) - digits + 1
+    units = value / 10.0**exponent
+    count = round(units)
+    while True:
+        text = f"{count * 10.0**exponent:.{digits + 1}g}"
+        if (float(text) >= value) if up else (float(text) <= value):
+            return f"{float(text):g}"
+        count += 1 if up else -1
 
 
 def kept_modes(n: int) -> int:
@@ -48,7 +69,7 @@ def smallest_grid(modes: float, multiple_of: int, minimum: int = 4) -> int:
     Returns the smallest ``n`` with :func:`kept_modes` ``(n) >= modes``.
     """
     step = math.lcm(2, int(multiple_of))
-    n = max(minimum, step * math.ceil(max(3.0 * math.ceil(modes) - 2, 1) / step))
+    n = max(minimum, step * -(-max(3 * math.ceil(modes) - 2, 1) // step))  # integer arithmetic: exact
     while kept_modes(n) < modes:
         n += step
     return n
@@ -130,7 +151,8 @@ class RecordedGrid:
         if cfl <= limit:
             return
         check(False, f"dt = {self.dt:g} is too large for internal_resolution = {n}: {state} gives a CFL number "
-                     f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= {limit / (speed * k_max):.3g}")
+                     f"dt*max|u|*k_max of about {cfl:.3g} (limit {limit:.3g}); use dt <= "
+                     f"{safe_bound(limit / (speed * k_max), up=False)}")
 
     def check_resolution(self, modes: float, what: str, alternative: str) -> None:
         """Refuse an ``internal_resolution`` that keeps fewer than ``modes`` Fourier modes.
@@ -143,7 +165,7 @@ class RecordedGrid:
         what
             What needs the modes, for the message (e.g. ``"shocks of width 8e-07"``).
         alternative
-            The other remedy (e.g. ``"or a viscosity >= 0.0012"``).
+            The other remedy (e.g. ``"viscosity >= 0.0012"``, from :func:`safe_bound`).
 
         Raises
         ------
@@ -153,10 +175,13 @@ class RecordedGrid:
         n = self.internal_resolution
         if kept_modes(n) >= modes:
             return
+        if not modes <= LARGEST_GRID / 3:
+            check(False, f"internal_resolution = {n} cannot resolve {what}: about {modes:.3g} Fourier modes are "
+                         f"needed, more than any grid can hold; use {alternative} instead")
         needed = smallest_grid(modes, self.resolution)
         check(False, f"internal_resolution = {n} cannot resolve {what}: it keeps {kept_modes(n)} Fourier modes "
                      f"after 2/3 dealiasing, {math.ceil(modes)} are needed; use internal_resolution >= {needed} "
-                     f"(a multiple of resolution = {self.resolution}) {alternative}")
+                     f"(a multiple of resolution = {self.resolution}) or {alternative}")
 
     def stored_sizes(self, space_dims: tuple[str, ...]) -> dict[str, int]:
         """Sizes of the stored dimensions: ``t`` and each of ``space_dims`` (no allocation)."""

@@ -277,7 +277,7 @@ class ETDRK4(Rollout):
 
 
 def advection_1d_bytes(n: int, dtype: type = np.float64) -> tuple[int, int]:
-    """Memory of an :class:`ETDRK4` integrator of ``-(u^2/2)_x`` plus a linear part on ``n`` points, from the sizes alone.
+    """Memory of an :class:`ETDRK4` integrator of ``-(u^2/2)_x`` plus a linear part on ``n`` points (sizes alone).
 
     Returns
     -------

@@ -87,9 +87,9 @@ class Rollout(ABC):
         ------
         StabilityError
             When a snapshot is not finite, its CFL number ``dt * max speed * cutoff_wavenumber``
-            exceeds ``cfl_limit``, or ``invariant`` grew past its limit; the message names the sample (``labels``; the lowest row among
-            those found before the other blocks stopped), the time since the initial condition and
-            the remedy. A failure or a Ctrl-C stops all blocks within ``_STEPS_PER_CHECK`` steps.
+            exceeds ``cfl_limit``, or ``invariant`` grew past its limit; the message names the
+            sample (``labels``; the lowest row among those found before the other blocks stopped),
+            the time since the initial condition and the remedy. A failure or a Ctrl-C stops all blocks within ``_STEPS_PER_CHECK`` steps.
         """
         initial = np.asarray(initial, dtype=np.float64)
         batch, grid = initial.shape[0], initial.shape[1:]

@@ -25,9 +25,10 @@ from typing import Literal
 
 import numpy as np
 
-from pde_data.config import check
+from pde_data.config import check, check_power
 from pde_data.family import Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RESOLVED_DECADES, RecordedGrid, RecordedGridFamily, check_positive, kept_modes
+from pde_data.grid_settings import (RESOLVED_DECADES, RecordedGrid, RecordedGridFamily, check_positive, kept_modes,
+                                    safe_bound)
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
 from solvers.etdrk4 import advection_1d_bytes
@@ -78,6 +79,9 @@ class BurgersConfig(RecordedGrid):
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
+        if self.ic_sigma > 0:
+            check_power("the initial field's variance scale ic_sigma^2", self.ic_sigma, 2.0)
+        check_power("ic_tau^2", self.ic_tau, 2.0)
         self.check_grid_and_times()
 
     def check_physics(self) -> None:
@@ -87,10 +91,10 @@ class BurgersConfig(RecordedGrid):
         if speed > 0:
             decay = math.log(10.0**RESOLVED_DECADES)
             width = 2.0 * self.viscosity / speed
-            smallest_viscosity = decay * speed / (2.0 * math.pi**2 * max(1, kept_modes(self.internal_resolution)))
+            smallest = decay * speed / (2.0 * math.pi**2 * max(1, kept_modes(self.internal_resolution)))
             self.check_resolution(decay / (math.pi**2 * width),
                                   f"the shocks of viscosity {self.viscosity:g} (width 2 nu / max|u| about {width:.3g} "
-                                  f"with max|u| about {speed:.3g})", f"or viscosity >= {smallest_viscosity:.3g}")
+                                  f"with max|u| about {speed:.3g})", f"viscosity >= {safe_bound(smallest, up=True)}")
 
     def initial_std(self) -> float:
         """Pointwise standard deviation of ``u0`` on the internal grid."""

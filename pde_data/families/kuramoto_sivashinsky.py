@@ -32,7 +32,7 @@ import numpy as np
 
 from pde_data.config import check
 from pde_data.family import Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, kept_modes
+from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, kept_modes, safe_bound
 from solvers.etdrk4 import advection_1d_bytes
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
@@ -113,10 +113,11 @@ class KuramotoSivashinskyConfig(RecordedGrid):
         """The time step (CFL number on the attractor) and the grid (points per unit length, module docstring)."""
         self._check_cfl()
         longest = self.L[-1]
+        longest_resolved = 2.0 * np.pi * kept_modes(self.internal_resolution) / RESOLVED_WAVENUMBER
         self.check_resolution(RESOLVED_WAVENUMBER * longest / (2.0 * np.pi),
                               f"the Kuramoto-Sivashinsky fine structure on L = {longest:g} (its spectrum needs "
                               f"wavenumbers up to {RESOLVED_WAVENUMBER:g}, about 1.5 points per unit length)",
-                              f"or L <= {2.0 * np.pi * kept_modes(self.internal_resolution) / RESOLVED_WAVENUMBER:.4g}")
+                              f"L <= {safe_bound(longest_resolved, up=False)}")
 
     @property
     def varying_length(self) -> bool:
@@ -132,7 +133,8 @@ class KuramotoSivashinskyConfig(RecordedGrid):
         check(cfl <= RK4_IMAGINARY_LIMIT,
               f"dt = {self.dt:g} is too large for internal_resolution = {self.internal_resolution} and L = "
               f"{self.L[0]:g}: with max|u| about {speed:g} the CFL number dt*max|u|*k_max is about {cfl:.3g} "
-              f"(limit {RK4_IMAGINARY_LIMIT:.3g}); use dt <= {RK4_IMAGINARY_LIMIT / (speed * k_max):.3g}")
+              f"(limit {RK4_IMAGINARY_LIMIT:.3g}); use dt <= "
+              f"{safe_bound(RK4_IMAGINARY_LIMIT / (speed * k_max), up=False)}")
 
 
 @register_family("kuramoto-sivashinsky")

@@ -34,7 +34,7 @@ import numpy as np
 
 from pde_data.config import check, check_finite, check_power
 from pde_data.family import Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes
+from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes, safe_bound
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.etdrk4 import ETDRK4
 from solvers.navier_stokes import SCHEME_CFL_LIMITS, VorticityAdvection, VorticityCN, navier_stokes_stepper
@@ -93,6 +93,9 @@ class NavierStokesConfig(RecordedGrid):
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
         if self.ic_sigma is None:
             check_power("the initial field's amplitude ic_tau^(ic_alpha - 1)", self.ic_tau, self.ic_alpha - 1.0)
+        elif self.ic_sigma > 0:
+            check_power("the initial field's variance scale ic_sigma^2", self.ic_sigma, 2.0)
+        check_power("ic_tau^2", self.ic_tau, 2.0)
         check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
 
@@ -110,7 +113,7 @@ class NavierStokesConfig(RecordedGrid):
         self.check_resolution(dissipation / (2.0 * math.pi),
                               f"the flow of viscosity {self.viscosity:g}: its enstrophy-dissipation wavenumber "
                               f"sqrt(Omega / nu) is about {dissipation:.4g} (rms vorticity bound Omega about "
-                              f"{omega:.3g})", f"or viscosity >= {smallest_viscosity:.3g}")
+                              f"{omega:.3g})", f"viscosity >= {safe_bound(smallest_viscosity, up=True)}")
 
     @property
     def sigma(self) -> float:
