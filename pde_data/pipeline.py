@@ -49,7 +49,7 @@ class ResolvedConfig:
             "seed": self.seed,
             "settings": to_mapping(self.settings),
         }
-        return json.dumps(payload, sort_keys=True)
+        return json.dumps(payload, sort_keys=True, allow_nan=False)  # settings are finite (pde_data.config)
 
 
 def presets(problem: str) -> list[str]:

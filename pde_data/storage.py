@@ -268,7 +268,7 @@ def _attr_value(value: Any) -> Any:
     if isinstance(value, bool):
         return np.int8(value)
     if isinstance(value, (dict, list, tuple)) and not _numeric_sequence(value):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value, sort_keys=True, allow_nan=False)
     return value
 
 

@@ -299,6 +299,26 @@ def test_damaged_and_foreign_files_give_one_line_everywhere(toy, capsys):
         assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
+def test_info_json_is_strict_even_for_a_file_holding_nan(toy, capsys):
+    """`pdeop info --json` of a file whose attributes and statistics hold NaN / inf (crafted, or foreign) prints
+    strict JSON: the values as null, listed under non_finite."""
+    import json
+
+    out = _toy_file(toy)
+    with h5py.File(out, "r+") as f:
+        f.attrs["rate"] = np.nan
+        f.attrs["other"] = np.inf
+    capsys.readouterr()
+    assert main(["info", "--json", str(out)]) == 0
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the JSON output")
+
+    info = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert info["attrs"]["rate"] is None and info["attrs"]["other"] is None
+    assert info["non_finite"]["values"] == {"attrs.rate": "NaN", "attrs.other": "Infinity"}
+
+
 # ---------------------------------------------------------------- closed pipes and Ctrl-C
 
 
