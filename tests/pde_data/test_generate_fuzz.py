@@ -52,7 +52,7 @@ TINY = {
     "darcy": ["resolution=9"],
     "heat": ["resolution=9", "steps=2"],
     "helmholtz": ["resolution=9", "wavenumber=3"],
-    "convection-diffusion": ["resolution=9"],
+    "convection-diffusion": ["resolution=9", "diffusivity=0.1"],
     "poisson": ["resolution=9"],
 }
 

@@ -105,3 +105,23 @@ def test_settings_that_overflow_together_are_refused(settings: dict, fragment: s
     """Finite settings whose random-field amplitude leaves the float range are a ConfigError naming it."""
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         from_mapping(NavierStokesConfig, settings)
+
+
+def test_convection_diffusion_central_differences_need_a_cell_peclet_number_below_one() -> None:
+    """diffusivity 1e-3 at speed 1 on 65 points (cell Peclet number 7.8) is refused naming resolution >= 501,
+    which passes (h = 1/500 = 2 eps / v) while 500 does not; upwind differences and the printed
+    diffusivity pass on the coarse grid."""
+    from pde_data.families.convection_diffusion import ConvectionDiffusion, ConvectionDiffusionConfig
+
+    def family(**settings):
+        return ConvectionDiffusion(from_mapping(ConvectionDiffusionConfig, {"resolution": 65, "diffusivity": 1e-3,
+                                                                            **settings}))
+    with pytest.raises(ConfigError, match="cell Peclet number") as info:
+        family().check_settings()
+    message = str(info.value)
+    assert "use resolution >= 501," in message
+    family(resolution=501).check_settings()
+    with pytest.raises(ConfigError, match="cell Peclet number"):
+        family(resolution=500).check_settings()
+    family(scheme="upwind").check_settings()
+    family(diffusivity=float(re.search(r"diffusivity >= ([0-9.e+-]+)$", message).group(1))).check_settings()
