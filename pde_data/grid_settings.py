@@ -25,6 +25,9 @@ _RATIO_TOLERANCE = 1e-9
 #: the most grid points per side a remedy may name (HDF5 and NumPy index grids beyond this with
 #: 64-bit integers, but no machine holds such a grid: a run needing more is refused as hopeless)
 LARGEST_GRID = 2**31
+#: most time steps one sample may take: 2000 times the longest preset (5e5, Navier-Stokes fno at dt 1e-4);
+#: beyond it no run finishes (a dt of 1e-200 was accepted and the run never ended)
+MAX_TIME_STEPS = 10**9
 #: decades the spectrum must have fallen by at the 2/3 cut-off for the grid to resolve the solution
 #: (coefficients below 1e-3 of the energetic ones: Gibbs ripples of at most ~0.1% of the amplitude)
 RESOLVED_DECADES = 3.0
@@ -102,6 +105,8 @@ def whole_multiple(name: str, value: float, unit_name: str, unit: float) -> int:
     Used for ``record_every`` (a multiple of ``dt``) and ``T`` (a multiple of ``record_every``).
     """
     ratio = value / unit
+    check(math.isfinite(ratio), f"{name} / {unit_name} = {value:g} / {unit:g} is beyond the float range; "
+          f"use a larger {unit_name} or a smaller {name}")
     count = round(ratio)
     check(count >= 1 and abs(ratio - count) <= _RATIO_TOLERANCE * max(1.0, ratio),
           f"{name} must be a whole multiple of {unit_name} = {unit:g} (got {name} = {value:g}, "
@@ -113,9 +118,12 @@ class RecordedGrid:
     """Grid and time-step settings shared by the time-dependent family configs.
 
     Mixed into a frozen dataclass that has the fields ``resolution``, ``internal_resolution``,
-    ``dt``, ``record_every`` and ``T``; the dataclass calls :meth:`check_grid_and_times` from its
-    ``__post_init__``.
+    ``dt``, ``record_every`` and ``T`` (and may have ``warmup_steps``); the dataclass calls
+    :meth:`check_grid_and_times` from its ``__post_init__``.
     """
+
+    #: steps taken and discarded before the first snapshot (a field of the families that have a warm-up)
+    warmup_steps: int = 0
 
     def check_physics(self) -> None:
         """A-priori checks of the time step and grid (each family: CFL number, resolution)."""
@@ -126,6 +134,11 @@ class RecordedGrid:
         grid_stride(self.resolution, self.internal_resolution)
         whole_multiple("record_every", self.record_every, "dt", self.dt)
         whole_multiple("T", self.T, "record_every", self.record_every)
+        steps = self.steps_per_record * self.records + max(0, self.warmup_steps)
+        check(steps <= MAX_TIME_STEPS,
+              f"each sample would take {steps:.3g} time steps (T / dt = {self.T:g} / {self.dt:g}"
+              f"{' plus warmup_steps' if self.warmup_steps else ''}), more than the {MAX_TIME_STEPS:.0e} any run "
+              f"can finish; use a larger dt, a smaller T{' or fewer warmup_steps' if self.warmup_steps else ''}")
 
     def check_initial_cfl(self, speed: float, limit: float, state: str) -> None:
         """Check the a-priori CFL number ``dt * speed * k_max`` of the initial state against ``limit``.

@@ -118,3 +118,29 @@ def test_runs_that_do_not_fit_are_refused_with_what_to_change(kwargs, fragment) 
     with pytest.raises(ConfigError) as info:
         _check(**kwargs)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("problem, settings", [
+    ("kuramoto-sivashinsky", {"dt": 4.872916184662079e-220}),  # found by the fuzzer: the run never ended
+    ("kuramoto-sivashinsky", {"warmup_steps": 10**14}),
+    ("burgers", {"dt": 1e-12}),
+    ("navier-stokes", {"dt": 1e-300}),
+])
+def test_runs_of_more_time_steps_than_can_finish_are_refused(problem, settings) -> None:
+    """A time step so small (or a warm-up so long) that a sample takes more than MAX_TIME_STEPS steps is a
+    ConfigError naming the step count (record_every / dt and T / record_every are whole numbers in floating
+    point beyond 2^53, so the whole-multiple checks alone let dt = 1e-220 through)."""
+    from pde_data.config import from_mapping
+    from pde_data.grid_settings import MAX_TIME_STEPS
+
+    with pytest.raises(ConfigError, match=rf"time steps .* more than the {re.escape(f'{MAX_TIME_STEPS:.0e}')} any run can"):
+        from_mapping(get_family(problem).config_class, settings)
+
+
+def test_time_step_counts_beyond_the_float_range_are_refused_by_name() -> None:
+    """``record_every / dt`` that overflows to inf is a ConfigError naming both settings (was the bare
+    "cannot convert float infinity to integer")."""
+    from pde_data.config import from_mapping
+
+    with pytest.raises(ConfigError, match=r"record_every / dt = .* beyond the float range; use a larger dt"):
+        from_mapping(get_family("burgers").config_class, {"dt": 5e-324})
