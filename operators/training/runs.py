@@ -104,12 +104,15 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
     Returns
     -------
     dict
-        :func:`~operators.training.evaluation.evaluate`'s metrics plus the data used, whether it is
-        the training dataset, the training grid and, when training used a coarser grid than the
-        file's (or ``evaluation.super_resolution_subsample`` is set), ``super_resolution``: the
-        zero-shot errors on the finer grid.
+        :func:`~operators.training.evaluation.evaluate_with_baselines`'s metrics (the model's, the
+        same metrics of the trivial baselines on the same items — persistence and linear
+        extrapolation for time-dependent data, the training-set mean output for static maps — and
+        the model's skill against each) plus the data used, whether it is the training dataset, the
+        training grid and, when training used a coarser grid than the file's (or
+        ``evaluation.super_resolution_subsample`` is set), ``super_resolution``: the zero-shot errors
+        on the finer grid.
     """
-    from operators.training.evaluation import evaluate
+    from operators.training.evaluation import evaluate, evaluate_with_baselines
     from pde_data.loading import fingerprint, make_dataset, open_dataset
 
     config = evaluation_data(loaded, data, horizon)
@@ -124,7 +127,8 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
     metrics["same_dataset_as_training"] = fingerprint(ds) == loaded.metadata["dataset"]
     ds.close()
     metrics["train_resolution"] = loaded.metadata["grid"]["shape"]
-    metrics.update(evaluate(loaded.surrogate, dataset, **kwargs))
+    baselines, unavailable = run_baselines(loaded, dataset)
+    metrics.update(evaluate_with_baselines(loaded.surrogate, dataset, baselines, unavailable, **kwargs))
     sub = loaded.config.evaluation.super_resolution_subsample
     if sub is None and config.subsample > 1:
         sub = 1
@@ -135,3 +139,30 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
         if "rollout" in result:
             metrics["super_resolution"]["rollout"] = result["rollout"]
     return metrics
+
+
+def run_baselines(loaded: LoadedRun, dataset) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+    """The trivial baselines of a run's test ``dataset`` (see :mod:`operators.training.baselines`).
+
+    Time-dependent data: persistence and linear extrapolation. Static maps: the mean output of the
+    run's training split (read from the run's data file, resampled to the test grid if it differs).
+
+    Returns
+    -------
+    (baselines, unavailable)
+        ``{name: (predictor, dataset)}`` and ``{name: reason}`` for those that cannot be computed.
+    """
+    from operators.training.baselines import TrainingMean, time_baselines
+    from pde_data.loading import make_dataset
+    from pde_data.normalization import resample
+
+    if getattr(dataset, "time_dependent", False):
+        return time_baselines(dataset)
+    data = loaded.config.data
+    try:
+        train = make_dataset(data, "train")
+    except ConfigError as exc:
+        return {}, {"training_mean": f"the training data cannot be read ({exc})"}
+    mean = TrainingMean.fit(train.outputs).mean
+    mean = resample(mean, dataset.space_shape, loaded.periodic)
+    return {"training_mean": (TrainingMean(mean), dataset)}, {}
