@@ -112,7 +112,9 @@ def _rollout_table(metrics: dict[str, Any], baselines: dict[str, Any], max_rows:
         worse = [t for t, v in zip(rollout["t"], skill["rollout"]["rel_l2"]) if v is not None and v <= 0]
         if worse:
             lines.append(f"warning: the model is no better than persistence at {len(worse)} of {n} steps "
-                         f"(t = {', '.join(f'{t:.4g}' for t in worse[:8])}{', ...' if len(worse) > 8 else ''})")
+                         f"(t = {', '.join(f'{t:.4g}' for t in worse[:8])}{', ...' if len(worse) > 8 else ''}); "
+                         f"a model that predicts the state itself often is at small budgets: try "
+                         f"training.predict: increment")
     return lines
 
 
