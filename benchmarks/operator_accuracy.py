@@ -161,7 +161,7 @@ def baseline_columns(metrics: dict[str, Any]) -> dict[str, Any]:
         steps = skill["rollout"]["rel_l2"]
         columns.update({"baseline_rel_l2_step1": metrics["baselines"][name]["rollout"]["rel_l2"][0],
                         "rel_l2_step1": metrics["rollout"]["rel_l2"][0], "skill_step1": steps[0],
-                        "skill_worst_step": min(steps)})
+                        "skill_worst_step": min((v for v in steps if v is not None), default=None)})
     return columns
 
 
@@ -213,8 +213,9 @@ def main() -> None:
                           f"({rows[-1]['train_seconds']:.0f} s)", flush=True)
     summary = summarise(rows)
     print(format_table(rows, ["task", "model", "seed", "epochs", "parameters", "train_seconds", "test_rel_l2",
-                              "test_rel_h1", "correlation_time", "baseline", "baseline_rel_l2", "skill",
-                              "skill_step1", "skill_worst_step"]))
+                              "test_rel_h1", "correlation_time"]))
+    print(format_table(rows, ["task", "model", "seed", "test_rel_l2", "baseline", "baseline_rel_l2", "skill",
+                              "rel_l2_step1", "baseline_rel_l2_step1", "skill_step1", "skill_worst_step"]))
     for key, value in summary.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     name = "operator_accuracy_quick" if args.quick else "operator_accuracy"

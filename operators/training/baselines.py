@@ -14,7 +14,9 @@ a :class:`~operators.training.surrogate.Surrogate` (``eval()``, ``predict(x, con
 for static maps), so baselines and model go through the same metrics on the same test items.
 The model's *skill* against a baseline is ``1 - error_model / error_baseline`` (:func:`skill`), per
 rollout step from the mean errors at that step: 1 is perfect, 0 no better than the baseline, negative
-worse — the skill score of weather forecasting, where persistence is the classic reference.
+worse — the skill score of weather forecasting, where persistence is the classic reference. Like the
+model's, the baselines' errors are reported step by step (rollout curves, correlation times), the way
+PDEArena and APEBench report autoregressive rollouts.
 """
 
 from __future__ import annotations

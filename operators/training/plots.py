@@ -96,7 +96,7 @@ def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
         lowest = 0.0
         for name in baselines:
             style, label = _BASELINE_STYLES.get(name, ("-.", name))
-            values = [np.nan if v is None else v for v in metrics["skill"][name]["rollout"]["rel_l2"]]
+            values = np.asarray(metrics["skill"][name]["rollout"]["rel_l2"], dtype=float)  # null (undefined) -> NaN
             lowest = min(lowest, np.nanmin(values, initial=0.0))
             ax.plot(rollout["t"], values, style, marker=marker, color="C0", label=f"vs {label}")
         ax.axhline(0.0, color="k", linewidth=0.8)
