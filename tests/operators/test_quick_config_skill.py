@@ -35,9 +35,9 @@ def test_quick_ns_config_beats_persistence_at_the_first_step(small_ns, tmp_path)
     """Skill against persistence at step 1 (1 - error_model / error_persistence) goes from negative at
     initialisation to clearly positive after training, and stays positive at every rollout step.
 
-    Margin: with these sizes, seeds 0-5 gave step-1 skill 0.30-0.36 (mean 0.33, standard deviation 0.025;
-    persistence error 0.074, model 0.048-0.052) and initial skill -0.12 (seed 0) to -1.97; the bound 0.2
-    is five standard deviations below the lowest seed, room for other seeds and BLAS/FFT rounding. The
+    Margin: with these sizes, seeds 0-5 gave step-1 skill 0.51-0.60 (mean 0.55, standard deviation 0.03;
+    persistence error 0.074, model 0.030-0.036) and initial skill -0.12 (seed 0) to -1.97; the bound 0.3
+    is seven standard deviations below the lowest seed, room for other seeds and BLAS/FFT rounding. The
     state-predicting protocol the demo used before scores far below 0 on this data (-5 after 30
     epochs at n_train 30), so the check separates the two.
     """
@@ -51,5 +51,5 @@ def test_quick_ns_config_beats_persistence_at_the_first_step(small_ns, tmp_path)
     trainer.fit()
     after = score()
     assert before[0] < 0, before
-    assert after[0] > 0.2, after
+    assert after[0] > 0.3, after
     assert min(after) > 0, after
