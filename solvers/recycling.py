@@ -39,17 +39,16 @@ def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
     try:
         # G has full column rank, so G^T G is SPD and the problem is the standard one
         # (G^T G)^-1 G^T W^T V z = (1 / theta) z: half the cost of the QZ algorithm
-        mu, vecs = np.linalg.eig(la.cho_solve(la.cho_factor(gram), cross))
+        mu, vecs = np.linalg.eig(la.cho_solve(la.cho_factor(gram, check_finite=False), cross, check_finite=False))
         with np.errstate(divide="ignore", invalid="ignore"):
             theta = 1.0 / mu
     except la.LinAlgError:
         theta, vecs = la.eig(gram, cross)
     size = np.abs(theta)
     size[~np.isfinite(size)] = np.inf
-    order = np.argsort(size, kind="stable")
     cols: list[np.ndarray] = []
     used = np.zeros(d, dtype=bool)
-    for i in order:
+    for i in np.argsort(size, kind="stable").tolist():
         if len(cols) >= k or not np.isfinite(size[i]):
             break
         if used[i]:
@@ -58,8 +57,7 @@ def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
         if abs(theta[i].imag) <= 1e-12 * max(size[i], 1e-300):
             cols.append(vecs[:, i].real)
             continue
-        partner = np.where(~used, np.abs(theta - np.conj(theta[i])), np.inf).argmin()
-        used[partner] = True
+        used[_conjugate_partner(theta, i, used)] = True
         if len(cols) + 2 > k:
             break
         cols += [vecs[:, i].real, vecs[:, i].imag]
@@ -68,6 +66,19 @@ def harmonic_ritz_vectors(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
     Q, R = np.linalg.qr(np.column_stack(cols))
     rank = int(np.sum(np.abs(np.diag(R)) > 1e-12 * np.abs(R[0, 0])))
     return Q[:, :rank]
+
+
+def _conjugate_partner(theta: np.ndarray, i: int, used: np.ndarray) -> int:
+    """Index of the conjugate of the complex ``theta[i]`` among the unused eigenvalues.
+
+    LAPACK's real eigensolvers return a conjugate pair consecutively, so the two neighbours are
+    tried first; the nearest unused value is the fallback.
+    """
+    target = np.conj(theta[i])
+    for guess in (i + 1, i - 1):
+        if 0 <= guess < theta.size and not used[guess] and abs(theta[guess] - target) <= 1e-8 * abs(target):
+            return guess
+    return int(np.where(~used, np.abs(theta - target), np.inf).argmin())
 
 
 def tall_qr(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
