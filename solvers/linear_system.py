@@ -87,3 +87,19 @@ def check_system(A: Operator, b: np.ndarray) -> np.ndarray:
     if data is not None and not np.all(np.isfinite(data)):
         raise SolverError("the matrix holds non-finite coefficients")
     return b
+
+
+class CountedOperator(LinearOperator):
+    """Wraps an operator (matrix, ``LinearOperator``, preconditioner) and counts its applications.
+
+    For SciPy's solvers, which report no product counts themselves.
+    """
+
+    def __init__(self, op: Operator) -> None:
+        self._apply = as_matvec(op)
+        self.calls = 0
+        super().__init__(np.float64, op.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self._apply(x.reshape(-1))
