@@ -37,7 +37,8 @@ EXTRAS = {
     # optional TensorBoard scalars of a run's history (training.tensorboard: true)
     "tensorboard": ["tensorboard>=2.10"],
     # exponax (JAX) is only used by benchmarks/spectral_generators.py as a competitor.
-    "bench": ["exponax>=0.1", "jax>=0.4"],
+    # threadpoolctl pins BLAS to one thread in benchmarks/skr*.py.
+    "bench": ["exponax>=0.1", "jax>=0.4", "threadpoolctl>=3"],
 }
 
 

@@ -79,12 +79,25 @@ class SSOR(_TriangularSweeps):
         Sparse matrix with a non-zero diagonal.
     omega
         Relaxation factor in ``(0, 2)``.
+    blocks
+        Sweep within ``blocks`` contiguous row blocks only, ignoring the couplings between them:
+        what PETSc's ``PCSOR`` does on that many MPI ranks (block Jacobi between the ranks, rows
+        split as ``PetscSplitOwnership`` splits them). ``1``: the sequential sweep.
     """
 
-    def __init__(self, A: sp.spmatrix, omega: float = 1.0) -> None:
+    def __init__(self, A: sp.spmatrix, omega: float = 1.0, blocks: int = 1) -> None:
         if not 0.0 < omega < 2.0:
             raise ConfigError(f"SOR relaxation omega must lie in (0, 2) (got {omega!r})")
+        if not (isinstance(blocks, (int, np.integer)) and blocks >= 1):
+            raise ConfigError(f"SOR blocks must be an integer >= 1 (got {blocks!r})")
         A = sp.csr_matrix(A)
+        if blocks > 1:
+            n = A.shape[0]
+            sizes = np.full(blocks, n // blocks) + (np.arange(blocks) < n % blocks)
+            owner = np.repeat(np.arange(blocks), sizes)
+            coo = A.tocoo()
+            local = owner[coo.row] == owner[coo.col]
+            A = sp.csr_matrix((coo.data[local], (coo.row[local], coo.col[local])), shape=A.shape)
         diag = _diagonal(A, "SOR")
         D = sp.diags(diag)
         super().__init__(D + omega * sp.tril(A, k=-1), omega * (2.0 - omega) * diag, D + omega * sp.triu(A, k=1))
@@ -188,7 +201,7 @@ def build_preconditioner(kind: str, A: sp.spmatrix, *, symmetric: bool = True, *
     symmetric
         Whether ``A`` is symmetric (chooses the multigrid flavour).
     **options
-        ``drop_tol``, ``fill_factor`` for ILU; ``omega`` for SOR; ``amg_kind`` (``"sa"``/``"rs"``) for AMG.
+        ``drop_tol``, ``fill_factor`` for ILU; ``omega``, ``blocks`` for SOR; ``amg_kind`` (``"sa"``/``"rs"``) for AMG.
 
     Raises
     ------
@@ -202,7 +215,7 @@ def build_preconditioner(kind: str, A: sp.spmatrix, *, symmetric: bool = True, *
     if kind == "jacobi":
         return Jacobi(A)
     if kind == "sor":
-        return SSOR(A, omega=options.get("omega", 1.0))
+        return SSOR(A, omega=options.get("omega", 1.0), blocks=options.get("blocks", 1))
     if kind == "ilu0":
         return DiagonalILU(A)
     if kind == "ilu":
