@@ -1,0 +1,97 @@
+"""3D Helmholtz ``-Laplace(u) - k(x)^2 (1 + i sigma(x)) u = f`` on the unit cube with an absorbing layer.
+
+The 2D :mod:`~pde_data.families.helmholtz` family's absorbing (impedance) problem on a ``K^3``
+vertex grid, with a damping (sponge) layer added inside the boundary: ``sigma`` rises
+quadratically from 0 at depth ``layer_width`` to ``layer_strength`` on each face (summed over
+the faces near an edge or corner), so outgoing waves decay before they meet the first-order
+impedance condition ``du/dn - i k u = 0``, which alone reflects oblique waves. The wavenumber
+field ``k = k0 (1 + contrast tanh(g_1))`` and the source ``f = source_scale g_2`` vary per sample.
+The complex symmetric system is solved in its real form (``2 K^3`` unknowns, non-symmetric and
+indefinite); ``u`` and ``u_imag`` are stored.
+
+These are the systems where sparse LU's fill (``O(n^{4/3})`` memory in 3D) and multigrid's
+weakness on indefinite operators bite: ``benchmarks/skr_crossover.py`` measures the methods as
+``n`` grows, and :meth:`Helmholtz3D.traits` carries the measured crossover to ``solver: auto``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+from pde_data.config import check, check_positive_finite
+from pde_data.families.helmholtz import Helmholtz, HelmholtzConfig
+from pde_data.family import register_family
+from pde_data.finite_differences import helmholtz_matrix, impedance_rhs, realify, realify_vector
+from solvers.traits import ProblemTraits
+
+
+@dataclasses.dataclass(frozen=True)
+class Helmholtz3DConfig(HelmholtzConfig):
+    """:class:`~pde_data.families.helmholtz.HelmholtzConfig` on a 3D grid, with the damping layer.
+
+    Attributes
+    ----------
+    layer_width
+        Depth of the damping layer, as a fraction of the side (0: no layer).
+    layer_strength
+        ``sigma`` on a face (the layer's largest damping ``k^2 -> k^2 (1 + i sigma)``).
+    """
+
+    resolution: int = 32
+    layer_width: float = 0.15
+    layer_strength: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.boundary == "impedance", f"helmholtz3d has an absorbing (impedance) boundary; boundary must be "
+                                            f"'impedance' (got {self.boundary!r})")
+        check(0.0 <= self.layer_width < 0.5, f"layer_width must be a number in [0, 0.5) (got {self.layer_width})")
+        check_positive_finite(layer_strength=self.layer_strength)
+
+
+def damping_layer(resolution: int, dim: int, width: float, strength: float) -> np.ndarray:
+    """``sigma`` on the full vertex grid: ``strength * sum_j (max(0, width - dist_j) / width)^2``.
+
+    ``dist_j`` is a node's distance to the nearer face normal to axis ``j``; zero inside the
+    layer's inner boundary, ``strength`` on a face (more at edges and corners).
+    """
+    line = np.linspace(0.0, 1.0, resolution)
+    depth = np.maximum(0.0, width - np.minimum(line, 1.0 - line)) / width if width > 0 else np.zeros(resolution)
+    sigma = np.zeros((resolution,) * dim)
+    for axis in range(dim):
+        shape = [1] * dim
+        shape[axis] = resolution
+        sigma = sigma + (strength * depth**2).reshape(shape)
+    return sigma
+
+
+@register_family("helmholtz3d")
+class Helmholtz3D(Helmholtz):
+    """-Laplace(u) - k(x)^2 (1 + i sigma) u = f on the unit cube, damping layer and impedance boundary."""
+
+    config_class = Helmholtz3DConfig
+    default_preset = "absorbing"
+    dim = 3
+
+    def absorption(self) -> np.ndarray:
+        """The damping profile ``sigma`` on the full grid (the same for every sample)."""
+        c = self.config
+        return damping_layer(c.resolution, self.dim, c.layer_width, c.layer_strength)
+
+    def assemble(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The real form of the complex symmetric impedance system with the damping layer."""
+        A = helmholtz_matrix(inputs["k"] ** 2, self.h, "impedance", absorption=self.absorption())
+        return realify(A), realify_vector(impedance_rhs(inputs["f"], None, self.h))
+
+    def traits(self) -> ProblemTraits:
+        """Non-symmetric (real form), indefinite."""
+        n = 2 * self.config.resolution**self.dim
+        return ProblemTraits(dim=self.dim, n_unknowns=n, symmetric=False, definite=False)
+
+    def attrs(self) -> dict[str, object]:
+        """Boundary and damping layer, as root attributes."""
+        c = self.config
+        return {"boundary": c.boundary, "layer_width": c.layer_width, "layer_strength": c.layer_strength}
