@@ -4,7 +4,8 @@ Parks, de Sturler, Mackey, Johnson and Maiti, "Recycling Krylov subspaces for se
 systems", SIAM J. Sci. Comput. 28 (2006). The solver object keeps ``U, C`` with ``A M^-1 U = C`` and
 ``C^T C = I`` between calls to :meth:`GCRODR.solve`, so a sequence of related systems reuses the
 spectral information (approximate harmonic Ritz vectors of the smallest eigenvalues) of the
-previous solves. With ``k = 0`` every cycle is a plain GMRES(m) cycle.
+previous solves. With ``k = 0`` every cycle is a plain GMRES(m) cycle. Real systems are solved in
+float64, complex ones (a complex ``A``, ``b`` or ``M``) in complex128 with the same algorithm.
 
 Preconditioning is on the right, ``A M^-1 y = b, x = M^-1 y``, so the least-squares residual that
 stops a cycle is the true residual ``b - A x`` (up to rounding, which the final check catches).
@@ -13,17 +14,16 @@ correction is mapped to the solution space by one application of ``M^-1``, as in
 preconditioned GMRES, so nothing of length ``n`` is stored twice.
 
 Cost per iteration is that of GMRES plus the ``k`` recycled directions in the orthogonalisation,
-and nothing else: vectors are rows of C-ordered buffers allocated once, so each Gram-Schmidt pass
-against ``[C; V]`` is two BLAS matrix-vector products working in place (classical Gram-Schmidt,
-repeated only when a pass cancels most of the vector); the Hessenberg column is triangularised
-by Givens rotations as it arrives; the recycled space is updated once per cycle by a few small
-dense LAPACK calls and three matrix-matrix products into preallocated buffers.
+and nothing else: vectors are rows of C-ordered buffers allocated once; each step orthogonalises
+against ``[C; W]`` by classical Gram-Schmidt with a lagged second pass, two two-column BLAS
+products per step (:mod:`solvers.arnoldi`); the Hessenberg column is triangularised by Givens
+rotations as it completes; the recycled space is updated once per cycle by a few small dense
+LAPACK calls and three matrix-matrix products into preallocated buffers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 
@@ -32,21 +32,11 @@ import scipy.linalg as la
 from scipy.linalg import blas
 
 from solvers.errors import ConfigError
+from solvers.arnoldi import CONJ_TRANSPOSE, ArnoldiCycle, arnoldi_cycle, vector_norm
 from solvers.linear_system import Operator, as_matmat, as_matvec, check_system, fingerprint
 from solvers.recycling import harmonic_ritz_vectors, inverse_transpose, tall_qr
 from solvers.result import SolveResult
 
-_EPS = np.finfo(np.float64).eps
-#: reorthogonalise when one Gram-Schmidt pass leaves less than this fraction of the vector's norm.
-#: DGKS's classical 1/sqrt(2) repeats almost every pass on discretised PDEs (each pass removes
-#: 30-90% of the norm there) and doubles the cost of an iteration; a pass that keeps 10% loses at
-#: most about one digit of orthogonality, and on the SKR paper's Darcy and Helmholtz systems, heat
-#: steps, convection-diffusion and indefinite Helmholtz the threshold 0.1 gave the same iteration
-#: counts with C^T C = I to 1e-12 (``benchmarks/skr_paper.py``; the recycled basis is also checked
-#: at every solve, see ``GCRODR._prepare``).
-_DGKS = 0.1
-_MAX_REPEATS = 2  # Gram-Schmidt passes after the first: a third pass only for a nearly dependent vector
-_gemv, _gemm = blas.dgemv, blas.dgemm
 
 
 @dataclasses.dataclass
@@ -60,7 +50,7 @@ class _Counts:
 class GCRODR:
     """Restarted GMRES with deflated restarting and subspace recycling (Parks et al. 2006).
 
-    Keeps ``U, C`` with ``A @ M^-1 @ U = C`` and ``C.T @ C = I`` between calls to :meth:`solve`
+    Keeps ``U, C`` with ``A @ M^-1 @ U = C`` and ``C^H C = I`` between calls to :meth:`solve`
     (``k`` vectors of length ``n`` each; ``U`` in the preconditioned space).
 
     Parameters
@@ -96,11 +86,13 @@ class GCRODR:
     def reset(self) -> None:
         """Forget the recycled space (the next solve starts with a plain GMRES cycle)."""
         self._p = 0  # current recycle dimension (<= k); C lives in self._W[:p]
-        self._W: np.ndarray | None = None  # (m + 1, n): rows [C; v_1 ... v_{m-p+1}]
+        self._W: np.ndarray | None = None  # (m + 2, n): rows [C; w_1 ... w_{m-p+1}], orthonormal, + scratch
+        self._Z: np.ndarray | None = None  # (m, n): a cycle's domain vectors z_j, A M^-1 z_j in span [C; W]
         self._Ubuf: np.ndarray | None = None  # (2, k, n): U, double-buffered for the cycle update
         self._cur = 0  # which half of _Ubuf holds the current U
         self._scratch: np.ndarray | None = None  # (k, n): the new C before it replaces W[:p]
         self._psolve: Callable | None = None  # M^-1 of the last solve (for the U property)
+        self._gemv, self._gemm = blas.dgemv, blas.dgemm  # BLAS of the buffers' type
         self._A_key: tuple | None = None
         self._A_ref: object | None = None  # keeps id()-based keys valid
         self._M_ref: object | None = None
@@ -117,7 +109,7 @@ class GCRODR:
 
     @property
     def C(self) -> np.ndarray:
-        """Orthonormal basis of ``A M^-1 U`` as rows, shape ``(recycle_dim, n)`` (a copy)."""
+        """Orthonormal basis of ``A M^-1 U`` as rows, shape ``(recycle_dim, n)`` (a copy; ``C.conj() @ C.T = I``)."""
         return np.array(self._W[: self._p]) if self._W is not None else np.zeros((0, 0))
 
     @property
@@ -135,7 +127,7 @@ class GCRODR:
         Parameters
         ----------
         A
-            ``(n, n)`` sparse matrix, dense array or ``LinearOperator``.
+            ``(n, n)`` sparse matrix, dense array or ``LinearOperator`` (real or complex).
         b
             Right-hand side, shape ``(n,)``.
         x0
@@ -157,6 +149,8 @@ class GCRODR:
         """
         start = time.perf_counter()
         b = check_system(A, b)
+        dtype = np.result_type(b.dtype, getattr(A, "dtype", np.float64), getattr(M, "dtype", np.float64), np.float64)
+        b = b.astype(dtype, copy=False)
         n = b.shape[0]
         counts = _Counts()
         matvec = as_matvec(A)
@@ -165,11 +159,11 @@ class GCRODR:
         tol = max(self.rtol * bnorm, self.atol)
         method = "gcrodr" if self.k else "gmres"
 
-        x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64).reshape(n)
+        x = np.zeros(n, dtype) if x0 is None else np.array(x0, dtype=dtype).reshape(n)
         started = x0 is not None and bool(x.any())
-        r = b - matvec(x) if started else b.copy()
+        r = (b - matvec(x)).astype(dtype, copy=False) if started else b.copy()
         counts.matvecs += int(started)
-        self._prepare(A, M, n, psolve, same_operator, counts)
+        self._prepare(A, M, n, dtype, psolve, same_operator, counts)
         self._project(x, r, psolve, counts)
         rnorm = float(np.linalg.norm(r))
         residual = rnorm
@@ -177,7 +171,7 @@ class GCRODR:
         history = [rnorm]  # residual norm after each cycle
         while True:
             if rnorm <= tol:
-                r = b - matvec(x)
+                r = np.asarray(b - matvec(x), dtype=dtype)
                 counts.matvecs += 1
                 residual = rnorm = float(np.linalg.norm(r))
                 if rnorm <= tol:
@@ -194,7 +188,7 @@ class GCRODR:
             if rnorm > tol and _hopeless(history, tol, counts, self.maxiter, self.k):
                 break
             if counts.cycles % _WINDOW == 0 and rnorm > tol:
-                r = b - matvec(x)  # the updated residual drifts from the true one over many cycles
+                r = np.asarray(b - matvec(x), dtype=dtype)  # the updated residual drifts from the true one over many cycles
                 counts.matvecs += 1
                 self._project(x, r, psolve, counts)
                 rnorm = float(np.linalg.norm(r))
@@ -208,19 +202,21 @@ class GCRODR:
                            seconds=time.perf_counter() - start, method=method)
 
     # ------------------------------------------------------------------ pieces
-    def _allocate(self, n: int) -> None:
-        """Size the work buffers for ``n`` unknowns (once per size; a new size forgets the recycled space)."""
-        if self._W is None or self._W.shape[1] != n:
+    def _allocate(self, n: int, dtype: np.dtype) -> None:
+        """Size the work buffers (once per size and type; a new size or type forgets the recycled space)."""
+        if self._W is None or self._W.shape[1] != n or self._W.dtype != dtype:
             self.reset()
-            self._W = np.empty((min(self.m, n) + 1, n))
+            self._W = np.empty((min(self.m, n) + 2, n), dtype)  # one spare row for the Gram-Schmidt pair
             if self.k:
-                self._Ubuf = np.empty((2, self.k, n))
-                self._scratch = np.empty((self.k, n))
+                self._Ubuf = np.empty((2, self.k, n), dtype)
+                self._scratch = np.empty((self.k, n), dtype)
+            self._Z = np.empty((min(self.m, n), n), dtype)  # the domain vectors of a cycle
+            self._gemv, self._gemm = blas.get_blas_funcs(("gemv", "gemm"), dtype=dtype)
 
-    def _prepare(self, A: Operator, M: Operator | None, n: int, psolve: Callable | None,
+    def _prepare(self, A: Operator, M: Operator | None, n: int, dtype: np.dtype, psolve: Callable | None,
                  same_operator: bool | None, counts: _Counts) -> None:
         """Size the buffers and carry the recycled space over to this call's ``A M^-1``."""
-        self._allocate(n)
+        self._allocate(n, dtype)
         if same_operator is None:
             key = fingerprint(A)
             a_changed = key != self._A_key
@@ -233,14 +229,14 @@ class GCRODR:
         self._A_ref, self._M_ref, self._psolve = A, M, psolve
 
     def _orthonormal(self) -> bool:
-        """Whether ``C^T C = I`` still holds to 1e-12 (one small Gram matrix, ~k^2 n flops).
+        """Whether ``C^H C = I`` still holds to 1e-12 (one small Gram matrix, ~k^2 n flops).
 
         Only a new matrix re-orthonormalises ``C``; along a sequence with one matrix (implicit time
         steps) rounding could accumulate from update to update, so the invariant is checked at each
         solve and restored by the same QR a new matrix gets when it has drifted.
         """
-        C = self._W[: self._p]
-        return bool(np.abs(C @ C.T - np.eye(self._p)).max() <= 1e-12)
+        C = self._W[: self._p].T
+        return bool(np.abs(self._gemm(1.0, C, C, trans_a=CONJ_TRANSPOSE) - np.eye(self._p)).max() <= 1e-12)
 
     def _carry_to_new_operator(self, matmat: Callable, psolve: Callable | None, counts: _Counts) -> None:
         """QR of ``A_new M^-1 U``: ``C = Q``, ``U = U R^-1`` (``k`` products with ``A`` and with ``M^-1``)."""
@@ -265,118 +261,76 @@ class GCRODR:
         """``x += M^-1 U C^T r``, ``r -= C C^T r``: the best correction from the recycled space."""
         if self._p:
             coef = self._project_residual(r)
-            _add_preconditioned(x, _gemv(1.0, self._U.T, coef), psolve, counts)
+            _add_preconditioned(x, self._gemv(1.0, self._U.T, coef), psolve, counts)
 
     def _project_residual(self, r: np.ndarray) -> np.ndarray:
-        """``r -= C C^T r`` in place; returns ``C^T r`` (the coefficients of the matching ``U`` correction)."""
+        """``r -= C C^H r`` in place; returns ``C^H r`` (the coefficients of the matching ``U`` correction)."""
         Ct = self._W[: self._p].T
-        coef = _gemv(1.0, Ct, r, trans=1)
-        _gemv(-1.0, Ct, coef, beta=1.0, y=r, overwrite_y=1)
+        coef = self._gemv(1.0, Ct, r, trans=CONJ_TRANSPOSE)
+        self._gemv(-1.0, Ct, coef, beta=1.0, y=r, overwrite_y=1)
         return coef
 
     def _cycle(self, matvec: Callable, psolve: Callable | None, x: np.ndarray, r: np.ndarray, beta: float,
                tol: float, budget: int, callback: Callable | None, bnorm: float, counts: _Counts) -> float:
-        """One cycle: ``m - p`` Arnoldi steps on ``(I - C C^T) A M^-1``, least squares, recycle update.
+        """One cycle: ``m - p`` Arnoldi steps on ``(I - C C^H) A M^-1``, least squares, recycle update.
 
         Updates ``x`` and ``r`` in place and returns the new residual norm.
         """
-        W, p = self._W, self._p
+        W, p, gemv = self._W, self._p, self._gemv
         n = W.shape[1]
         s = max(1, min(self.m - p, budget, n - p))
-        Hbar = np.zeros((s + 1, s))  # Arnoldi coefficients against V
-        B = np.zeros((p, s))  # ... and against C
-        Rt = np.zeros((s, s))  # Givens-triangularised Hbar
-        rot_c: list[float] = []
-        rot_s: list[float] = []
-        coef0 = np.zeros(p)
+        coef0 = np.zeros(p, W.dtype)
         if p:
             # r = b - A x is orthogonal to C only up to rounding relative to the residual before
             # the last cycle; once the residual has dropped by many orders that error would enter
             # V's orthogonality against C, so project it out again (x follows at the cycle's end)
             coef0 = self._project_residual(r)
-            beta = math.sqrt(r @ r)
-        g = [beta] + [0.0] * s
+            beta = vector_norm(r)
         np.multiply(r, 1.0 / beta, out=W[p])
-        j = 0
-        for j in range(1, s + 1):
-            if psolve is not None:
-                w = matvec(np.ravel(psolve(W[p + j - 1])))
-                counts.precond += 1
-            else:
-                w = matvec(W[p + j - 1])
+
+        def apply(z: np.ndarray) -> np.ndarray:
             counts.matvecs += 1
-            w = np.ascontiguousarray(w, dtype=np.float64).reshape(n)
-            if not w.flags.writeable or np.may_share_memory(w, W) or np.may_share_memory(w, x):
-                w = w.copy()  # an operator may return a view of its input or of its own storage
-            h0 = math.sqrt(w @ w)
-            basis = W[: p + j].T  # (n, p + j), Fortran-ordered view: no copy for BLAS
-            h = _gemv(1.0, basis, w, trans=1)
-            w = _gemv(-1.0, basis, h, beta=1.0, y=w, overwrite_y=1)
-            hn, before = math.sqrt(w @ w), h0
-            for _ in range(_MAX_REPEATS):  # DGKS: repeat while a pass cancels most of the vector
-                if hn >= _DGKS * before:
-                    break
-                h2 = _gemv(1.0, basis, w, trans=1)
-                w = _gemv(-1.0, basis, h2, beta=1.0, y=w, overwrite_y=1)
-                h += h2
-                hn, before = math.sqrt(w @ w), hn
-            B[:, j - 1] = h[:p]
-            Hbar[:j, j - 1] = h[p:]
-            breakdown = hn <= _EPS * h0
-            Hbar[j, j - 1] = 0.0 if breakdown else hn
-            if breakdown:
-                W[p + j] = 0.0
-            else:
-                np.multiply(w, 1.0 / hn, out=W[p + j])
-            col = Hbar[: j + 1, j - 1].tolist()
-            for i in range(j - 1):
-                c, sn = rot_c[i], rot_s[i]
-                col[i], col[i + 1] = c * col[i] + sn * col[i + 1], -sn * col[i] + c * col[i + 1]
-            c, sn, rho = _givens(col[j - 1], col[j])
-            rot_c.append(c)
-            rot_s.append(sn)
-            col[j - 1] = rho
-            Rt[:j, j - 1] = col[:j]
-            g[j - 1], g[j] = c * g[j - 1], -sn * g[j - 1]
-            counts.iterations += 1
-            if callback is not None:
-                callback(abs(g[j]) / bnorm if bnorm > 0 else abs(g[j]))
-            if abs(g[j]) <= tol or breakdown:
-                break
-        y = _triangular_least_squares(Rt[:j, :j], np.asarray(g[:j]), Hbar[: j + 1, :j], beta)
-        # x += M^-1 (V_j y + U (coef0 - B y)): one application of M^-1 per cycle
-        t = _gemv(1.0, W[p: p + j].T, y)
+            if psolve is None:
+                return matvec(z)
+            counts.precond += 1
+            return matvec(np.ravel(psolve(z)))
+
+        cycle = arnoldi_cycle(apply, W, self._Z, p, s, beta, tol, (gemv, self._gemm), callback, bnorm)
+        k, y = cycle.k, cycle.y
+        counts.iterations += k
+        # x += M^-1 (Z_k y + U (coef0 - B y)): one application of M^-1 per cycle
+        t = gemv(1.0, self._Z[:k].T, y)
         if p:
-            t = _gemv(1.0, self._U.T, coef0 - B[:, :j] @ y, beta=1.0, y=t, overwrite_y=1)
+            t = gemv(1.0, self._U.T, coef0 - cycle.B @ y, beta=1.0, y=t, overwrite_y=1)
         _add_preconditioned(x, t, psolve, counts)
-        coef = -(Hbar[: j + 1, :j] @ y)
+        coef = -(cycle.Hbar @ y)
         coef[0] += beta
-        _gemv(1.0, W[p: p + j + 1].T, coef, beta=0.0, y=r, overwrite_y=1)
+        gemv(1.0, W[p: p + k + 1].T, coef, beta=0.0, y=r, overwrite_y=1)
         if self.k:
-            self._update_recycled(Hbar[: j + 1, :j], B[:, :j], j)
-        return abs(g[j])
+            self._update_recycled(cycle)
+        return cycle.residual
 
-    def _update_recycled(self, Hbar: np.ndarray, B: np.ndarray, j: int) -> None:
-        """New ``U, C`` from the harmonic Ritz vectors of this cycle's search space ``[U D, V_j]``.
+    def _update_recycled(self, cycle: ArnoldiCycle) -> None:
+        """New ``U, C`` from the harmonic Ritz vectors of this cycle's search space ``[U D, Z_k]``.
 
-        ``A M^-1 [U D, V_j] = [C, V_{j+1}] G``; the new recycled directions are ``[U D, V_j] P R^-1``
-        and their images ``[C, V_{j+1}] Q`` for the thin QR ``G P = Q R``, so ``C`` stays orthonormal.
+        ``A M^-1 [U D, Z_k] = [C, W_{k+1}] G``; the new recycled directions are ``[U D, Z_k] P R^-1``
+        and their images ``[C, W_{k+1}] Q`` for the thin QR ``G P = Q R``, so ``C`` stays orthonormal.
         """
-        W, p = self._W, self._p
+        W, p, gemm, j = self._W, self._p, self._gemm, cycle.k
         dim = p + j
-        G = np.zeros((dim + 1, dim))
-        WtV = np.zeros((dim + 1, dim))
+        G = np.zeros((dim + 1, dim), W.dtype)
+        WtV = np.zeros((dim + 1, dim), W.dtype)  # [C, W]^H [U D, Z]
         d = np.zeros(0)
         if p:
             U = self._U
-            d = 1.0 / np.sqrt(np.einsum("ij,ij->i", U, U))
+            d = 1.0 / np.sqrt(np.einsum("ij,ij->i", U.conj() if np.iscomplexobj(U) else U, U).real)
             G[:p, :p] = np.diag(d)
-            G[:p, p:] = B
-            CtU = self._CtU if self._CtU is not None else W[:p] @ U.T
+            G[:p, p:] = cycle.B
+            CtU = self._CtU if self._CtU is not None else gemm(1.0, W[:p].T, U.T, trans_a=CONJ_TRANSPOSE)
             WtV[:p, :p] = CtU * d
-            WtV[p:, :p] = (W[p: dim + 1] @ U.T) * d
-        G[p:, p:] = Hbar
-        WtV[p: p + j, p:] = np.eye(j)
+            WtV[p:, :p] = gemm(1.0, W[p: dim + 1].T, U.T, trans_a=CONJ_TRANSPOSE) * d
+        G[p:, p:] = cycle.Hbar
+        WtV[:, p:] = cycle.ZW
         P = harmonic_ritz_vectors(G, WtV, self.k)
         kn = P.shape[1]
         if kn == 0:
@@ -386,14 +340,14 @@ class GCRODR:
         diag = np.abs(np.diag(R))
         if diag.min() <= 1e-12 * diag.max():
             return  # degenerate update: keep the current recycled space
-        # U_new = [U D, V_j] P R^-1 = V_j F_v + U F_u: two products into the other half of the buffer
+        # U_new = [U D, Z_k] P R^-1 = Z_k F_z + U F_u: two products into the other half of the buffer
         F = P @ la.inv(R)
         nxt = 1 - self._cur
-        _combine(self._Ubuf[nxt, :kn], F[p:], W[p: p + j], d[:, None] * F[:p], self._U if p else None)
-        np.matmul(Q.T, W[: dim + 1], out=self._scratch[:kn])  # C_new = [C, V_{j+1}] Q
+        _combine(gemm, self._Ubuf[nxt, :kn], F[p:], self._Z[:j], d[:, None] * F[:p], self._U if p else None)
+        np.matmul(Q.T, W[: dim + 1], out=self._scratch[:kn])  # C_new = [C, W_{k+1}] Q
         W[:kn] = self._scratch[:kn]
-        # C_new^T U_new = Q^T (W^T V) P R^-1 from small matrices: saves half of the next W^T U product
-        self._CtU = Q.T @ WtV @ F
+        # C_new^H U_new = Q^H (W^H V) P R^-1 from small matrices: saves half of the next W^H U product
+        self._CtU = Q.conj().T @ WtV @ F
         self._cur, self._p = nxt, kn
 
 
@@ -406,11 +360,12 @@ def _add_preconditioned(x: np.ndarray, t: np.ndarray, psolve: Callable | None, c
         counts.precond += 1
 
 
-def _combine(out: np.ndarray, Fv: np.ndarray, V: np.ndarray, Fu: np.ndarray, U: np.ndarray | None) -> None:
+def _combine(gemm: Callable, out: np.ndarray, Fv: np.ndarray, V: np.ndarray, Fu: np.ndarray,
+             U: np.ndarray | None) -> None:
     """``out = Fv^T V + Fu^T U`` for row-stored vectors, written in place (one or two GEMMs)."""
     np.matmul(Fv.T, V, out=out)
     if U is not None:
-        _gemm(1.0, U.T, Fu, beta=1.0, c=out.T, overwrite_c=1)
+        gemm(1.0, U.T, Fu, beta=1.0, c=out.T, overwrite_c=1)
 
 
 _WINDOW = 10  # cycles over which the convergence rate is measured
@@ -444,24 +399,3 @@ def gmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: flo
     Parameters and result as in :meth:`GCRODR.solve`; ``maxiter`` counts inner iterations.
     """
     return GCRODR(m=restart, k=0, rtol=rtol, atol=atol, maxiter=maxiter).solve(A, b, x0=x0, M=M, callback=callback)
-
-
-def _givens(a: float, b: float) -> tuple[float, float, float]:
-    """Rotation ``[c s; -s c]`` with ``[c s; -s c] @ [a, b] = [rho, 0]``."""
-    if b == 0.0:
-        return 1.0, 0.0, a
-    rho = math.hypot(a, b)
-    return a / rho, b / rho, rho
-
-
-def _triangular_least_squares(Rt: np.ndarray, g: np.ndarray, Hbar: np.ndarray, beta: float) -> np.ndarray:
-    """Solve the cycle's least-squares problem from its Givens-triangularised factor.
-
-    Falls back to a dense least-squares solve when the triangle is singular (a singular ``A``).
-    """
-    diag = np.abs(np.diag(Rt))
-    if diag.size and diag.min() > _EPS * diag.max():
-        return la.solve_triangular(Rt, g, check_finite=False)
-    rhs = np.zeros(Hbar.shape[0])
-    rhs[0] = beta
-    return np.linalg.lstsq(Hbar, rhs, rcond=None)[0]

@@ -10,7 +10,7 @@ the last build.
 
 from __future__ import annotations
 
-import math
+import cmath
 from typing import Any
 
 import numpy as np
@@ -27,11 +27,9 @@ class Jacobi(spla.LinearOperator):
     """Diagonal scaling ``x -> x / diag(A)``."""
 
     def __init__(self, A: sp.spmatrix) -> None:
-        diag = np.asarray(A.diagonal(), dtype=np.float64)
-        if np.any(diag == 0) or not np.all(np.isfinite(diag)):
-            raise SolverError("Jacobi preconditioner: the matrix has zero or non-finite diagonal entries")
+        diag = _diagonal(A, "Jacobi")
         self.inv_diag = 1.0 / diag
-        super().__init__(np.float64, A.shape)
+        super().__init__(diag.dtype, A.shape)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         return self.inv_diag * x.reshape(-1)
@@ -46,10 +44,10 @@ class _TriangularSweeps(spla.LinearOperator):
 
     def __init__(self, lower: sp.spmatrix, scale: np.ndarray, upper: sp.spmatrix) -> None:
         self._forward, self._scale, self._backward = _triangle(lower), scale, _triangle(upper)
-        super().__init__(np.float64, lower.shape)
+        super().__init__(np.result_type(lower.dtype, np.float64), lower.shape)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        y = self._forward.solve(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
+        y = self._forward.solve(np.ascontiguousarray(x, dtype=self.dtype).reshape(-1))
         return self._backward.solve(self._scale * y)
 
 
@@ -60,7 +58,8 @@ def _triangle(T: sp.spmatrix) -> Any:
 
 
 def _diagonal(A: sp.spmatrix, name: str) -> np.ndarray:
-    diag = np.asarray(A.diagonal(), dtype=np.float64)
+    diag = np.asarray(A.diagonal())
+    diag = diag.astype(np.result_type(diag.dtype, np.float64), copy=False)
     if np.any(diag == 0) or not np.all(np.isfinite(diag)):
         raise SolverError(f"{name} preconditioner: the matrix has zero or non-finite diagonal entries")
     return diag
@@ -130,7 +129,7 @@ class DiagonalILU(_TriangularSweeps):
         for i in range(len(pivots)):
             for q in range(indptr[i], indptr[i + 1]):
                 pivots[i] -= values[q] / pivots[indices[q]]
-            if not (pivots[i] != 0.0 and math.isfinite(pivots[i])):
+            if not (pivots[i] != 0.0 and cmath.isfinite(pivots[i])):
                 raise SolverError(f"ILU(0) preconditioner: pivot {i} is {pivots[i]}; use ilu (threshold) or jacobi")
         E = np.asarray(pivots)
         super().__init__(sp.diags(E) + lower, E, sp.diags(E) + upper)
@@ -152,10 +151,10 @@ class ILU(spla.LinearOperator):
             self.factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor)
         except RuntimeError as exc:  # SuperLU reports a singular factor this way
             raise SolverError(f"ILU preconditioner failed: {exc}") from None
-        super().__init__(np.float64, A.shape)
+        super().__init__(np.result_type(A.dtype, np.float64), A.shape)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        return self.factor.solve(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
+        return self.factor.solve(np.ascontiguousarray(x, dtype=self.dtype).reshape(-1))
 
 
 class AMG(spla.LinearOperator):
@@ -183,10 +182,10 @@ class AMG(spla.LinearOperator):
         else:
             raise ConfigError(f"amg kind must be 'sa' or 'rs' (got {kind!r})")
         self._cycle = self.hierarchy.aspreconditioner(cycle="V")
-        super().__init__(np.float64, A.shape)
+        super().__init__(np.result_type(A.dtype, np.float64), A.shape)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        return self._cycle.matvec(np.asarray(x, dtype=np.float64).reshape(-1))
+        return self._cycle.matvec(np.asarray(x, dtype=self.dtype).reshape(-1))
 
 
 def build_preconditioner(kind: str, A: sp.spmatrix, *, symmetric: bool = True, **options: Any) -> spla.LinearOperator | None:
