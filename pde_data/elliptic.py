@@ -412,7 +412,7 @@ def condition_lower_bound(A: sp.spmatrix, b: np.ndarray, x: np.ndarray) -> float
     bnorm = float(np.linalg.norm(b))
     if bnorm == 0:
         return 1.0
-    column = float(np.sqrt(np.asarray(sp.csr_matrix(A).power(2).sum(axis=0)).max()))
+    column = float(np.sqrt(np.asarray(abs(sp.csr_matrix(A)).power(2).sum(axis=0)).max()))
     return column * float(np.linalg.norm(x)) / bnorm
 
 
