@@ -195,7 +195,9 @@ def run_skr(seq: Sequence100, kind: str, options: dict, rtol: float) -> dict[str
 
 
 def table1(sizes: Sequence[int], families: Sequence[str], preconds: Sequence[str], samples: int, every: int,
-           seed: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+           seed: int, log: Callable[[str], None],
+           save: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """The Table 1 cells, in order; ``save(rows)`` after each one (a long run keeps what it measured)."""
     rows = []
     for family in families:
         for size in sizes:
@@ -214,9 +216,11 @@ def table1(sizes: Sequence[int], families: Sequence[str], preconds: Sequence[str
                            "in_table1": (family, size) in TABLE1,
                            **{f"gmres_{k}": v for k, v in gm.items()}, **{f"skr_{k}": v for k, v in skr.items()}}
                     rows.append(row)
-                    log(f"  {pname:6s} {rtol:.0e}: {row['time_ratio']:.2f}/{row['iteration_ratio']:.1f} "
-                        f"(paper {paper[0]:.2f}/{paper[1]:.1f})  GMRES {gm['seconds']:.3f} s {gm['iterations']:.0f} it "
+                    said = f"(paper {paper[0]:.2f}/{paper[1]:.1f})" if paper else "(paper: none)"
+                    log(f"  {pname:6s} {rtol:.0e}: {row['time_ratio']:.2f}/{row['iteration_ratio']:.1f} {said}  GMRES {gm['seconds']:.3f} s {gm['iterations']:.0f} it "
                         f"({gm['capped']}/{gm['measured']} capped), SKR {skr['seconds']:.3f} s {skr['iterations']:.0f} it")
+                    if save is not None:
+                        save(rows)
     return rows
 
 
@@ -323,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--preconditioners", nargs="*", default=list(PRECONDITIONERS))
     p.add_argument("--overhead-only", action="store_true", help="only the per-iteration overhead rows")
     p.add_argument("--overhead-rounds", type=int, default=3)
+    p.add_argument("--no-overhead", action="store_true", help="only the Table 1 cells")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -333,15 +338,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     every = 4 if args.quick else args.baseline_every
     settings = {"samples": samples, "baseline_every": every, "maxiter": MAXITER, "m": 40, "k": 20,
                 "blas_threads": 1, "seed": args.seed, "quick": args.quick}
-    with threadpool_limits(limits=1):
-        over = overhead(2500 if args.quick else 10000, 3 if args.quick else 6, args.overhead_rounds, args.seed, print)
-        rows = [] if args.overhead_only else table1(sizes, args.families, preconds, samples, every, args.seed, print)
-    summary = summarise(rows, over)
-    print(summary)
     name = "skr_paper_overhead" if args.overhead_only else ("skr_paper_quick" if args.quick else "skr_paper")
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
-    write_results("skr_paper", rows, summary, out=out, extra={"overhead": over, "settings": settings})
-    out.with_suffix(".md").write_text(markdown(rows, over, summary, settings), encoding="utf-8")
+
+    def save(rows: list[dict[str, Any]], over: list[dict[str, Any]]) -> dict[str, Any]:
+        summary = summarise(rows, over)
+        write_results("skr_paper", rows, summary, out=out, extra={"overhead": over, "settings": settings})
+        out.with_suffix(".md").write_text(markdown(rows, over, summary, settings), encoding="utf-8")
+        return summary
+
+    with threadpool_limits(limits=1):
+        over = [] if args.no_overhead else overhead(2500 if args.quick else 10000, 3 if args.quick else 6,
+                                                    args.overhead_rounds, args.seed, print)
+        rows = [] if args.overhead_only else table1(sizes, args.families, preconds, samples, every, args.seed, print,
+                                                    lambda done: save(done, over))
+    print(save(rows, over))
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 
