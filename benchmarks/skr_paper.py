@@ -318,6 +318,23 @@ def markdown(rows: Sequence[dict], over: Sequence[dict], summary: dict, settings
     return "\n".join(lines)
 
 
+def merge(paths: Sequence[Path], out: Path) -> int:
+    """Combine finished runs (e.g. one per family, run side by side) into one table, summary and Markdown."""
+    import json
+
+    rows, over, settings = [], [], {}
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows += data["rows"]
+        over += data.get("overhead", [])
+        settings[path.name] = data["settings"]
+    summary = summarise(rows, over)
+    write_results("skr_paper", rows, summary, out=out, extra={"overhead": over, "settings": settings})
+    out.with_suffix(".md").write_text(markdown(rows, over, summary, settings), encoding="utf-8")
+    print(f"merged {len(rows)} cells into {out} and {out.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=100, help="systems per cell (paper: 100)")
@@ -329,7 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--overhead-rounds", type=int, default=3)
     p.add_argument("--no-overhead", action="store_true", help="only the Table 1 cells")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--merge", type=Path, nargs="*", default=None,
+                   help="combine earlier runs' JSON files (cells and overhead rows) into --out (no solves)")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out) if args.out else RESULTS / "skr_paper.json")
     from threadpoolctl import threadpool_limits
 
     sizes = args.sizes or ([2500] if args.quick else list(SIZES))
