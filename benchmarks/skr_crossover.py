@@ -271,23 +271,28 @@ def write_outputs(out: Path, rows: list[dict], settings: dict) -> None:
     print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
 
 
-def resummarise(paths: Sequence[Path], out: Path) -> int:
-    """Merge finished runs, mark auto's pick by the current rule, and write one summary, table and plot."""
+def rows_under_current_rule(paths: Sequence[Path]) -> tuple[list[dict], dict[str, dict]]:
+    """Rows of finished runs with ``auto_picks`` re-marked by the current rule, and each run's settings."""
     import json
 
     rows, settings = [], {}
     for path in paths:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        overrides = [*(QUICK_OVERRIDES.get(r["family"], []) for r in data["rows"][:1])][0] if data["settings"]["quick"] \
-            else []
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         for key in dict.fromkeys((r["family"], r["resolution"]) for r in data["rows"]):
-            pick = auto_choice(*key, [*overrides, *data["settings"].get("set", [])])
+            quick = QUICK_OVERRIDES.get(key[0], []) if data["settings"]["quick"] else []
+            pick = auto_choice(*key, [*quick, *data["settings"].get("set", [])])
             for r in data["rows"]:
                 if (r["family"], r["resolution"]) == key:
                     r["auto_picks"] = r["method"] == pick
         rows += data["rows"]
-        settings[str(path.name)] = data["settings"]
-    write_outputs(out, rows, settings)
+        settings[str(Path(path).name)] = data["settings"]
+    return rows, settings
+
+
+def resummarise(paths: Sequence[Path], out: Path) -> int:
+    """Merge finished runs, mark auto's pick by the current rule, and write one summary, table and plot."""
+    rows, settings = rows_under_current_rule(paths)
+    write_outputs(out, rows, next(iter(settings.values())) if len(settings) == 1 else settings)
     return 0
 
 

@@ -201,7 +201,7 @@ class EllipticFamily(Family):
     def traits(self) -> ProblemTraits:
         """Traits of the family's systems at the configured size (for ``solver: auto``)."""
 
-    def interior_traits(self, symmetric: bool, definite: bool, **more: bool) -> ProblemTraits:
+    def interior_traits(self, symmetric: bool, definite: bool, **more: Any) -> ProblemTraits:
         """:class:`ProblemTraits` of a system whose unknowns are the interior nodes (``u = 0`` on the boundary).
 
         Parameters
@@ -209,7 +209,7 @@ class EllipticFamily(Family):
         symmetric, definite
             Whether the matrix is symmetric / definite.
         **more
-            Further :class:`ProblemTraits` fields (e.g. ``same_matrix``).
+            Further :class:`ProblemTraits` fields (e.g. ``same_matrix``, ``crossover``).
 
         Returns
         -------

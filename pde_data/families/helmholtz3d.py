@@ -29,6 +29,9 @@ from pde_data.family import Variable, register_family
 from pde_data.finite_differences import helmholtz_matrix, impedance_rhs
 from solvers.traits import ProblemTraits
 
+#: ``solver: auto``: the fastest method measured up to each size (see :meth:`Helmholtz3D.traits`)
+CROSSOVER = ((2744, "direct"), (float("inf"), "amg"))
+
 
 @dataclasses.dataclass(frozen=True)
 class Helmholtz3DConfig(HelmholtzConfig):
@@ -104,9 +107,15 @@ class Helmholtz3D(Helmholtz):
                 "u_imag": Variable(dims, self.config.dtype, {"long_name": "imaginary part of the solution"})}
 
     def traits(self) -> ProblemTraits:
-        """Complex symmetric (not Hermitian), indefinite; ``K^3`` complex unknowns."""
+        """Complex symmetric (not Hermitian), indefinite; ``K^3`` complex unknowns; the measured crossover.
+
+        From ``benchmarks/skr_crossover.py`` (CPU time per system over 4-system datasets, rtol 1e-8, one
+        thread; ``benchmarks/results/skr_crossover.md``): sparse LU fastest up to ``K = 14`` (2,744
+        unknowns, quick run at ``wavenumber=5``), GMRES with a smoothed-aggregation V-cycle fastest at
+        ``K = 24`` and beyond (the preset ``k = 20``).
+        """
         return ProblemTraits(dim=self.dim, n_unknowns=self.config.resolution**self.dim, symmetric=False,
-                             definite=False)
+                             definite=False, crossover=CROSSOVER)
 
     def attrs(self) -> dict[str, object]:
         """Boundary and damping layer, as root attributes."""

@@ -6,6 +6,10 @@ differences, Helmholtz with the layer); the families' own solves are verified an
 
 from __future__ import annotations
 
+import importlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
@@ -143,3 +147,21 @@ def test_helmholtz3d_refuses_a_dirichlet_boundary_and_a_bad_layer() -> None:
         resolve_config("helmholtz3d", None, overrides=["boundary=dirichlet"])
     with pytest.raises(ConfigError, match="layer_width"):
         resolve_config("helmholtz3d", None, overrides=["layer_width=0.6"])
+
+
+def test_auto_is_within_10_percent_of_the_fastest_at_every_measured_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``solver: auto``, resolved by the current rule (the families' crossovers), runs a configuration whose
+    whole-dataset time was within 10% of the fastest competitor's at every size ``benchmarks/skr_crossover.py``
+    measured (the runs merged into ``results/skr_crossover.json``, and the quick run)."""
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    monkeypatch.syspath_prepend(str(results.parent))
+    crossover = importlib.import_module("skr_crossover")
+    merged = json.loads((results / "skr_crossover.json").read_text(encoding="utf-8"))
+    runs = [results / name for name in merged["settings"]] + [results / "skr_crossover_quick.json"]
+    cases = 0
+    for run in runs:
+        rows, _ = crossover.rows_under_current_rule([run])
+        for case, entry in crossover.summarise(rows).items():
+            cases += 1
+            assert entry["auto_over_best"] is not None and entry["auto_over_best"] <= 1.1, (run.name, case, entry)
+    assert cases >= 6
