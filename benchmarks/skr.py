@@ -18,15 +18,18 @@ rebuilt when iterations double; Jacobi is rebuilt for each new matrix):
                      rebuilds per matrix by default, which this benchmark measured faster);
 * ``gcrodr``         GCRO-DR(40, 20) in generation (random) order;
 * ``skr``            GCRO-DR(40, 20) in similarity-sorted order (sorting time included);
-* ``auto``           ``SequenceSolver("auto")`` in sorted order, as ``pdeop generate`` runs it.
+* ``auto``           ``SequenceSolver("auto")``, as ``pdeop generate`` runs it. When it resolves to a
+                     configuration one of the competitors above runs exactly (``direct`` = ``splu``,
+                     ``cg`` with Jacobi = ``cg``, ``skr`` with its defaults = ``skr``), that row's
+                     measurement is reused (``auto_is`` names it): a second run of the same solver only
+                     adds timing noise to the comparison with the best. Otherwise it is run.
 
 Metrics per system: CPU time (the compared one; wall time is listed too), matrix-vector products (recycling overhead and residual checks
 included; for pyamg only the outer Krylov products, each V-cycle costs several more), iterations,
 worst true relative residual (recomputed here), max relative error against the ``splu`` solution,
 and peak memory (tracemalloc peak of a short separate pass over the first systems, plus the
-SuperLU factor storage that tracemalloc cannot see). A second part, ``paper_like``, repeats the
-SKR paper's comparison: Darcy and Helmholtz with ~10^4 unknowns, 100 systems, GMRES(40) against
-sorted GCRO-DR(40, 20).
+SuperLU factor storage that tracemalloc cannot see). The SKR paper's own comparison (its Table 1
+on systems built as its code builds them) is ``benchmarks/skr_paper.py``.
 
 BLAS runs single-threaded (``--blas-threads``, default 1): the Krylov methods' small dense
 products are slower, not faster, with several threads on a small shared machine.
@@ -95,11 +98,6 @@ FULL = [
     Case("darcy3d", 26, 16),
     Case("poisson3d", 34, 12),
 ]
-PAPER = [Case("darcy", 101, 100, "jacobi", methods=("scipy_gmres", "skr"), maxiter=10_000),
-         Case("helmholtz", 101, 100, "jacobi", preset="dirichlet", methods=("scipy_gmres", "skr"), maxiter=10_000)]
-PAPER_QUICK = [Case("darcy", 33, 12, "jacobi", methods=("scipy_gmres", "skr"), maxiter=10_000),
-               Case("helmholtz", 25, 8, "jacobi", preset="dirichlet", methods=("scipy_gmres", "skr"), maxiter=10_000)]
-
 class _Clock:
     """CPU and wall time since creation. CPU time is what the tables compare: with single-threaded
     BLAS it equals wall time on an idle machine, and unlike wall time it does not count the time
@@ -278,6 +276,24 @@ def competitors(case: Case, traits: Any) -> dict[str, Callable[[Problem], Outcom
     return {name: table[name] for name in names if name in table}
 
 
+def auto_twin(case: Case, traits: Any, runners: dict) -> str | None:
+    """The competitor that runs exactly what ``SequenceSolver("auto")`` runs for this case, if any."""
+    from solvers import choose_method
+    from solvers.sequence import default_preconditioner_options
+
+    method = choose_method(traits)
+    if method == "direct":
+        twin = "splu"
+    elif method == "cg":
+        twin = "cg" if preconditioner_of("cg", case) == "jacobi" else None
+    elif method in ("skr", "gmres") and case.preconditioner == "ilu" and \
+            dict(case.options) == default_preconditioner_options("ilu", traits):
+        twin = "skr" if method == "skr" else "pdeop_gmres"
+    else:
+        twin = None
+    return twin if twin in runners else None
+
+
 def preconditioner_of(name: str, case: Case) -> str:
     """Preconditioner a competitor uses, for the table."""
     if name in ("splu",):
@@ -319,8 +335,11 @@ def measure(case: Case, seed: int, rounds: int, memory: bool, log: Callable[[str
     problem = load_problem(case, seed)
     n = problem.systems[0].A.shape[0]
     runners = competitors(case, problem.traits)
+    twin = auto_twin(case, problem.traits, runners) if "auto" in runners else None
+    if twin is not None:
+        runners.pop("auto")
     log(f"{case.name}: {len(problem.systems)} systems of {n} unknowns ({problem.traits}), "
-        f"sorting {problem.sort_seconds:.3f} s")
+        f"sorting {problem.sort_seconds:.3f} s, auto {'= ' + twin if twin else 'run separately'}")
     reference = None
     if "splu" in runners or case.methods is None:
         reference = _sequence_solver("direct", "none", "generation")(problem).x
@@ -356,6 +375,9 @@ def measure(case: Case, seed: int, rounds: int, memory: bool, log: Callable[[str
         rows.append(row)
         log(f"  {name:14s} {row['ms_per_system']:9.2f} ms/system  {row['matvecs_per_system']:8.1f} matvecs/system  "
             f"worst residual {row['worst_residual']:.2e}")
+    if twin is not None:
+        twin_row = next(r for r in rows if r["method"] == twin)
+        rows.append({**twin_row, "method": "auto", "preconditioner": "auto", "auto_is": twin})
     return rows
 
 
@@ -364,7 +386,7 @@ def _pick(rows: Sequence[dict], case: str, method: str) -> dict | None:
     return next((r for r in rows if r["case"] == case and r["method"] == method), None)
 
 
-def summarise(rows: Sequence[dict], paper_rows: Sequence[dict]) -> dict[str, Any]:
+def summarise(rows: Sequence[dict]) -> dict[str, Any]:
     """Ratios per case: the targets of DESIGN.md §10 (a ratio > 1 means SKR is better)."""
     out: dict[str, Any] = {}
     for case in dict.fromkeys(r["case"] for r in rows):
@@ -395,29 +417,19 @@ def summarise(rows: Sequence[dict], paper_rows: Sequence[dict]) -> dict[str, Any
                                                    if r["method"] in ("splu", "pdeop_gmres", "cg", "pyamg_reused",
                                                                       "gcrodr", "skr", "auto"))
         out[case] = entry
-    for case in dict.fromkeys(r["case"] for r in paper_rows):
-        gm, skr = _pick(paper_rows, case, "scipy_gmres"), _pick(paper_rows, case, "skr")
-        if gm and skr:
-            out[f"paper_like/{case}"] = {"gmres_over_skr_matvecs": gm["matvecs_per_system"] / skr["matvecs_per_system"],
-                                         "gmres_over_skr_time": gm["seconds"] / skr["seconds"],
-                                         "skr_paper_reported_speedup": 13.9}
     return out
 
 
 COLUMNS = ("case", "n_unknowns", "systems", "method", "preconditioner", "ms_per_system", "wall_ms_per_system",
            "matvecs_per_system",
            "iterations_per_system", "worst_residual", "max_error_vs_splu", "unconverged", "retries",
-           "precond_builds", "peak_mb")
+           "precond_builds", "peak_mb", "auto_is")
 
 
-def write_markdown(path: Path, rows: Sequence[dict], paper_rows: Sequence[dict], summary: dict[str, Any],
-                   settings: dict[str, Any]) -> None:
+def write_markdown(path: Path, rows: Sequence[dict], summary: dict[str, Any], settings: dict[str, Any]) -> None:
     """Write the side-by-side tables and the ratios as Markdown."""
     lines = ["# SKR benchmark", "", f"Settings: `{settings}`", "", "## Side by side", "",
              format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)]), ""]
-    if paper_rows:
-        lines += ["## SKR-paper-like configuration (GMRES(40) vs sorted GCRO-DR(40, 20))", "",
-                  format_table(paper_rows, [c for c in COLUMNS if any(c in r for r in paper_rows)]), ""]
     lines += ["## Ratios (> 1: SKR better)", ""]
     flat = [{"case": case, **{k: v for k, v in entry.items()}} for case, entry in summary.items()]
     lines += [format_table(flat), ""]
@@ -455,38 +467,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="runs of each competitor; the median time is reported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None, help="run only these cases (e.g. darcy-101)")
-    p.add_argument("--no-paper", action="store_true", help="skip the SKR-paper-like configuration")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory passes")
     p.add_argument("--samples", type=int, default=None, help="override every case's number of samples")
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     cases = QUICK if args.quick else FULL
-    paper = [] if args.no_paper else (PAPER_QUICK if args.quick else PAPER)
     if args.samples:
         cases = [dataclasses.replace(c, samples=args.samples) for c in cases]
-        paper = [dataclasses.replace(c, samples=args.samples) for c in paper]
     if args.only:
         cases = [c for c in cases if c.name in args.only]
-        paper = [c for c in paper if c.name in args.only]
-    settings = {"rtol": RTOL, "maxiter": "per case (3000 side by side, 10000 paper-like)", "m": 40, "k": 20, "blas_threads": args.blas_threads,
+    settings = {"rtol": RTOL, "maxiter": "per case (3000)", "m": 40, "k": 20, "blas_threads": args.blas_threads,
                 "rounds": args.rounds, "seed": args.seed, "quick": args.quick}
     with threadpool_limits(limits=args.blas_threads):
         rows = [row for case in cases for row in measure(case, args.seed, args.rounds, not args.no_memory, print)]
-        paper_rows = [row for case in paper for row in measure(case, args.seed, 1, False, print)]
-    summary = summarise(rows, paper_rows)
+    summary = summarise(rows)
     print()
     print(format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)]))
-    if paper_rows:
-        print()
-        print(format_table(paper_rows, [c for c in COLUMNS if any(c in r for r in paper_rows)]))
     print()
     for case, entry in summary.items():
         print(case, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in entry.items()})
     out = args.out or RESULTS / ("skr_quick.json" if args.quick else "skr.json")
-    write_results("skr", rows, summary, out=out, extra={"paper_like": paper_rows, "settings": settings})
+    write_results("skr", rows, summary, out=out, extra={"settings": settings})
     stem = Path(out).with_suffix("")
-    write_markdown(stem.with_suffix(".md"), rows, paper_rows, summary, settings)
+    write_markdown(stem.with_suffix(".md"), rows, summary, settings)
     plot(stem.with_suffix(".png"), rows)
     print(f"wrote {out}, {stem.with_suffix('.md')}, {stem.with_suffix('.png')}")
     return 0

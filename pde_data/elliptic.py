@@ -10,7 +10,9 @@ of the parameter fields (:mod:`solvers.sorting`), or the index order with ``sort
 Stored per sample, besides the input fields and the solution ``u``: ``iterations``, ``matvecs``,
 ``residual`` (the true relative residual of the stored float64 solution, checked by the solver
 against ``rtol``), ``solve_seconds``, ``solver`` (integer code of the method that produced the
-solution, with CF ``flag_values`` / ``flag_meanings``) and ``retries`` (stronger methods needed).
+solution, with the code -> name table of :mod:`solvers.registry` in its CF ``flag_values`` /
+``flag_meanings``; codes are fixed per method and never reused) and ``retries`` (stronger methods
+needed).
 
 Reproducibility and its one exception
 -------------------------------------
@@ -45,11 +47,10 @@ from pde_data.random_fields import neumann_grf
 from solvers.errors import SolverError
 from solvers.preconditioners import PRECONDITIONERS
 from solvers.result import SolveResult
-from solvers.sequence import METHODS, ProblemTraits, SequenceSolver, choose_method
+from solvers.registry import method_class, method_codes, solver_choices
+from solvers.sequence import FALLBACK, SequenceSolver
 from solvers.sorting import low_mode_features, similarity_order
-
-#: integer codes of ``solver(sample)``: position in this tuple (``auto`` resolves to one of them)
-SOLVER_CODES: tuple[str, ...] = tuple(m for m in METHODS if m != "auto")
+from solvers.traits import ProblemTraits, choose_method
 
 #: a matrix whose condition number provably exceeds this is reported as singular
 SINGULAR_CONDITION = 1e12
@@ -97,7 +98,8 @@ class EllipticConfig:
 
     def __post_init__(self) -> None:
         check(self.resolution >= 5, f"resolution must be an integer >= 5 (got {self.resolution})")
-        check(self.solver in METHODS, f"solver must be one of {', '.join(METHODS)} (got {self.solver!r})")
+        choices = solver_choices()
+        check(self.solver in choices, f"solver must be one of {', '.join(choices)} (got {self.solver!r})")
         check(0 < self.rtol <= 1e-3, f"rtol must be a number in (0, 1e-3] (got {self.rtol})")
         options = ("auto",) + PRECONDITIONERS
         check(self.preconditioner in options,
@@ -158,9 +160,9 @@ class SampleStats:
         self.methods[result.method] = self.methods.get(result.method, 0) + 1
 
     def method_code(self) -> int:
-        """Code of the method that produced most of this sample's solves (ties: the stronger)."""
-        best = max(self.methods.items(), key=lambda item: (item[1], SOLVER_CODES.index(item[0])))
-        return SOLVER_CODES.index(best[0])
+        """Code of the method that produced most of this sample's solves (ties: the fallback, the stronger)."""
+        best = max(self.methods.items(), key=lambda item: (item[1], item[0] == FALLBACK))
+        return method_class(best[0]).code
 
 
 class EllipticFamily(Family):
@@ -202,7 +204,7 @@ class EllipticFamily(Family):
     def traits(self) -> ProblemTraits:
         """Traits of the family's systems at the configured size (for ``solver: auto``)."""
 
-    def interior_traits(self, symmetric: bool, definite: bool, **more: bool) -> ProblemTraits:
+    def interior_traits(self, symmetric: bool, definite: bool, **more: Any) -> ProblemTraits:
         """:class:`ProblemTraits` of a system whose unknowns are the interior nodes (``u = 0`` on the boundary).
 
         Parameters
@@ -210,7 +212,7 @@ class EllipticFamily(Family):
         symmetric, definite
             Whether the matrix is symmetric / definite.
         **more
-            Further :class:`ProblemTraits` fields (e.g. ``same_matrix``).
+            Further :class:`ProblemTraits` fields (e.g. ``same_matrix``, ``crossover``).
 
         Returns
         -------
@@ -342,7 +344,7 @@ class EllipticFamily(Family):
         The index order is used with ``sort: false`` and for direct solves, whose results do not
         depend on the order (sorting would only cost the feature pass).
         """
-        if not self.config.sort or n_samples < 3 or self.method() == "direct":
+        if not self.config.sort or n_samples < 3 or not method_class(self.method()).order_matters:
             return np.arange(n_samples)
         return similarity_order(self._feature_matrix(range(n_samples), seed))
 
@@ -434,7 +436,7 @@ def solver_bytes(family: EllipticFamily, n: int, nnz: int) -> int:
 
 
 def _statistics_variables() -> dict[str, Variable]:
-    flags = np.arange(len(SOLVER_CODES), dtype=np.int8)
+    codes = method_codes()
     return {
         "iterations": Variable(("sample",), "int32", {"long_name": "Krylov iterations, summed over retries and steps"}),
         "matvecs": Variable(("sample",), "int64",
@@ -444,7 +446,8 @@ def _statistics_variables() -> dict[str, Variable]:
                                            "(max over steps)"}),
         "solve_seconds": Variable(("sample",), "float64", {"long_name": "wall time of the solves", "units": "s"}),
         "solver": Variable(("sample",), "int8", {"long_name": "method that produced the solution",
-                                                 "flag_values": flags, "flag_meanings": " ".join(SOLVER_CODES)}),
+                                                 "flag_values": np.array(list(codes), dtype=np.int8),
+                                                 "flag_meanings": " ".join(codes.values())}),
         "retries": Variable(("sample",), "int32", {"long_name": "stronger methods needed after the requested one"}),
     }
 
@@ -463,7 +466,7 @@ def condition_lower_bound(A: sp.spmatrix, b: np.ndarray, x: np.ndarray) -> float
     bnorm = float(np.linalg.norm(b))
     if bnorm == 0:
         return 1.0
-    column = float(np.sqrt(np.asarray(sp.csr_matrix(A).power(2).sum(axis=0)).max()))
+    column = float(np.sqrt(np.asarray(abs(sp.csr_matrix(A)).power(2).sum(axis=0)).max()))
     return column * float(np.linalg.norm(x)) / bnorm
 
 

@@ -206,8 +206,9 @@ def _boundary_count(resolution: int, dim: int) -> np.ndarray:
     return count
 
 
-def helmholtz_matrix(k2: np.ndarray, h: float, boundary: Boundary = "dirichlet") -> sp.csr_matrix:
-    """Matrix of the Helmholtz operator ``-Laplace(u) - k(x)^2 u``.
+def helmholtz_matrix(k2: np.ndarray, h: float, boundary: Boundary = "dirichlet",
+                     absorption: np.ndarray | None = None) -> sp.csr_matrix:
+    """Matrix of the Helmholtz operator ``-Laplace(u) - k(x)^2 (1 + i sigma(x)) u``.
 
     Parameters
     ----------
@@ -221,17 +222,28 @@ def helmholtz_matrix(k2: np.ndarray, h: float, boundary: Boundary = "dirichlet")
         ``k^2`` exceeds the smallest Dirichlet eigenvalue (``d * pi^2``); singular at resonances.
         ``"impedance"``: ``du/dn - i k u = g`` on every face, all nodes unknown, complex symmetric
         (rows scaled by :func:`boundary_weights`), uniquely solvable for ``k > 0``.
+    absorption
+        ``sigma >= 0`` on the full grid: a damping (sponge) layer, ``k^2 -> k^2 (1 + i sigma)``,
+        which makes waves decay where ``sigma > 0`` (with the ``exp(-i omega t)`` convention of
+        the impedance condition). The boundary condition keeps the real ``k``. ``None``: no damping.
 
     Returns
     -------
     scipy.sparse.csr_matrix
-        Real ``(K - 2) ** d`` square for Dirichlet; complex ``K ** d`` square for impedance.
+        Real ``(K - 2) ** d`` square for Dirichlet without absorption, complex otherwise;
+        ``K ** d`` square for impedance.
     """
     k2 = _check_field(k2, "squared wavenumber")
     d, resolution = k2.ndim, k2.shape[0]
+    shift = k2
+    if absorption is not None:
+        absorption = _check_field(absorption, "absorption")
+        if absorption.shape != k2.shape or np.any(absorption < 0):
+            raise ConfigError("absorption must be a non-negative field on the wavenumber's grid")
+        shift = k2 * (1.0 + 1j * absorption)
     if boundary == "dirichlet":
         laplace = diffusion_matrix(np.ones_like(k2), h)
-        return (laplace - sp.diags(interior(k2).ravel())).tocsr()
+        return (laplace - sp.diags(interior(shift).ravel())).tocsr()
     if boundary != "impedance":
         raise ConfigError(f"Helmholtz boundary must be 'dirichlet' or 'impedance' (got {boundary!r})")
     if np.any(k2 <= 0):
@@ -242,7 +254,7 @@ def helmholtz_matrix(k2: np.ndarray, h: float, boundary: Boundary = "dirichlet")
     rows: list = []
     cols: list = []
     vals: list = []
-    diag = np.full((n,) * d, 2.0 * d / h**2, dtype=np.complex128) - k2
+    diag = np.full((n,) * d, 2.0 * d / h**2, dtype=np.complex128) - shift
     # ghost points: u_{-1} = u_1 + 2h (i k u_0 + g); eliminating them doubles the inward coupling
     # and adds -2ik/h per boundary face, so that after weighting the matrix is complex symmetric.
     diag = diag - 2j * np.sqrt(k2) / h * _boundary_count(n, d)

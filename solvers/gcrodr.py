@@ -4,13 +4,21 @@ Parks, de Sturler, Mackey, Johnson and Maiti, "Recycling Krylov subspaces for se
 systems", SIAM J. Sci. Comput. 28 (2006). The solver object keeps ``U, C`` with ``A M^-1 U = C`` and
 ``C^T C = I`` between calls to :meth:`GCRODR.solve`, so a sequence of related systems reuses the
 spectral information (approximate harmonic Ritz vectors of the smallest eigenvalues) of the
-previous solves. With ``k = 0`` every cycle is a plain GMRES(m) cycle.
+previous solves. With ``k = 0`` every cycle is a plain GMRES(m) cycle. Real systems are solved in
+float64, complex ones (a complex ``A``, ``b`` or ``M``) in complex128 with the same algorithm.
 
 Preconditioning is on the right, ``A M^-1 y = b, x = M^-1 y``, so the least-squares residual that
 stops a cycle is the true residual ``b - A x`` (up to rounding, which the final check catches).
-Vectors are stored as rows of C-ordered arrays so every projection is one BLAS matrix-vector
-product: the new Arnoldi vector is orthogonalised against ``[C; V]`` at once (classical
-Gram-Schmidt, repeated only when the DGKS test detects cancellation).
+Everything is kept in the preconditioned space (``U``, the Arnoldi vectors); each cycle's
+correction is mapped to the solution space by one application of ``M^-1``, as in right-
+preconditioned GMRES, so nothing of length ``n`` is stored twice.
+
+Cost per iteration is that of GMRES plus the ``k`` recycled directions in the orthogonalisation,
+and nothing else: vectors are rows of C-ordered buffers allocated once; each step orthogonalises
+against ``[C; W]`` by classical Gram-Schmidt with a lagged second pass, two two-column BLAS
+products per step (:mod:`solvers.arnoldi`); the Hessenberg column is triangularised by Givens
+rotations as it completes; the recycled space is updated once per cycle by a few small dense
+LAPACK calls and three matrix-matrix products into preallocated buffers.
 """
 
 from __future__ import annotations
@@ -21,14 +29,14 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as la
+from scipy.linalg import blas
 
 from solvers.errors import ConfigError
+from solvers.arnoldi import CONJ_TRANSPOSE, ArnoldiCycle, arnoldi_cycle, vector_norm
 from solvers.linear_system import Operator, as_matmat, as_matvec, check_system, fingerprint
 from solvers.recycling import harmonic_ritz_vectors, inverse_transpose, tall_qr
 from solvers.result import SolveResult
 
-_EPS = np.finfo(np.float64).eps
-_DGKS = 1.0 / np.sqrt(2.0)  # DGKS: reorthogonalise when one projection removed over ~30% of the norm
 
 
 @dataclasses.dataclass
@@ -42,9 +50,8 @@ class _Counts:
 class GCRODR:
     """Restarted GMRES with deflated restarting and subspace recycling (Parks et al. 2006).
 
-    Keeps ``U, C`` with ``A @ M^-1 @ U = C`` and ``C.T @ C = I`` between calls to :meth:`solve`
-    (``k`` vectors of length ``n`` each, plus their unpreconditioned images ``M^-1 U`` when a
-    preconditioner is used).
+    Keeps ``U, C`` with ``A @ M^-1 @ U = C`` and ``C^H C = I`` between calls to :meth:`solve`
+    (``k`` vectors of length ``n`` each; ``U`` in the preconditioned space).
 
     Parameters
     ----------
@@ -78,15 +85,22 @@ class GCRODR:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget the recycled space (the next solve starts with a plain GMRES cycle)."""
-        self._U: np.ndarray | None = None  # (p, n) preconditioned-space recycled vectors
-        self._Ux: np.ndarray | None = None  # (p, n) = M^-1 U (the same array when M is None)
         self._p = 0  # current recycle dimension (<= k); C lives in self._W[:p]
-        self._W: np.ndarray | None = None  # (m + 1, n): rows [C; v_1 ... v_{m-p+1}]
-        self._Z: np.ndarray | None = None  # (m, n): M^-1 v_j
+        self._W: np.ndarray | None = None  # (m + 2, n): rows [C; w_1 ... w_{m-p+1}], orthonormal, + scratch
+        self._Z: np.ndarray | None = None  # (m, n): a cycle's domain vectors z_j, A M^-1 z_j in span [C; W]
+        self._Ubuf: np.ndarray | None = None  # (2, k, n): U, double-buffered for the cycle update
+        self._cur = 0  # which half of _Ubuf holds the current U
+        self._scratch: np.ndarray | None = None  # (k, n): the new C before it replaces W[:p]
+        self._psolve: Callable | None = None  # M^-1 of the last solve (for the U property)
+        self._gemv, self._gemm = blas.dgemv, blas.dgemm  # BLAS of the buffers' type
         self._A_key: tuple | None = None
         self._A_ref: object | None = None  # keeps id()-based keys valid
         self._M_ref: object | None = None
         self._CtU: np.ndarray | None = None  # C^T U when known from the last update, else None
+
+    @property
+    def _U(self) -> np.ndarray:
+        return self._Ubuf[self._cur, : self._p]
 
     @property
     def recycle_dim(self) -> int:
@@ -95,13 +109,15 @@ class GCRODR:
 
     @property
     def C(self) -> np.ndarray:
-        """Orthonormal basis of ``A M^-1 U`` as rows, shape ``(recycle_dim, n)`` (a copy)."""
+        """Orthonormal basis of ``A M^-1 U`` as rows, shape ``(recycle_dim, n)`` (a copy; ``C.conj() @ C.T = I``)."""
         return np.array(self._W[: self._p]) if self._W is not None else np.zeros((0, 0))
 
     @property
     def U(self) -> np.ndarray:
         """Recycled directions in the solution space (``M^-1 U``) as rows, with ``A @ U.T = C.T``."""
-        return np.array(self._Ux) if self._Ux is not None else np.zeros((0, 0))
+        if not self._p:
+            return np.zeros((0, 0))
+        return np.array([self._psolve(u) for u in self._U]) if self._psolve is not None else np.array(self._U)
 
     # ------------------------------------------------------------------ solve
     def solve(self, A: Operator, b: np.ndarray, x0: np.ndarray | None = None, M: Operator | None = None,
@@ -111,7 +127,7 @@ class GCRODR:
         Parameters
         ----------
         A
-            ``(n, n)`` sparse matrix, dense array or ``LinearOperator``.
+            ``(n, n)`` sparse matrix, dense array or ``LinearOperator`` (real or complex).
         b
             Right-hand side, shape ``(n,)``.
         x0
@@ -133,6 +149,8 @@ class GCRODR:
         """
         start = time.perf_counter()
         b = check_system(A, b)
+        dtype = np.result_type(b.dtype, getattr(A, "dtype", np.float64), getattr(M, "dtype", np.float64), np.float64)
+        b = b.astype(dtype, copy=False)
         n = b.shape[0]
         counts = _Counts()
         matvec = as_matvec(A)
@@ -141,37 +159,38 @@ class GCRODR:
         tol = max(self.rtol * bnorm, self.atol)
         method = "gcrodr" if self.k else "gmres"
 
-        x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64).reshape(n)
-        r = b.copy() if x0 is None or not x.any() else b - matvec(x)
-        counts.matvecs += 0 if x0 is None or not x.any() else 1
-        self._prepare(A, M, n, matvec, psolve, same_operator, counts)
-        self._project(x, r)
+        x = np.zeros(n, dtype) if x0 is None else np.array(x0, dtype=dtype).reshape(n)
+        started = x0 is not None and bool(x.any())
+        r = (b - matvec(x)).astype(dtype, copy=False) if started else b.copy()
+        counts.matvecs += int(started)
+        self._prepare(A, M, n, dtype, psolve, same_operator, counts)
+        self._project(x, r, psolve, counts)
         rnorm = float(np.linalg.norm(r))
         residual = rnorm
         converged = False
         history = [rnorm]  # residual norm after each cycle
         while True:
             if rnorm <= tol:
-                r = b - matvec(x)
+                r = np.asarray(b - matvec(x), dtype=dtype)
                 counts.matvecs += 1
                 residual = rnorm = float(np.linalg.norm(r))
                 if rnorm <= tol:
                     converged = True
                     break
-                self._project(x, r)  # rounding drift: restart from the true residual
+                self._project(x, r, psolve, counts)  # rounding drift: restart from the true residual
                 rnorm = float(np.linalg.norm(r))
             if counts.iterations >= self.maxiter:
                 break
-            r, rnorm = self._cycle(matvec, psolve, x, r, rnorm, tol, self.maxiter - counts.iterations,
-                                   callback, bnorm, counts)
+            rnorm = self._cycle(matvec, psolve, x, r, rnorm, tol, self.maxiter - counts.iterations, callback, bnorm,
+                                counts)
             counts.cycles += 1
             history.append(rnorm)
             if rnorm > tol and _hopeless(history, tol, counts, self.maxiter, self.k):
                 break
             if counts.cycles % _WINDOW == 0 and rnorm > tol:
-                r = b - matvec(x)  # the updated residual drifts from the true one over many cycles
+                r = np.asarray(b - matvec(x), dtype=dtype)  # the updated residual drifts from the true one over many cycles
                 counts.matvecs += 1
-                self._project(x, r)
+                self._project(x, r, psolve, counts)
                 rnorm = float(np.linalg.norm(r))
         if not converged:
             residual = float(np.linalg.norm(b - matvec(x)))
@@ -183,185 +202,170 @@ class GCRODR:
                            seconds=time.perf_counter() - start, method=method)
 
     # ------------------------------------------------------------------ pieces
-    def _prepare(self, A: Operator, M: Operator | None, n: int, matvec: Callable, psolve: Callable | None,
+    def _allocate(self, n: int, dtype: np.dtype) -> None:
+        """Size the work buffers (once per size and type; a new size or type forgets the recycled space)."""
+        if self._W is None or self._W.shape[1] != n or self._W.dtype != dtype:
+            self.reset()
+            self._W = np.empty((min(self.m, n) + 2, n), dtype)  # one spare row for the Gram-Schmidt pair
+            if self.k:
+                self._Ubuf = np.empty((2, self.k, n), dtype)
+                self._scratch = np.empty((self.k, n), dtype)
+            self._Z = np.empty((min(self.m, n), n), dtype)  # the domain vectors of a cycle
+            self._gemv, self._gemm = blas.get_blas_funcs(("gemv", "gemm"), dtype=dtype)
+
+    def _prepare(self, A: Operator, M: Operator | None, n: int, dtype: np.dtype, psolve: Callable | None,
                  same_operator: bool | None, counts: _Counts) -> None:
         """Size the buffers and carry the recycled space over to this call's ``A M^-1``."""
-        if self._W is None or self._W.shape[1] != n:
-            self.reset()
-            self._W = np.empty((min(self.m, n) + 1, n))
-        if psolve is not None and (self._Z is None or self._Z.shape[1] != n):
-            self._Z = np.empty((min(self.m, n), n))
+        self._allocate(n, dtype)
         if same_operator is None:
             key = fingerprint(A)
             a_changed = key != self._A_key
         else:
             key = self._A_key if same_operator else None  # None never equals a fingerprint
             a_changed = not same_operator
-        if self._p:
-            m_changed = M is not self._M_ref
-            if m_changed:
-                self._Ux = self._U if psolve is None else np.array([psolve(u) for u in self._U])
-                counts.precond += 0 if psolve is None else self._p
-            if m_changed or a_changed:
-                self._carry_to_new_operator(as_matmat(A), counts)
+        if self._p and (M is not self._M_ref or a_changed or not self._orthonormal()):
+            self._carry_to_new_operator(as_matmat(A), psolve, counts)
         self._A_key = key
-        self._A_ref, self._M_ref = A, M
+        self._A_ref, self._M_ref, self._psolve = A, M, psolve
 
-    def _carry_to_new_operator(self, matmat: Callable, counts: _Counts) -> None:
-        """QR of ``A_new M^-1 U``: ``C = Q``, ``U = U R^-1`` (``k`` products with ``A``)."""
-        Y = np.asarray(matmat(np.ascontiguousarray(self._Ux.T)))
-        counts.matvecs += self._p
+    def _orthonormal(self) -> bool:
+        """Whether ``C^H C = I`` still holds to 1e-12 (one small Gram matrix, ~k^2 n flops).
+
+        Only a new matrix re-orthonormalises ``C``; along a sequence with one matrix (implicit time
+        steps) rounding could accumulate from update to update, so the invariant is checked at each
+        solve and restored by the same QR a new matrix gets when it has drifted.
+        """
+        C = self._W[: self._p].T
+        return bool(np.abs(self._gemm(1.0, C, C, trans_a=CONJ_TRANSPOSE) - np.eye(self._p)).max() <= 1e-12)
+
+    def _carry_to_new_operator(self, matmat: Callable, psolve: Callable | None, counts: _Counts) -> None:
+        """QR of ``A_new M^-1 U``: ``C = Q``, ``U = U R^-1`` (``k`` products with ``A`` and with ``M^-1``)."""
+        p = self._p
+        Ux = self._U.T if psolve is None else np.column_stack([np.ravel(psolve(u)) for u in self._U])
+        Y = np.asarray(matmat(Ux))  # (n, p): the columns A M^-1 u_i
+        counts.matvecs += p
+        counts.precond += 0 if psolve is None else p
         Q, R, keep = tall_qr(Y)
         if keep.size == 0:
             self._p = 0
-            self._U = self._Ux = None
             return
         rank = keep.size
         Rinv_t = inverse_transpose(R)
-        U = Rinv_t @ self._U[keep]
-        Ux = U if self._Ux is self._U else Rinv_t @ self._Ux[keep]
+        nxt = 1 - self._cur
+        np.matmul(Rinv_t, self._U[keep], out=self._Ubuf[nxt, :rank])
         self._W[:rank] = Q.T
         self._CtU = None
-        self._U, self._Ux, self._p = U, Ux, rank
+        self._cur, self._p = nxt, rank
 
-    def _project(self, x: np.ndarray, r: np.ndarray) -> None:
-        """``x += U C^T r``, ``r -= C C^T r``: the best correction from the recycled space.
-
-        Repeated once when the projection removed most of ``r`` (the DGKS test, "twice is
-        enough"): when the recycled space holds nearly all of the right-hand side (e.g. a time
-        step whose solution barely changes) one pass leaves ``r`` with components along ``C`` of
-        relative size ``eps ||r_before|| / ||r_after||``. That ``r`` starts the next Arnoldi
-        basis, whose loss of orthogonality to ``C`` the recycle update then copies into the new
-        ``C``: without the second pass ``C^T C - I`` grew about tenfold per solve of a repeated
-        matrix and the solver stalled after twenty solves.
-        """
+    def _project(self, x: np.ndarray, r: np.ndarray, psolve: Callable | None, counts: _Counts) -> None:
+        """``x += M^-1 U C^T r``, ``r -= C C^T r``: the best correction from the recycled space."""
         if self._p:
-            C = self._W[: self._p]
-            before = float(np.linalg.norm(r))
-            for _ in range(2):
-                coef = C @ r
-                x += coef @ self._Ux
-                r -= coef @ C
-                after = float(np.linalg.norm(r))
-                if after >= _DGKS * before:
-                    break
-                before = after
+            coef = self._project_residual(r)
+            _add_preconditioned(x, self._gemv(1.0, self._U.T, coef), psolve, counts)
+
+    def _project_residual(self, r: np.ndarray) -> np.ndarray:
+        """``r -= C C^H r`` in place; returns ``C^H r`` (the coefficients of the matching ``U`` correction)."""
+        Ct = self._W[: self._p].T
+        coef = self._gemv(1.0, Ct, r, trans=CONJ_TRANSPOSE)
+        self._gemv(-1.0, Ct, coef, beta=1.0, y=r, overwrite_y=1)
+        return coef
 
     def _cycle(self, matvec: Callable, psolve: Callable | None, x: np.ndarray, r: np.ndarray, beta: float,
-               tol: float, budget: int, callback: Callable | None, bnorm: float,
-               counts: _Counts) -> tuple[np.ndarray, float]:
-        """One cycle: ``m - p`` Arnoldi steps on ``(I - C C^T) A M^-1``, least squares, recycle update.
+               tol: float, budget: int, callback: Callable | None, bnorm: float, counts: _Counts) -> float:
+        """One cycle: ``m - p`` Arnoldi steps on ``(I - C C^H) A M^-1``, least squares, recycle update.
 
-        Updates ``x`` in place and returns the new residual and its norm.
+        Updates ``x`` and ``r`` in place and returns the new residual norm.
         """
-        W, Z, p = self._W, self._Z, self._p
+        W, p, gemv = self._W, self._p, self._gemv
         n = W.shape[1]
         s = max(1, min(self.m - p, budget, n - p))
-        Hbar = np.zeros((s + 1, s))
-        B = np.zeros((p, s))
-        Rt = np.zeros((s, s))
-        rot_c: list[float] = []
-        rot_s: list[float] = []
-        g = [beta] + [0.0] * s
-        np.multiply(r, 1.0 / beta, out=W[p])
-        j = 0
-        for j in range(1, s + 1):
-            v = W[p + j - 1]
-            if psolve is not None:
-                Z[j - 1] = np.ravel(psolve(v))
-                counts.precond += 1
-                w = np.asarray(matvec(Z[j - 1]), dtype=np.float64).reshape(n)
-            else:
-                w = np.asarray(matvec(v), dtype=np.float64).reshape(n)
-            counts.matvecs += 1
-            basis = W[: p + j]
-            h0 = float(np.linalg.norm(w))
-            h = basis @ w
-            w -= h @ basis
-            hn = float(np.linalg.norm(w))
-            if hn < _DGKS * h0:
-                h2 = basis @ w
-                w -= h2 @ basis
-                h += h2
-                hn = float(np.linalg.norm(w))
-            B[:, j - 1] = h[:p]
-            Hbar[:j, j - 1] = h[p:]
-            Hbar[j, j - 1] = hn
-            breakdown = hn <= _EPS * h0
-            if breakdown:
-                Hbar[j, j - 1] = 0.0
-                W[p + j] = 0.0
-            else:
-                np.multiply(w, 1.0 / hn, out=W[p + j])
-            col = Hbar[: j + 1, j - 1].tolist()
-            for i in range(j - 1):
-                c, sn = rot_c[i], rot_s[i]
-                col[i], col[i + 1] = c * col[i] + sn * col[i + 1], -sn * col[i] + c * col[i + 1]
-            c, sn, rho = _givens(col[j - 1], col[j])
-            rot_c.append(c)
-            rot_s.append(sn)
-            col[j - 1] = rho
-            Rt[:j, j - 1] = col[:j]
-            g[j - 1], g[j] = c * g[j - 1], -sn * g[j - 1]
-            counts.iterations += 1
-            if callback is not None:
-                callback(abs(g[j]) / bnorm if bnorm > 0 else abs(g[j]))
-            if abs(g[j]) <= tol or breakdown:
-                break
-        y = _triangular_least_squares(Rt[:j, :j], np.asarray(g[:j]), Hbar[: j + 1, :j], beta)
-        x += y @ (Z[:j] if psolve is not None else W[p: p + j])
+        coef0 = np.zeros(p, W.dtype)
         if p:
-            x -= (B[:, :j] @ y) @ self._Ux
-        coef = -(Hbar[: j + 1, :j] @ y)
-        coef[0] += beta
-        r_new = coef @ W[p: p + j + 1]
-        if self.k:
-            self._update_recycled(Hbar[: j + 1, :j], B[:, :j], j, psolve is not None)
-        return r_new, abs(g[j])
+            # r = b - A x is orthogonal to C only up to rounding relative to the residual before
+            # the last cycle; once the residual has dropped by many orders that error would enter
+            # V's orthogonality against C, so project it out again (x follows at the cycle's end)
+            coef0 = self._project_residual(r)
+            beta = vector_norm(r)
+        np.multiply(r, 1.0 / beta, out=W[p])
 
-    def _update_recycled(self, Hbar: np.ndarray, B: np.ndarray, j: int, preconditioned: bool) -> None:
-        """New ``U, C`` from the harmonic Ritz vectors of this cycle's search space ``[U D, V_j]``."""
-        W, p = self._W, self._p
+        def apply(z: np.ndarray) -> np.ndarray:
+            counts.matvecs += 1
+            if psolve is None:
+                return matvec(z)
+            counts.precond += 1
+            return matvec(np.ravel(psolve(z)))
+
+        cycle = arnoldi_cycle(apply, W, self._Z, p, s, beta, tol, (gemv, self._gemm), callback, bnorm)
+        k, y = cycle.k, cycle.y
+        counts.iterations += k
+        # x += M^-1 (Z_k y + U (coef0 - B y)): one application of M^-1 per cycle
+        t = gemv(1.0, self._Z[:k].T, y)
+        if p:
+            t = gemv(1.0, self._U.T, coef0 - cycle.B @ y, beta=1.0, y=t, overwrite_y=1)
+        _add_preconditioned(x, t, psolve, counts)
+        coef = -(cycle.Hbar @ y)
+        coef[0] += beta
+        gemv(1.0, W[p: p + k + 1].T, coef, beta=0.0, y=r, overwrite_y=1)
+        if self.k:
+            self._update_recycled(cycle)
+        return cycle.residual
+
+    def _update_recycled(self, cycle: ArnoldiCycle) -> None:
+        """New ``U, C`` from the harmonic Ritz vectors of this cycle's search space ``[U D, Z_k]``.
+
+        ``A M^-1 [U D, Z_k] = [C, W_{k+1}] G``; the new recycled directions are ``[U D, Z_k] P R^-1``
+        and their images ``[C, W_{k+1}] Q`` for the thin QR ``G P = Q R``, so ``C`` stays orthonormal.
+        """
+        W, p, gemm, j = self._W, self._p, self._gemm, cycle.k
         dim = p + j
-        G = np.zeros((dim + 1, dim))
-        WtV = np.zeros((dim + 1, dim))
+        G = np.zeros((dim + 1, dim), W.dtype)
+        WtV = np.zeros((dim + 1, dim), W.dtype)  # [C, W]^H [U D, Z]
         d = np.zeros(0)
         if p:
-            d = 1.0 / np.linalg.norm(self._U, axis=1)
+            U = self._U
+            d = 1.0 / np.sqrt(np.einsum("ij,ij->i", U.conj() if np.iscomplexobj(U) else U, U).real)
             G[:p, :p] = np.diag(d)
-            G[:p, p:] = B
-            CtU = self._CtU if self._CtU is not None else W[:p] @ self._U.T
+            G[:p, p:] = cycle.B
+            CtU = self._CtU if self._CtU is not None else gemm(1.0, W[:p].T, U.T, trans_a=CONJ_TRANSPOSE)
             WtV[:p, :p] = CtU * d
-            WtV[p:, :p] = (W[p: dim + 1] @ self._U.T) * d
-        G[p:, p:] = Hbar
-        WtV[p: p + j, p:] = np.eye(j)
+            WtV[p:, :p] = gemm(1.0, W[p: dim + 1].T, U.T, trans_a=CONJ_TRANSPOSE) * d
+        G[p:, p:] = cycle.Hbar
+        WtV[:, p:] = cycle.ZW
         P = harmonic_ritz_vectors(G, WtV, self.k)
         kn = P.shape[1]
         if kn == 0:
-            self._p, self._U, self._Ux = 0, None, None
+            self._p = 0
             return
         Q, R = np.linalg.qr(G @ P)
         diag = np.abs(np.diag(R))
         if diag.min() <= 1e-12 * diag.max():
             return  # degenerate update: keep the current recycled space
-        C_new = Q.T @ W[: dim + 1]
-        # U_new = [U D, V_j] P R^-1: fold the small factors first so each block is one GEMM
-        Rinv_t = inverse_transpose(R)
-        from_v = Rinv_t @ P[p:].T
-        from_u = Rinv_t @ (P[:p] * d[:, None]).T if p else None
-        U = from_v @ W[p: p + j]
-        if p:
-            U += from_u @ self._U
-        if preconditioned:
-            Ux = from_v @ self._Z[:j]
-            if p:
-                Ux += from_u @ self._Ux
-        else:
-            Ux = U
-        W[:kn] = C_new
-        self._U, self._Ux, self._p = U, Ux, kn
-        # C_new^T U_new = Q^T (W^T V) P R^-1 from small matrices: saves half of the next W^T U product
-        self._CtU = Q.T @ WtV @ P @ Rinv_t.T
+        # U_new = [U D, Z_k] P R^-1 = Z_k F_z + U F_u: two products into the other half of the buffer
+        F = P @ la.inv(R)
+        nxt = 1 - self._cur
+        _combine(gemm, self._Ubuf[nxt, :kn], F[p:], self._Z[:j], d[:, None] * F[:p], self._U if p else None)
+        np.matmul(Q.T, W[: dim + 1], out=self._scratch[:kn])  # C_new = [C, W_{k+1}] Q
+        W[:kn] = self._scratch[:kn]
+        # C_new^H U_new = Q^H (W^H V) P R^-1 from small matrices: saves half of the next W^H U product
+        self._CtU = Q.conj().T @ WtV @ F
+        self._cur, self._p = nxt, kn
+
+
+def _add_preconditioned(x: np.ndarray, t: np.ndarray, psolve: Callable | None, counts: _Counts) -> None:
+    """``x += M^-1 t`` (``x += t`` without a preconditioner)."""
+    if psolve is None:
+        x += t
+    else:
+        x += np.ravel(psolve(t))
+        counts.precond += 1
+
+
+def _combine(gemm: Callable, out: np.ndarray, Fv: np.ndarray, V: np.ndarray, Fu: np.ndarray,
+             U: np.ndarray | None) -> None:
+    """``out = Fv^T V + Fu^T U`` for row-stored vectors, written in place (one or two GEMMs)."""
+    np.matmul(Fv.T, V, out=out)
+    if U is not None:
+        gemm(1.0, U.T, Fu, beta=1.0, c=out.T, overwrite_c=1)
 
 
 _WINDOW = 10  # cycles over which the convergence rate is measured
@@ -395,24 +399,3 @@ def gmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: flo
     Parameters and result as in :meth:`GCRODR.solve`; ``maxiter`` counts inner iterations.
     """
     return GCRODR(m=restart, k=0, rtol=rtol, atol=atol, maxiter=maxiter).solve(A, b, x0=x0, M=M, callback=callback)
-
-
-def _givens(a: float, b: float) -> tuple[float, float, float]:
-    """Rotation ``[c s; -s c]`` with ``[c s; -s c] @ [a, b] = [rho, 0]``."""
-    if b == 0.0:
-        return 1.0, 0.0, a
-    rho = float(np.hypot(a, b))
-    return a / rho, b / rho, rho
-
-
-def _triangular_least_squares(Rt: np.ndarray, g: np.ndarray, Hbar: np.ndarray, beta: float) -> np.ndarray:
-    """Solve the cycle's least-squares problem from its Givens-triangularised factor.
-
-    Falls back to a dense least-squares solve when the triangle is singular (a singular ``A``).
-    """
-    diag = np.abs(np.diag(Rt))
-    if diag.size and diag.min() > _EPS * diag.max():
-        return la.solve_triangular(Rt, g)
-    rhs = np.zeros(Hbar.shape[0])
-    rhs[0] = beta
-    return np.linalg.lstsq(Hbar, rhs, rcond=None)[0]

@@ -66,7 +66,7 @@ def relative_residual(A: Operator, x: np.ndarray, b: np.ndarray, bnorm: float | 
 
 
 def check_system(A: Operator, b: np.ndarray) -> np.ndarray:
-    """Return ``b`` as a float64 vector after checking shapes and finiteness.
+    """Return ``b`` as a float64 (complex128 if complex) vector after checking shapes and finiteness.
 
     Raises
     ------
@@ -78,7 +78,8 @@ def check_system(A: Operator, b: np.ndarray) -> np.ndarray:
     shape = getattr(A, "shape", None)
     if shape is None or len(shape) != 2 or shape[0] != shape[1]:
         raise ConfigError(f"A must be a square matrix (got shape {shape})")
-    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    b = np.asarray(b)
+    b = b.astype(np.complex128 if np.iscomplexobj(b) else np.float64, copy=False).reshape(-1)
     if b.shape[0] != shape[0]:
         raise ConfigError(f"b must have {shape[0]} entries to match A (got {b.shape[0]})")
     if not np.all(np.isfinite(b)):
@@ -87,3 +88,19 @@ def check_system(A: Operator, b: np.ndarray) -> np.ndarray:
     if data is not None and not np.all(np.isfinite(data)):
         raise SolverError("the matrix holds non-finite coefficients")
     return b
+
+
+class CountedOperator(LinearOperator):
+    """Wraps an operator (matrix, ``LinearOperator``, preconditioner) and counts its applications.
+
+    For SciPy's solvers, which report no product counts themselves.
+    """
+
+    def __init__(self, op: Operator) -> None:
+        self._apply = as_matvec(op)
+        self.calls = 0
+        super().__init__(np.result_type(getattr(op, "dtype", np.float64), np.float64), op.shape)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self._apply(x.reshape(-1))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 
-from pde_data.elliptic import SOLVER_CODES, SampleStats, condition_lower_bound
+from pde_data.elliptic import SampleStats, condition_lower_bound
+from solvers.registry import method_codes
 from pde_data.family import get_family
 from pde_data.finite_differences import dirichlet_laplacian_eigenvalues, grid_spacing, helmholtz_matrix
 from pde_data.pipeline import generate_dataset, resolve_config
@@ -58,7 +59,7 @@ def test_family_solutions_are_verified_and_agree_with_splu(problem: str, preset:
     family = _family(problem, preset, overrides + ["solver=skr"])
     indices = [int(i) for i in family.solve_order(5, SEED)]
     out = family.generate(indices, SEED)
-    assert np.all(out["solver"] == SOLVER_CODES.index("skr"))
+    assert np.all(out["solver"] == 0)  # the code of skr
     assert np.all(out["iterations"] > 0) and np.all(out["matvecs"] >= out["iterations"])
     assert np.all(out["residual"] <= family.config.rtol)
     for row, index in enumerate(indices):
@@ -145,17 +146,17 @@ def test_chunking_never_changes_a_stored_value(tmp_path) -> None:
 
 
 def test_statistics_variables_carry_cf_flags(tmp_path) -> None:
-    """solver(sample) is an integer code whose CF flag_values/flag_meanings name the method; a direct run
-    stores the direct code, zero iterations and zero retries."""
+    """solver(sample) is an integer code whose CF flag_values/flag_meanings record the code -> name table
+    of the registry; a direct run stores the direct code (5), zero iterations and zero retries."""
     config = resolve_config("darcy", "fno", overrides=["resolution=17", "solver=direct"], samples=3, seed=SEED)
     path = tmp_path / "d.h5"
     generate_dataset(config, path, progress=False)
     with h5py.File(path, "r") as f:
         meanings = f["solver"].attrs["flag_meanings"]
         meanings = meanings.decode() if isinstance(meanings, bytes) else meanings
-        assert meanings.split() == list(SOLVER_CODES)
-        np.testing.assert_array_equal(f["solver"].attrs["flag_values"], np.arange(len(SOLVER_CODES)))
-        assert np.all(f["solver"][()] == SOLVER_CODES.index("direct"))
+        table = dict(zip(f["solver"].attrs["flag_values"].tolist(), meanings.split()))
+        assert table == method_codes()
+        assert table[5] == "direct" and np.all(f["solver"][()] == 5)
         assert np.all(f["iterations"][()] == 0) and np.all(f["retries"][()] == 0)
         assert np.all(f["residual"][()] < 1e-12)
 

@@ -53,3 +53,15 @@ def varying_coefficient_2d(n: int, a: np.ndarray) -> sp.csr_matrix:
 def rhs(n_unknowns: int, seed: int = 0) -> np.ndarray:
     """A reproducible random right-hand side."""
     return np.random.default_rng(seed).standard_normal(n_unknowns)
+
+
+def damped_helmholtz_2d(n: int, k2: float, damping: np.ndarray | float) -> sp.csr_matrix:
+    """``-Lap u - k2 (1 + i damping) u``: complex symmetric (not Hermitian), indefinite real part."""
+    shift = k2 * (1.0 + 1j * np.broadcast_to(np.asarray(damping, dtype=float), (n * n,)))
+    return (laplacian_2d(n).astype(np.complex128) - sp.diags(shift)).tocsr()
+
+
+def complex_rhs(n_unknowns: int, seed: int = 0) -> np.ndarray:
+    """A reproducible random complex right-hand side."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n_unknowns) + 1j * rng.standard_normal(n_unknowns)
