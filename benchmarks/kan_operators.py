@@ -48,7 +48,7 @@ def datasets(quick: bool) -> dict[str, dict[str, Any]]:
         width, modes_1d, modes_2d, ns_t = 16, 12, 8, (4, 4)
     else:
         burgers = {"samples": 400, "set": {"resolution": 128, "internal_resolution": 256, "dt": 5e-4}}
-        darcy = {"samples": 400, "set": {"resolution": 29}}
+        darcy = {"samples": 400, "set": {"resolution": 25}}
         ns = {"samples": 80, "set": {"resolution": 32, "internal_resolution": 64, "dt": 5e-3, "T": 20.0}}
         n_test = {"burgers": 100, "darcy": 100, "navier-stokes": 20}
         width, modes_1d, modes_2d, ns_t = 24, 16, 10, (10, 10)
