@@ -30,12 +30,11 @@ def _fno_settings(**changes):
 
 def _set_exact_identity(model: torch.nn.Module) -> None:
     """Make every rational exactly F(x) = x: P = x, Q = 1 (b = 0)."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, GroupRational):
-                module.numerator.zero_()
-                module.numerator[..., 1] = 1.0
-                module.denominator.zero_()
+    for module in model.modules():
+        if isinstance(module, GroupRational):
+            numerator, denominator = (torch.zeros_like(c) for c in module.coefficients())
+            numerator[..., 1] = 1.0
+            module.set_coefficients(numerator, denominator)
 
 
 def _copy_linear_weights(kan: torch.nn.Module, fno: torch.nn.Module) -> None:
@@ -307,12 +306,11 @@ def test_activation_curves_are_each_groups_function():
     model = operators.build({"model": "kan-fno", **_fno_settings()})
     name, rational = next((n, m) for n, m in model.named_modules()
                           if isinstance(m, GroupRational) and m.init == "gelu")
-    with torch.no_grad():
-        rational.numerator.zero_()
-        rational.numerator[:, 0] = torch.arange(rational.groups, dtype=rational.numerator.dtype)
-        rational.numerator[:, 1] = 1.0
-        rational.denominator.zero_()
-        rational.denominator[:, 0] = 1.0
+    numerator, denominator = (torch.zeros_like(c) for c in rational.coefficients())
+    numerator[:, 0] = torch.arange(rational.groups, dtype=numerator.dtype)
+    numerator[:, 1] = 1.0
+    denominator[:, 0] = 1.0
+    rational.set_coefficients(numerator, denominator)
     curve = next(c for c in activation_curves(model) if c.name == name)
     x = curve.x
     expected = (np.arange(rational.groups)[:, None] + x) / (1 + np.abs(x))
