@@ -188,3 +188,21 @@ def test_lbfgs_phase_lowers_the_loss_on_its_fixed_points(tmp_path) -> None:
     losses = [objective.step_loss(operators.load(tmp_path / name / "last").model, 10).loss.item()
               for name in ("adam", "lbfgs")]
     assert losses[1] < losses[0]
+
+
+def test_physics_configs_parse_and_build() -> None:
+    """Every pinn_*, causal_pinn_* and lpinn_* training config is a valid physics run whose model builds,
+    and each has a quick variant of the same method and PDE."""
+    from operators.physics.run_config import model_settings, parse_run_config
+    from pde_data.config import configs_root, load_yaml
+
+    paths = [p for p in sorted((configs_root() / "train").glob("*.yaml"))
+             if p.stem.split("_")[0] in ("pinn", "causal", "lpinn")]
+    assert len(paths) >= 16
+    stems = {p.stem for p in paths}
+    for path in paths:
+        config = parse_run_config(load_yaml(path))
+        operators.build(model_settings(config, build_pde(config.pde)))
+        if not path.stem.endswith("_quick"):
+            quick = parse_run_config(load_yaml(path.with_name(f"{path.stem}_quick.yaml")))
+            assert f"{path.stem}_quick" in stems and (quick.method, quick.pde) == (config.method, config.pde)
