@@ -3,9 +3,9 @@
 ``GroupRational`` holds the learnable coefficients of ``F(x) = P(x)/Q(x)`` (see
 :mod:`operators.kernels.rational_reference` for the function, its gradients and the sign(0)
 convention) and evaluates them with :func:`operators.kernels.rational`, so the compiled kernels are
-used wherever they are available. ``GRKAN`` follows it with a channel-mixing linear map whose
-initial weights are scaled from the actual rational so that the layer preserves the second moment
-of Gaussian inputs.
+used wherever they are available. ``GRKAN`` follows it with a channel-mixing linear map, initialised
+either like the MLP layer it replaces or (DESIGN.md section 6) scaled from the actual rational so
+that the layer preserves the second moment of Gaussian inputs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from solvers.errors import ConfigError
 # beyond 12 standard deviations weighs < 1e-32.
 QUADRATURE_NODES = 96
 QUADRATURE_RANGE = 12.0
+#: initialisations of a GR-KAN layer's linear map (see :class:`GRKAN`)
+LINEAR_INITS = ("mlp", "variance-preserving")
 
 
 class GroupRational(nn.Module):
@@ -47,12 +49,18 @@ class GroupRational(nn.Module):
         ``[G, 4]`` is always per group.
     channel_dim
         ``-1`` for channels-last inputs ``[..., C]``, ``1`` for channels-first ``[B, C, *spatial]``.
+    lr_scale
+        The coefficients are stored as ``theta = coefficients / lr_scale`` and used as
+        ``lr_scale * theta``: with a scale-invariant optimiser (Adam, AdamW) every step moves them
+        ``lr_scale`` times as far as it moves the other weights, i.e. they train at
+        ``lr_scale`` times the learning rate. Read and write the coefficients through
+        :meth:`coefficients` / :meth:`set_coefficients`, not the raw parameters.
 
     Raises
     ------
     ConfigError
-        For a group count that does not divide ``channels``, an unknown ``init`` or a
-        ``channel_dim`` other than ``-1`` and ``1``.
+        For a group count that does not divide ``channels``, an unknown ``init``, a
+        ``channel_dim`` other than ``-1`` and ``1`` or a non-positive ``lr_scale``.
     """
 
     def __init__(
@@ -62,30 +70,46 @@ class GroupRational(nn.Module):
         init: str = "gelu",
         shared_numerator: bool = False,
         channel_dim: int = -1,
+        lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         _check_layout(channels, groups, channel_dim)
+        if not lr_scale > 0:
+            raise ConfigError(f"the rational lr_scale must be a positive number (got {lr_scale!r})")
         self.channels = channels
         self.groups = groups
         self.init = init
         self.shared_numerator = shared_numerator
         self.channel_dim = channel_dim
+        self.lr_scale = float(lr_scale)
         numerator, denominator = load_fit(init)
-        a = torch.tensor(numerator, dtype=torch.get_default_dtype())
-        b = torch.tensor(denominator, dtype=torch.get_default_dtype())
+        a = torch.tensor(numerator, dtype=torch.get_default_dtype()) / self.lr_scale
+        b = torch.tensor(denominator, dtype=torch.get_default_dtype()) / self.lr_scale
         self.numerator = nn.Parameter(a if shared_numerator else a.repeat(groups, 1))
         self.denominator = nn.Parameter(b.repeat(groups, 1))
 
+    def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coefficients the activation uses, ``numerator [6] or [G, 6]`` and ``denominator [G, 4]``
+        (differentiable)."""
+        if self.lr_scale == 1.0:
+            return self.numerator, self.denominator
+        return self.lr_scale * self.numerator, self.lr_scale * self.denominator
+
+    @torch.no_grad()
+    def set_coefficients(self, numerator: torch.Tensor, denominator: torch.Tensor) -> None:
+        """Set the coefficients (shapes as :meth:`coefficients` returns them)."""
+        self.numerator.copy_(torch.as_tensor(numerator) / self.lr_scale)
+        self.denominator.copy_(torch.as_tensor(denominator) / self.lr_scale)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the activation channel-wise; output has the shape and dtype of ``x``."""
-        return kernels.rational(
-            x, self.numerator.to(x.dtype), self.denominator.to(x.dtype), self.groups, self.channel_dim
-        )
+        numerator, denominator = self.coefficients()
+        return kernels.rational(x, numerator.to(x.dtype), denominator.to(x.dtype), self.groups, self.channel_dim)
 
     def group_coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Coefficients per group, ``numerator [G, 6]`` and ``denominator [G, 4]`` (detached copies)."""
-        numerator = self.numerator.detach().expand(self.groups, NUMERATOR_TERMS).clone()
-        return numerator, self.denominator.detach().clone()
+        numerator, denominator = (c.detach() for c in self.coefficients())
+        return numerator.expand(self.groups, NUMERATOR_TERMS).clone(), denominator.clone()
 
     def second_moment(self, input_std: float = 1.0) -> torch.Tensor:
         """``E[F_g(x)^2]`` for ``x ~ N(0, input_std^2)``, per group ``[G]``, in float64.
@@ -114,7 +138,7 @@ class GroupRational(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, groups={self.groups}, init={self.init!r}, "
-            f"shared_numerator={self.shared_numerator}, channel_dim={self.channel_dim}"
+            f"shared_numerator={self.shared_numerator}, channel_dim={self.channel_dim}, lr_scale={self.lr_scale}"
         )
 
 
@@ -131,13 +155,16 @@ class GRKAN(nn.Module):
     ----------
     in_channels, out_channels
         Channel counts.
-    groups, init, shared_numerator, channel_dim
+    groups, init, shared_numerator, channel_dim, lr_scale
         As in :class:`GroupRational`.
     bias
-        Whether the linear map has a bias (initialised to zero).
+        Whether the linear map has a bias.
+    linear_init
+        ``"mlp"``: the linear map starts as ``nn.Linear`` does (weights and bias uniform in
+        ``+-1/sqrt(C_in)``), the initialisation of the MLP layer a GR-KAN layer replaces;
+        ``"variance-preserving"``: :meth:`reset_linear` (DESIGN.md section 6, KAT's init).
     input_std
-        Standard deviation assumed for the inputs when initialising the linear weight (see
-        :meth:`reset_linear`).
+        Standard deviation assumed for the inputs by the variance-preserving initialisation.
     """
 
     def __init__(
@@ -150,14 +177,19 @@ class GRKAN(nn.Module):
         channel_dim: int = -1,
         bias: bool = True,
         input_std: float = 1.0,
+        linear_init: str = "mlp",
+        lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1:
             raise ConfigError(f"out_channels must be a positive integer (got {out_channels!r})")
-        self.rational = GroupRational(in_channels, groups, init, shared_numerator, channel_dim)
+        if linear_init not in LINEAR_INITS:
+            raise ConfigError(f"linear_init must be one of {', '.join(LINEAR_INITS)} (got {linear_init!r})")
+        self.rational = GroupRational(in_channels, groups, init, shared_numerator, channel_dim, lr_scale)
         self.linear = nn.Linear(in_channels, out_channels, bias=bias)
         self.channel_dim = channel_dim
-        self.reset_linear(input_std)
+        if linear_init == "variance-preserving":
+            self.reset_linear(input_std)
 
     def reset_linear(self, input_std: float = 1.0) -> None:
         """Variance-preserving initialisation of the linear weight from the actual rational.

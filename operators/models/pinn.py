@@ -5,6 +5,9 @@ The network maps coordinates ``[N, in_dim]`` (column 0 is time, then space) to f
 ``[N, out_dim]``. Non-periodic inputs are scaled to [-1, 1]; periodic inputs go through the exactly
 periodic Fourier features cos(2 pi m (x - lo) / L), sin(2 pi m (x - lo) / L), m = 1..modes, so the
 network is periodic in them to the last bit (the hard form of a periodic boundary condition).
+Optionally the embedded coordinates then pass through random Fourier features
+[cos(h B), sin(h B)], B ~ N(0, s^2) (Tancik et al. 2020), which the "expert's guide" of Wang et al.
+(2023) recommends against the spectral bias of MLPs on fast-varying solutions.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class PINNConfig:
     windows
         Number of time-marching windows; window k has its own network on
         [t0 + k T / windows, t0 + (k + 1) T / windows] and time is rescaled per window.
+    random_features
+        Number of random Fourier features after the coordinate embedding (even; 0: none).
+    random_feature_scale
+        Standard deviation ``s`` of the random frequencies ``B``.
     """
 
     in_dim: int = 2
@@ -72,6 +79,8 @@ class PINNConfig:
     fourier_modes: int = 1
     hard_initial: dict[str, Any] | None = None
     windows: int = 1
+    random_features: int = 0
+    random_feature_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check(self.in_dim >= 1, f"model.in_dim must be >= 1 (got {self.in_dim})")
@@ -80,6 +89,10 @@ class PINNConfig:
         check(self.depth >= 1, f"model.depth must be >= 1 (got {self.depth})")
         check(self.fourier_modes >= 1, f"model.fourier_modes must be >= 1 (got {self.fourier_modes})")
         check(self.windows >= 1, f"model.windows must be >= 1 (got {self.windows})")
+        check(self.random_features >= 0 and self.random_features % 2 == 0,
+              f"model.random_features must be an even integer >= 0 (got {self.random_features})")
+        check(self.random_feature_scale > 0,
+              f"model.random_feature_scale must be > 0 (got {self.random_feature_scale})")
         for name in ("lower", "upper", "periodic"):
             check(len(getattr(self, name)) == self.in_dim,
                   f"model.{name} needs one entry per input ({self.in_dim}; got {list(getattr(self, name))})")
@@ -111,6 +124,23 @@ class CoordinateEmbedding(nn.Module):
             else:
                 parts.append(2 * (c - lower[i]) / (upper[i] - lower[i]) - 1)
         return torch.cat(parts, dim=1)
+
+
+class RandomFourierFeatures(nn.Module):
+    """``[cos(h B), sin(h B)]`` with fixed frequencies ``B ~ N(0, scale^2)`` of shape ``[in_dim, features / 2]``.
+
+    ``B`` is drawn from torch's global generator when the module is made and is a (saved) buffer,
+    not a parameter: the features stay what they were drawn as.
+    """
+
+    def __init__(self, in_dim: int, features: int, scale: float) -> None:
+        super().__init__()
+        self.register_buffer("frequencies", scale * torch.randn(in_dim, features // 2))
+        self.out_dim = features
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        phase = h @ self.frequencies.to(h.dtype)
+        return torch.cat((torch.cos(phase), torch.sin(phase)), dim=1)
 
 
 class MLP(nn.Module):
@@ -175,9 +205,13 @@ class PINN(nn.Module):
             lower = (self.edges[k], *config.lower[1:])
             upper = (self.edges[k + 1], *config.upper[1:])
             embedding = CoordinateEmbedding(lower, upper, config.periodic, config.fourier_modes)
+            width_in = embedding.out_dim
+            if config.random_features:
+                features = RandomFourierFeatures(embedding.out_dim, config.random_features,
+                                                 config.random_feature_scale)
+                embedding, width_in = nn.Sequential(embedding, features), features.out_dim
             self.embeddings.append(embedding)
-            self.nets.append(backbone(embedding.out_dim, config.out_dim, config.width, config.depth,
-                                      config.activation))
+            self.nets.append(backbone(width_in, config.out_dim, config.width, config.depth, config.activation))
         self.initial = None
         if config.hard_initial is not None:
             from operators.physics.pde_specs import build_pde

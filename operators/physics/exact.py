@@ -8,6 +8,8 @@
   Fourier diffusion step) for nu > 0;
 * Kuramoto-Sivashinsky: Fourier pseudo-spectral method of lines with 2/3 dealiasing, integrated by
   SciPy's implicit Radau method at tight tolerance (independent of pdeop's own ETDRK4 generator);
+* Allen-Cahn: Strang splitting (exact pointwise cubic reaction, exact Fourier diffusion) on a grid
+  fine enough to resolve the interfaces;
 * Navier-Stokes: the decaying Taylor-Green vortex (exact when there is no forcing).
 
 :func:`reference` dispatches on the specification and returns the observable on a grid.
@@ -22,6 +24,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from operators.physics.pde_specs import (
+    AllenCahn,
     Burgers,
     Convection,
     KuramotoSivashinsky,
@@ -66,6 +69,8 @@ def reference(spec: PDESpec, t: np.ndarray, *space: np.ndarray) -> np.ndarray:
         return reaction_diffusion_reference(spec, t, space[0])
     if isinstance(spec, KuramotoSivashinsky):
         return kuramoto_sivashinsky_reference(spec, t, space[0])
+    if isinstance(spec, AllenCahn):
+        return allen_cahn_reference(spec, t, space[0])
     if isinstance(spec, NavierStokes2D):
         return taylor_green_vorticity(spec, t, *space)
     raise ConfigError(f"no reference solution is known for pde.name {spec.name!r}")
@@ -119,19 +124,53 @@ def reaction_diffusion_reference(spec: ReactionDiffusion, t: np.ndarray, x: np.n
         growth = np.exp(spec.rho * t)[:, None]
         return u0 * growth / (u0 * growth + 1 - u0)
     grid = spec.length * np.arange(n) / n
-    k = 2 * math.pi * np.fft.rfftfreq(n, d=spec.length / n)
-    u = _reaction_initial(spec, grid)
-    out = np.empty((t.size, x.size))
+    return _strang_splitting(_reaction_initial(spec, grid), lambda u, tau: _logistic_step(u, spec.rho, tau),
+                             spec.nu, spec.length, t, dt,
+                             lambda u: np.interp(x, grid, u, period=spec.length))
+
+
+def allen_cahn_reference(spec: AllenCahn, t: np.ndarray, x: np.ndarray, n: int = 1024,
+                         dt: float = 2e-4) -> np.ndarray:
+    """Solution of u_t = d u_xx + rho (u - u^3) on [-1, 1), u0 = x^2 cos(pi x); ``[nt, nx]``.
+
+    Strang splitting on ``n`` periodic points (spacing 2e-3 by default, a third of the interface
+    width sqrt(2 d / rho) at the default d and rho): half a step of the exact pointwise reaction
+    u -> u e^(rho tau) / sqrt(1 + u^2 (e^(2 rho tau) - 1)), a step of exact Fourier diffusion, half
+    a reaction step; second order in ``dt``. Values at ``x`` by exact trigonometric interpolation.
+    With the defaults the time-splitting error is ~1e-9 (relative L2 on [0, 1], against dt = 1e-5)
+    and the whole error ~1e-5 (against a Radau IIA method of lines with an exact Jacobian, rtol
+    1e-9, n = 2048: relative L2 8.3e-6).
+    """
+    grid = -1.0 + 2.0 * np.arange(n) / n
+    shifted = np.asarray(x, dtype=np.float64) + 1.0
+    return _strang_splitting(grid**2 * np.cos(math.pi * grid), lambda u, tau: _cubic_step(u, spec.rho, tau),
+                             spec.d, 2.0, t, dt, lambda u: fourier_interpolate(u, 2.0, shifted))
+
+
+def _strang_splitting(u: np.ndarray, reaction_step, diffusivity: float, length: float, t: np.ndarray,
+                      dt: float, sample) -> np.ndarray:
+    """March u_t = diffusivity u_xx + R(u) on ``len(u)`` periodic points of ``[0, length)`` by Strang
+    splitting (``reaction_step(u, tau)`` advances the pointwise reaction exactly); ``sample(u)``
+    turns the state at each time of ``t`` into a row of the result ``[nt, ...]``."""
+    n = u.shape[0]
+    k = 2 * math.pi * np.fft.rfftfreq(n, d=length / n)
+    rows: dict[int, np.ndarray] = {}
     now = 0.0
     for i in np.argsort(t):
         while now < t[i] - 1e-14:
             step = min(dt, t[i] - now)
-            u = _logistic_step(u, spec.rho, step / 2)
-            u = np.fft.irfft(np.fft.rfft(u) * np.exp(-spec.nu * k**2 * step), n)
-            u = _logistic_step(u, spec.rho, step / 2)
+            u = reaction_step(u, step / 2)
+            u = np.fft.irfft(np.fft.rfft(u) * np.exp(-diffusivity * k**2 * step), n)
+            u = reaction_step(u, step / 2)
             now += step
-        out[i] = np.interp(x, grid, u, period=spec.length)
-    return out
+        rows[int(i)] = sample(u)
+    return np.stack([rows[i] for i in range(len(t))])
+
+
+def _cubic_step(u: np.ndarray, rho: float, tau: float) -> np.ndarray:
+    """Exact solution of u' = rho (u - u^3) after time ``tau``."""
+    growth = math.exp(rho * tau)
+    return u * growth / np.sqrt(1 + u**2 * (growth**2 - 1))
 
 
 def _reaction_initial(spec: ReactionDiffusion, x: np.ndarray) -> np.ndarray:
@@ -173,10 +212,9 @@ def _kuramoto_sivashinsky_solve(spec: KuramotoSivashinsky, n: int, rtol: float):
 
     # Dense real matrices of the Fourier multipliers give Radau an exact Jacobian:
     # J(u) = L - alpha D P diag(P u) P, with P the dealiasing projection and D = d/dx.
-    eye = np.eye(n)
-    project = np.fft.irfft(np.fft.rfft(eye, axis=0) * keep[:, None], n, axis=0)
-    lin_matrix = np.fft.irfft(np.fft.rfft(eye, axis=0) * linear[:, None], n, axis=0)
-    diff_project = np.fft.irfft(np.fft.rfft(eye, axis=0) * (1j * k * keep)[:, None], n, axis=0)
+    project = _multiplier_matrix(keep.astype(float), n)
+    lin_matrix = _multiplier_matrix(linear, n)
+    diff_project = _multiplier_matrix(1j * k * keep, n)
 
     def jacobian(_: float, u: np.ndarray) -> np.ndarray:
         return lin_matrix - spec.alpha * diff_project @ ((project @ u)[:, None] * project)
@@ -188,6 +226,11 @@ def _kuramoto_sivashinsky_solve(spec: KuramotoSivashinsky, n: int, rtol: float):
     if not sol.success:
         raise ConfigError(f"the Kuramoto-Sivashinsky reference failed: {sol.message}")
     return sol.sol
+
+
+def _multiplier_matrix(symbol: np.ndarray, n: int) -> np.ndarray:
+    """Dense real ``[n, n]`` matrix of the Fourier multiplier ``symbol`` (rfft layout) on ``n`` periodic points."""
+    return np.fft.irfft(np.fft.rfft(np.eye(n), axis=0) * symbol[:, None], n, axis=0)
 
 
 def fourier_interpolate(values: np.ndarray, length: float, x: np.ndarray) -> np.ndarray:

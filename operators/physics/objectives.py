@@ -1,7 +1,9 @@
 """The loss of one training step for each physics-informed method, and the validation loss.
 
 * ``pinn``: residual_weight * mean(r^2) + initial_weight * mean((u(t0, x) - u0)^2)
-  + boundary_weight * (periodic mismatch of u and u_x on opposite faces, when soft);
+  + boundary_weight * (periodic mismatch of u and u_x on opposite faces, when soft); with
+  ``training.loss_weighting: grad_norm`` the trainer passes adaptive weights instead
+  (:mod:`operators.physics.loss_weights`);
 * ``causal_pinn``: the residual term becomes mean_i(w_i L_r(t_i)) over time slices
   (:mod:`operators.physics.causal`);
 * ``lpinn``: :class:`operators.physics.lagrangian.LPINNLoss`.
@@ -25,11 +27,13 @@ from operators.physics.run_config import PhysicsRunConfig
 
 @dataclasses.dataclass
 class StepLoss:
-    """The differentiable loss of a step, its terms as floats, and the causal weights (if any)."""
+    """The differentiable loss of a step, its terms as floats, the causal weights (if any) and the
+    differentiable unweighted terms the loss sums (``parts``: residual, initial, boundary)."""
 
     loss: torch.Tensor
     terms: dict[str, float]
     weights: torch.Tensor | None = None
+    parts: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
 
 class Objective:
@@ -78,7 +82,13 @@ class Objective:
         return {k: self._cast(v) for k, v in points.items()}
 
     # ------------------------------------------------------------------ losses
-    def step_loss(self, model: nn.Module, step: int, window: int = 0, epsilon: float | None = None) -> StepLoss:
+    def fixed_weights(self) -> dict[str, float]:
+        """The configured weights of the PINN loss terms (the start of adaptive weighting too)."""
+        cfg = self.config.training
+        return {"residual": cfg.residual_weight, "initial": cfg.initial_weight, "boundary": cfg.boundary_weight}
+
+    def step_loss(self, model: nn.Module, step: int, window: int = 0, epsilon: float | None = None,
+                  weights: dict[str, float] | None = None) -> StepLoss:
         """Loss of training step ``step`` (its points depend only on ``(seed, step)``).
 
         Parameters
@@ -91,6 +101,8 @@ class Objective:
             Time window being trained.
         epsilon
             Causality parameter (method ``causal_pinn``).
+        weights
+            Weights of the PINN terms (default :meth:`fixed_weights`).
         """
         t0, t1 = self.window_bounds(window)
         causal = self.config.method == "causal_pinn"
@@ -98,7 +110,7 @@ class Objective:
         if self.config.method == "lpinn":
             terms = self.config.lpinn(model, self.spec, points["interior"], points["initial"][:, 1:])
             return StepLoss(terms["loss"], {k: float(v.detach()) for k, v in terms.items()})
-        return self._pinn_loss(model, points, window, epsilon if causal else None)
+        return self._pinn_loss(model, points, window, epsilon if causal else None, weights or self.fixed_weights())
 
     def validation_loss(self, model: nn.Module) -> float:
         """Unweighted loss on a fixed point set over the whole time interval (selects ``best/``)."""
@@ -114,21 +126,18 @@ class Objective:
         return float(total.detach())
 
     def _pinn_loss(self, model: nn.Module, points: dict[str, torch.Tensor], window: int,
-                   epsilon: float | None) -> StepLoss:
-        cfg = self.config.training
-
+                   epsilon: float | None, weights: dict[str, float]) -> StepLoss:
         def net(coords: torch.Tensor) -> torch.Tensor:
             return model.window_forward(window, coords)
 
         coords = points["interior"].detach().requires_grad_(True)
         residual = self.spec.residual(net(coords), coords)
-        weights = None
+        causal = None
         if epsilon is None:
-            residual_loss = residual.square().mean()
+            parts = {"residual": residual.square().mean()}
         else:
-            residual_loss, weights = causal_loss(slice_losses(residual, self.config.causal.n_slices), epsilon)
-        loss = cfg.residual_weight * residual_loss
-        terms = {"residual": float(residual_loss.detach())}
+            residual_loss, causal = causal_loss(slice_losses(residual, self.config.causal.n_slices), epsilon)
+            parts = {"residual": residual_loss}
         if self.soft_ic or window > 0:
             start = points["initial"]
             if window == 0:
@@ -136,18 +145,16 @@ class Objective:
             else:
                 with torch.no_grad():
                     target = model.window_forward(window - 1, start)
-            initial_loss = (net(start) - target).square().mean()
-            loss = loss + cfg.initial_weight * initial_loss
-            terms["initial"] = float(initial_loss.detach())
+            parts["initial"] = (net(start) - target).square().mean()
         if self.soft_bc:
-            boundary_loss = self._periodic_mismatch(net, points["low"], points["high"])
-            loss = loss + cfg.boundary_weight * boundary_loss
-            terms["boundary"] = float(boundary_loss.detach())
+            parts["boundary"] = self._periodic_mismatch(net, points["low"], points["high"])
+        loss = sum(weights[name] * part for name, part in parts.items())
+        terms = {name: float(part.detach()) for name, part in parts.items()}
         terms["loss"] = float(loss.detach())
-        if weights is not None:
+        if causal is not None:
             terms["epsilon"] = float(epsilon)
-            terms["min_weight"] = float(weights.min())
-        return StepLoss(loss, terms, weights)
+            terms["min_weight"] = float(causal.min())
+        return StepLoss(loss, terms, causal, parts)
 
     def _periodic_mismatch(self, net, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """Mean square of u(low) - u(high) and of the face-normal derivative difference."""

@@ -174,8 +174,9 @@ def characteristics(model, lower: float, upper: float, t_end: float, path: Path,
     plt = pyplot()
 
     t = np.linspace(0.0, t_end, 101)
-    x0 = lower + (upper - lower) * np.arange(curves) / curves
-    x_l, _ = lagrangian_state(model, t, x0)
+    fine = 16  # labels per curve: monotone characteristics integrate over a uniform label grid
+    x0 = lower + (upper - lower) * np.arange(curves * fine) / (curves * fine)
+    x_l = lagrangian_state(model, t, x0)[0][:, ::fine]
     fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
     ax.plot(x_l, t, color="tab:blue", lw=1)
     ax.set_xlabel("x_L(x0, t)")

@@ -44,6 +44,10 @@ class PhysicsTrainingConfig:
         uniformly every step).
     residual_weight, initial_weight, boundary_weight
         Weights of the PINN loss terms (mean squares). LPINN uses the ``lpinn`` section instead.
+    loss_weighting
+        ``fixed`` (the weights above) or ``grad_norm``: the weights start at the values above and
+        every ``weight_update_every`` steps move towards mean_j ||grad L_j|| / ||grad L_k|| with
+        momentum ``weight_momentum`` (:mod:`operators.physics.loss_weights`; PINN methods only).
     initial_condition, boundary_condition
         ``soft`` (a loss term) or ``hard`` (imposed by the network: u = u0 + t N for the initial
         condition, exactly periodic Fourier features of x for the periodic boundary).
@@ -74,6 +78,9 @@ class PhysicsTrainingConfig:
     residual_weight: float = 1.0
     initial_weight: float = 1.0
     boundary_weight: float = 1.0
+    loss_weighting: Literal["fixed", "grad_norm"] = "fixed"
+    weight_update_every: int = 100
+    weight_momentum: float = 0.9
     initial_condition: Literal["soft", "hard"] = "soft"
     boundary_condition: Literal["soft", "hard"] = "hard"
     windows: int = 1
@@ -89,7 +96,8 @@ class PhysicsTrainingConfig:
         if self.tensorboard:
             check_available("training.tensorboard")
         check(self.threads is None or self.threads >= 1, f"training.threads must be >= 1 or null (got {self.threads})")
-        for name in ("steps", "n_residual", "n_initial", "n_boundary", "windows", "log_every", "eval_every"):
+        for name in ("steps", "n_residual", "n_initial", "n_boundary", "windows", "log_every", "eval_every",
+                     "weight_update_every"):
             check(getattr(self, name) >= 1, f"training.{name} must be an integer >= 1 (got {getattr(self, name)})")
         check(self.lbfgs_steps >= 0, f"training.lbfgs_steps must be >= 0 (got {self.lbfgs_steps})")
         check(self.steps % self.windows == 0,
@@ -98,17 +106,37 @@ class PhysicsTrainingConfig:
               f"training.eval_every ({self.eval_every}) must be a multiple of training.log_every ({self.log_every})")
         for name in ("residual_weight", "initial_weight", "boundary_weight"):
             check(getattr(self, name) >= 0, f"training.{name} must be >= 0 (got {getattr(self, name)})")
+        check(0 <= self.weight_momentum < 1,
+              f"training.weight_momentum must lie in [0, 1) (got {self.weight_momentum})")
         check(self.grad_clip is None or self.grad_clip > 0, f"training.grad_clip must be > 0 (got {self.grad_clip})")
         check(self.lbfgs_steps == 0 or self.windows == 1, "training.lbfgs_steps needs training.windows: 1")
 
 
 @dataclasses.dataclass(frozen=True)
 class CausalConfig:
-    """The ``causal:`` section (method ``causal_pinn``): time slices and the eps schedule."""
+    """The ``causal:`` section (method ``causal_pinn``): time slices and the eps schedule.
+
+    Parameters
+    ----------
+    n_slices
+        Time slices of the residual loss (per time window).
+    epsilons
+        The eps schedule, annealed upward: the next value is taken when ``min w > tolerance``
+        (or after ``max_stage_steps``).
+    tolerance
+        The stage-end and stopping threshold on the smallest causal weight (0.99 in the paper).
+    max_stage_steps
+        At most this many steps per eps value (the paper's per-stage iteration cap; null: none).
+    stop_at_convergence
+        End a window's training once the last eps is reached and ``min w > tolerance`` (the
+        paper's stopping criterion); its remaining steps are skipped.
+    """
 
     n_slices: int = 32
     epsilons: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0)
     tolerance: float = 0.99
+    max_stage_steps: Optional[int] = None
+    stop_at_convergence: bool = False
 
     def __post_init__(self) -> None:
         check(self.n_slices >= 2, f"causal.n_slices must be >= 2 (got {self.n_slices})")
@@ -117,6 +145,8 @@ class CausalConfig:
         check(list(self.epsilons) == sorted(self.epsilons),
               f"causal.epsilons must increase (eps is annealed upward; got {list(self.epsilons)})")
         check(0 < self.tolerance < 1, f"causal.tolerance must lie in (0, 1) (got {self.tolerance})")
+        check(self.max_stage_steps is None or self.max_stage_steps >= 1,
+              f"causal.max_stage_steps must be >= 1 or null (got {self.max_stage_steps})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +193,8 @@ class PhysicsRunConfig(RunSettings):
                   "method lpinn imposes the initial condition softly (set training.initial_condition: soft)")
             check(self.training.boundary_condition == "hard",
                   "method lpinn needs the exactly periodic embedding (set training.boundary_condition: hard)")
+            check(self.training.loss_weighting == "fixed",
+                  "method lpinn weights its terms by lpinn.gamma_*; set training.loss_weighting: fixed")
 
 
 def parse_run_config(mapping: dict[str, Any]) -> PhysicsRunConfig:

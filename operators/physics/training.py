@@ -38,6 +38,7 @@ from operators.physics import sampling
 from operators.physics.causal import EpsilonSchedule
 from operators.physics.evaluation import predict, relative_l2
 from operators.physics.exact import reference
+from operators.physics.loss_weights import gradient_norms, update_weights
 from operators.physics.objectives import Objective
 from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
 from operators.physics.run_config import PhysicsRunConfig, model_settings, parse_run_config
@@ -79,7 +80,8 @@ def run(config: dict[str, Any], run_dir: Path, resume: bool = False, device: str
     Returns
     -------
     dict
-        ``run_dir``, ``method``, ``steps_done``, ``finished``, ``best_val_loss``, ``rel_l2`` (last
+        ``run_dir``, ``method``, ``steps_done``, ``optimizer_steps`` (fewer than ``steps_done`` when
+        causal convergence ended windows early), ``finished``, ``best_val_loss``, ``rel_l2`` (last
         monitored value, on the coarse monitor grid) and ``seconds``.
     """
     parsed = parse_run_config(config)
@@ -135,43 +137,63 @@ class PhysicsTrainer:
             except NonFiniteStep as exc:
                 raise TrainingDiverged(self._stop_message(exc, progress)) from None
             progress["step"] += 1
+            skip_to = progress.pop("skip_to", None)
+            if skip_to is not None:  # causal convergence: the rest of this window's steps are not needed
+                self.log(f"step {progress['step']}: causal weights converged (min w > {self.config.causal.tolerance} "
+                         f"at the last eps); skipping to step {skip_to}")
+                progress["step"] = skip_to
             progress["elapsed"] += time.perf_counter() - tick
             self._accumulate(progress, terms)
             done = progress["step"] == total
             stopped = max_minutes is not None and time.perf_counter() - started > 60 * max_minutes and not done
-            if progress["step"] % cfg.log_every == 0 or done or stopped:
-                self._log_row(progress, validate=progress["step"] % cfg.eval_every == 0 or done or stopped)
+            if progress["step"] % cfg.log_every == 0 or done or stopped or skip_to is not None:
+                self._log_row(progress, validate=progress["step"] % cfg.eval_every == 0 or done or stopped
+                              or skip_to is not None)
         progress["finished"] = progress["step"] >= total
         if stopped:
             self.log(f"stopped after step {progress['step']}/{total}: max_minutes {max_minutes} reached; "
                      "continue with --resume")
         last = next((row for row in reversed(progress["history"]) if "val_loss" in row), {})
         return {"run_dir": str(self.run_dir), "method": self.config.method, "steps_done": progress["step"],
+                "optimizer_steps": progress.get("optimizer_steps", progress["step"]),
                 "finished": progress["finished"], "best_val_loss": progress["best_score"],
                 "rel_l2": last.get("rel_l2"), "seconds": progress["elapsed"]}
 
     def _adam_step(self, progress: dict[str, Any]) -> dict[str, float]:
-        cfg = self.config.training
+        cfg, causal = self.config.training, self.config.causal
         per_window = cfg.steps // cfg.windows
         step = progress["step"]
         window, local = divmod(step, per_window)
         if local == 0:
-            progress["stage"] = 0
+            progress["stage"], progress["stage_steps"] = 0, 0
         set_lr(self.optimizer, cfg.optimizer.lr * lr_factor(cfg.scheduler, local, 1, per_window))
-        schedule = EpsilonSchedule(self.config.causal.epsilons, self.config.causal.tolerance, progress["stage"])
-        result = self.objective.step_loss(self.model, step, window, schedule.epsilon)
+        schedule = EpsilonSchedule(causal.epsilons, causal.tolerance, progress["stage"], causal.max_stage_steps,
+                                   progress.get("stage_steps", 0))
+        weights = {**self.objective.fixed_weights(), **progress.get("loss_weights", {})}
+        result = self.objective.step_loss(self.model, step, window, schedule.epsilon, weights)
         check_loss(result.loss)
+        if cfg.loss_weighting == "grad_norm" and local % cfg.weight_update_every == 0:
+            norms = gradient_norms(result.parts, self.model.parameters())
+            current = {name: weights[name] for name in norms}
+            progress["loss_weights"] = {**progress.get("loss_weights", {}),
+                                        **update_weights(current, norms, cfg.weight_momentum)}
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         check_gradients(self.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         optimizer_step(self.optimizer)
+        progress["optimizer_steps"] = progress.get("optimizer_steps", 0) + 1
         if result.weights is not None:
             schedule.update(result.weights)
-            progress["stage"] = schedule.stage
+            progress["stage"], progress["stage_steps"] = schedule.stage, schedule.stage_steps
             progress["last_weights"] = result.weights.tolist()
-        return {**result.terms, "window": window, "lr": self.optimizer.param_groups[0]["lr"]}
+            if causal.stop_at_convergence and schedule.converged(result.weights):
+                progress["skip_to"] = (window + 1) * per_window
+        terms = {**result.terms, "window": window, "lr": self.optimizer.param_groups[0]["lr"]}
+        if cfg.loss_weighting == "grad_norm":
+            terms.update({f"weight_{name}": weights[name] for name in result.parts})
+        return terms
 
     def _lbfgs_step(self, progress: dict[str, Any]) -> dict[str, float]:
         """One L-BFGS iteration on the fixed collocation set of step ``training.steps``.
@@ -186,11 +208,12 @@ class PhysicsTrainer:
             self._lbfgs = torch.optim.LBFGS(self.model.parameters(), lr=1.0, max_iter=1, max_eval=25,
                                             history_size=50, line_search_fn="strong_wolfe")
         epsilon = self.config.causal.epsilons[progress["stage"]]
+        weights = {**self.objective.fixed_weights(), **progress.get("loss_weights", {})}
         holder: dict[str, Any] = {}
 
         def closure() -> torch.Tensor:
             self._lbfgs.zero_grad(set_to_none=True)
-            result = self.objective.step_loss(self.model, cfg.steps, cfg.windows - 1, epsilon)
+            result = self.objective.step_loss(self.model, cfg.steps, cfg.windows - 1, epsilon, weights)
             check_loss(result.loss)
             result.loss.backward()
             check_gradients(self.model.named_parameters())

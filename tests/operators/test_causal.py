@@ -3,6 +3,7 @@ slice layout of the collocation points."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,3 +130,76 @@ def test_time_marching_window_starts_from_the_previous_prediction() -> None:
         got = objective.step_loss(model, step, window, epsilon=1.0).terms["initial"]
         assert got == pytest.approx(expected, rel=1e-12)
     assert objective.window_bounds(1) == pytest.approx((1 / 3, 2 / 3))
+
+
+def test_schedule_caps_each_stage_and_reports_convergence_at_the_last_eps() -> None:
+    """max_stage_steps ends a stage that never reaches min w > tol (the paper's per-eps iteration
+    cap); converged() is the paper's stopping criterion: true only at the last eps with min w > tol."""
+    schedule = EpsilonSchedule((0.1, 1.0), max_stage_steps=3)
+    low, high = torch.tensor([1.0, 0.5]), torch.tensor([1.0, 0.995])
+    assert [schedule.update(low) for _ in range(3)] == [False, False, True]
+    assert schedule.epsilon == 1.0 and schedule.stage_steps == 0
+    assert not schedule.converged(low) and schedule.converged(high)
+    assert not EpsilonSchedule((0.1, 1.0)).converged(high)  # min w > tol at the first eps ends a stage only
+
+
+def test_stop_at_convergence_ends_each_window_early(tmp_path) -> None:
+    """Slow convection (c = 1) with a single small eps: the causal weights pass 0.99 within a few
+    dozen steps, so with stop_at_convergence each of the two windows stops early and the run takes
+    fewer optimiser steps than configured, while steps_done still reaches the configured total."""
+    from operators.physics.training import run
+
+    config = {"method": "causal_pinn", "pde": {"name": "convection", "c": 1.0}, "model": {"width": 16, "depth": 2},
+              "training": {"steps": 200, "windows": 2, "n_residual": 128, "n_initial": 32, "threads": 1,
+                           "log_every": 10, "eval_every": 100, "optimizer": {"lr": 5e-3}},
+              "causal": {"n_slices": 4, "epsilons": [0.01], "stop_at_convergence": True}}
+    summary = run(config, tmp_path / "run", quiet=True)
+    assert summary["finished"] and summary["steps_done"] == 200
+    assert summary["optimizer_steps"] < 200
+    windows = [row["window"] for row in json.loads((tmp_path / "run" / "training.json").read_text())["history"]]
+    assert sorted(set(windows)) == [0, 1]
+
+
+def test_balanced_weights_equalise_the_weighted_gradient_norms() -> None:
+    """lambda_k = mean_j |g_j| / |g_k| makes lambda_k |g_k| the same for every term (up to the 1e-5
+    guard); the running average moves a fraction 1 - m of the way; gradient_norms is the Euclidean
+    norm over all parameters, checked against a hand-computed gradient of a linear model."""
+    from operators.physics.loss_weights import balanced_weights, gradient_norms, update_weights
+
+    weights = balanced_weights({"residual": 1.0, "initial": 3.0})
+    assert weights["residual"] * 1.0 == pytest.approx(weights["initial"] * 3.0, rel=1e-4)
+    assert weights["residual"] == pytest.approx(2.0, rel=1e-4)
+    moved = update_weights({"residual": 1.0, "initial": 1.0}, {"residual": 1.0, "initial": 3.0}, momentum=0.9)
+    assert moved["residual"] == pytest.approx(0.9 + 0.1 * weights["residual"], rel=1e-12)
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    x = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    norms = gradient_norms({"a": (w * x).sum(), "b": (w**2).sum()}, [w])
+    assert norms["a"] == pytest.approx(5.0, rel=1e-15) and norms["b"] == pytest.approx(2 * math.sqrt(5.0), rel=1e-15)
+
+
+def test_grad_norm_weighting_balances_the_terms_during_training(tmp_path) -> None:
+    """With loss_weighting grad_norm and momentum 0, after the update at step 0 the logged weights
+    differ from 1 and are what balanced_weights gives for the gradient norms at the start (recomputed
+    here from the seeded network and the step's points), so lambda_r |g_r| = lambda_ic |g_ic|."""
+    from operators.physics.loss_weights import balanced_weights, gradient_norms
+    from operators.physics.objectives import Objective
+    from operators.physics.run_config import model_settings, parse_run_config
+    from operators.physics.training import run
+    from operators.registry import build
+
+    config = {"method": "pinn", "pde": {"name": "convection", "c": 5.0}, "model": {"width": 16, "depth": 2},
+              "training": {"steps": 2, "n_residual": 128, "n_initial": 32, "threads": 1, "log_every": 1,
+                           "eval_every": 2, "loss_weighting": "grad_norm", "weight_update_every": 10,
+                           "weight_momentum": 0.0, "dtype": "float64"}}
+    run(config, tmp_path / "run", quiet=True)
+    history = json.loads((tmp_path / "run" / "training.json").read_text())["history"]
+    parsed = parse_run_config(config)
+    spec = build_pde(parsed.pde)
+    torch.manual_seed(parsed.seed)
+    model = build(model_settings(parsed, spec)).double()
+    parts = Objective(parsed, spec, torch.float64, "cpu").step_loss(model, 0).parts
+    expected = balanced_weights(gradient_norms(parts, model.parameters()))
+    assert history[0]["weight_residual"] == 1.0  # step 0 trains with the starting weights
+    assert history[1]["weight_residual"] == pytest.approx(expected["residual"], rel=1e-9)
+    assert history[1]["weight_initial"] == pytest.approx(expected["initial"], rel=1e-9)
+    assert abs(math.log(expected["residual"] / expected["initial"])) > 0.1

@@ -30,12 +30,11 @@ def _fno_settings(**changes):
 
 def _set_exact_identity(model: torch.nn.Module) -> None:
     """Make every rational exactly F(x) = x: P = x, Q = 1 (b = 0)."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, GroupRational):
-                module.numerator.zero_()
-                module.numerator[..., 1] = 1.0
-                module.denominator.zero_()
+    for module in model.modules():
+        if isinstance(module, GroupRational):
+            numerator, denominator = (torch.zeros_like(c) for c in module.coefficients())
+            numerator[..., 1] = 1.0
+            module.set_coefficients(numerator, denominator)
 
 
 def _copy_linear_weights(kan: torch.nn.Module, fno: torch.nn.Module) -> None:
@@ -243,28 +242,34 @@ def test_trainer_reduces_kan_fno_test_error(tmp_path):
     assert (tmp_path / "run" / "plots" / "activations.png").stat().st_size > 10_000
 
 
-def test_trainer_reduces_kan_deeponet_test_error(tmp_path):
-    """KAN-DeepONet (MLP branch on 32 sensors, GR-KAN trunk) trained by the common trainer on one heat
-    step: test rel. L2 falls from 1.82 (untrained) to 0.52 in 30 epochs of 40 samples (a plain
-    DeepONet gets 0.63 with this budget); asserted: below 0.7 and below half the untrained error."""
+def test_trainer_trains_kan_deeponet_as_well_as_deeponet(tmp_path):
+    """KAN-DeepONet (MLP branch on 32 sensors, GR-KAN trunk, shipped defaults: linear maps initialised
+    as the twin's, rationals at a tenth of the learning rate) and a plain DeepONet of the same sizes,
+    trained by the common trainer on one heat step with the same budget and seed: both start at the
+    same untrained error (1.066: the same linear draws, rationals within 3e-3 of GELU) and KAN ends at
+    0.620 against DeepONet's 0.635. Asserted: KAN below 0.7, below 0.65 x its untrained error and
+    within 10% of DeepONet (the margin covers BLAS-order differences in 30 epochs)."""
     from operators.training.config import run_config_from_mapping
     from operators.training.trainer import Trainer
     from tests.operators import tiny_data
 
     data = tiny_data.heat(tmp_path / "heat.h5", n_samples=48, n=32, steps=1, dim=1, nu=0.005, dt=0.5)
-    config = run_config_from_mapping({
-        "seed": 0,
-        "data": {"path": str(data), "protocol": "window", "t_in": 1, "t_out": 1, "n_train": 40, "n_val": 0,
-                 "n_test": 8, "periodic": True, "normalization": "global"},
-        "model": {"model": "kan-deeponet", "branch": "mlp", "branch_width": 32, "trunk_width": 32, "basis": 16,
-                  "groups": 4},
-        "training": {"epochs": 30, "batch_size": 10, "optimizer": {"lr": 0.01}, "scheduler": {"name": "cosine"}},
-    })
-    trainer = Trainer(config, tmp_path / "run", progress=False)
-    before = trainer.evaluate_split(trainer.data.test)
-    trainer.fit()
-    after = trainer.evaluate_split(trainer.data.test)
-    assert after < 0.7 and after < 0.5 * before, (before, after)
+    errors = {}
+    for model in ("kan-deeponet", "deeponet"):
+        config = run_config_from_mapping({
+            "seed": 0,
+            "data": {"path": str(data), "protocol": "window", "t_in": 1, "t_out": 1, "n_train": 40, "n_val": 0,
+                     "n_test": 8, "periodic": True, "normalization": "global"},
+            "model": {"model": model, "branch": "mlp", "branch_width": 32, "trunk_width": 32, "basis": 16,
+                      **({"groups": 4} if model == "kan-deeponet" else {})},
+            "training": {"epochs": 30, "batch_size": 10, "optimizer": {"lr": 0.01}, "scheduler": {"name": "cosine"}},
+        })
+        trainer = Trainer(config, tmp_path / model, progress=False)
+        before = trainer.evaluate_split(trainer.data.test)
+        trainer.fit()
+        errors[model] = (before, trainer.evaluate_split(trainer.data.test))
+    (before, after), (_, twin) = errors["kan-deeponet"], errors["deeponet"]
+    assert after < 0.7 and after < 0.65 * before and after <= 1.1 * twin, errors
 
 
 # ---------------------------------------------------------------------------- settings
@@ -307,12 +312,11 @@ def test_activation_curves_are_each_groups_function():
     model = operators.build({"model": "kan-fno", **_fno_settings()})
     name, rational = next((n, m) for n, m in model.named_modules()
                           if isinstance(m, GroupRational) and m.init == "gelu")
-    with torch.no_grad():
-        rational.numerator.zero_()
-        rational.numerator[:, 0] = torch.arange(rational.groups, dtype=rational.numerator.dtype)
-        rational.numerator[:, 1] = 1.0
-        rational.denominator.zero_()
-        rational.denominator[:, 0] = 1.0
+    numerator, denominator = (torch.zeros_like(c) for c in rational.coefficients())
+    numerator[:, 0] = torch.arange(rational.groups, dtype=numerator.dtype)
+    numerator[:, 1] = 1.0
+    denominator[:, 0] = 1.0
+    rational.set_coefficients(numerator, denominator)
     curve = next(c for c in activation_curves(model) if c.name == name)
     x = curve.x
     expected = (np.arange(rational.groups)[:, None] + x) / (1 + np.abs(x))

@@ -27,7 +27,7 @@ def _coords(n: int = 50, t_end: float = 1.0, length: float = TWO_PI) -> torch.Te
 
 @pytest.mark.parametrize("model", [
     PINN(PINNConfig(width=16, depth=2, lower=(0.0, 0.0), upper=(1.0, TWO_PI), periodic=(False, True),
-                    backbone="modified_mlp", fourier_modes=2, windows=3, activation="sin",
+                    backbone="modified_mlp", fourier_modes=2, windows=3, activation="sin", random_features=8,
                     hard_initial=describe_pde(build_pde({"name": "convection", "c": 5.0})))),
     LPINN(LPINNConfig(width=16, depth=2, lower=(0.0, 0.0), upper=(1.0, TWO_PI), displacement_scale=50.0)),
 ], ids=["pinn", "lpinn"])
@@ -58,15 +58,33 @@ def test_hard_initial_condition_is_exact() -> None:
 
 
 def test_periodic_embedding_is_periodic() -> None:
-    """Fourier features of x make u(t, x) = u(t, x + L) (to float32 rounding of the phase, 1e-5),
-    while a scaled (non-periodic) input does not."""
+    """Fourier features of x make u(t, x) = u(t, x + L) (to float32 rounding of the phase, 1e-5), also
+    with random Fourier features on top (they act on the periodic features), while a scaled
+    (non-periodic) input does not."""
     config = dict(width=16, depth=3, lower=(0.0, 0.0), upper=(1.0, 3.0))
     periodic = PINN(PINNConfig(periodic=(False, True), fourier_modes=3, **config))
+    random = PINN(PINNConfig(periodic=(False, True), fourier_modes=3, random_features=32, random_feature_scale=2.0,
+                             **config))
     plain = PINN(PINNConfig(periodic=(False, False), **config))
     c = _coords(length=3.0)
     shifted = c + torch.tensor([0.0, 3.0])
     assert (periodic(c) - periodic(shifted)).abs().max().item() < 1e-5
+    assert (random(c) - random(shifted)).abs().max().item() < 1e-5
     assert (plain(c) - plain(shifted)).abs().max().item() > 1e-3
+
+
+def test_random_fourier_features_are_cos_and_sin_of_fixed_frequencies() -> None:
+    """The feature layer maps h to [cos(h B), sin(h B)] with B of standard deviation `scale` (4096
+    draws: sample std within 5%) that are buffers, not trained parameters."""
+    from operators.models.pinn import RandomFourierFeatures
+
+    torch.manual_seed(0)
+    layer = RandomFourierFeatures(4, 2048, scale=3.0)
+    assert not list(layer.parameters()) and layer.frequencies.shape == (4, 1024)
+    assert layer.frequencies.std().item() == pytest.approx(3.0, rel=0.05)
+    h = torch.randn(5, 4)
+    phase = h @ layer.frequencies
+    torch.testing.assert_close(layer(h), torch.cat((torch.cos(phase), torch.sin(phase)), dim=1))
 
 
 def test_windows_dispatch_by_time() -> None:
@@ -170,3 +188,21 @@ def test_lbfgs_phase_lowers_the_loss_on_its_fixed_points(tmp_path) -> None:
     losses = [objective.step_loss(operators.load(tmp_path / name / "last").model, 10).loss.item()
               for name in ("adam", "lbfgs")]
     assert losses[1] < losses[0]
+
+
+def test_physics_configs_parse_and_build() -> None:
+    """Every pinn_*, causal_pinn_* and lpinn_* training config is a valid physics run whose model builds,
+    and each has a quick variant of the same method and PDE."""
+    from operators.physics.run_config import model_settings, parse_run_config
+    from pde_data.config import configs_root, load_yaml
+
+    paths = [p for p in sorted((configs_root() / "train").glob("*.yaml"))
+             if p.stem.split("_")[0] in ("pinn", "causal", "lpinn")]
+    assert len(paths) >= 16
+    stems = {p.stem for p in paths}
+    for path in paths:
+        config = parse_run_config(load_yaml(path))
+        operators.build(model_settings(config, build_pde(config.pde)))
+        if not path.stem.endswith("_quick"):
+            quick = parse_run_config(load_yaml(path.with_name(f"{path.stem}_quick.yaml")))
+            assert f"{path.stem}_quick" in stems and (quick.method, quick.pde) == (config.method, config.pde)

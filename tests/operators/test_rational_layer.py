@@ -93,7 +93,7 @@ def test_variance_preserving_init(name, std):
     ignoring the rational (tanh at std 1 is off by 2.5x).
     """
     torch.manual_seed(0)
-    layer = GRKAN(256, 256, groups=8, init=name, input_std=std)
+    layer = GRKAN(256, 256, groups=8, init=name, input_std=std, linear_init="variance-preserving")
     x = std * torch.randn(4096, 256)
     with torch.no_grad():
         second_moment = layer(x).square().mean().item()
@@ -104,10 +104,10 @@ def test_variance_preserving_init_uses_trained_coefficients():
     """reset_linear reads the current coefficients: after doubling the numerator (F -> 2F) the weight
     scale halves exactly (1e-12 relative: same quadrature, exact factor of 4 in E[F^2])."""
     torch.manual_seed(1)
-    layer = GRKAN(32, 16, groups=4, init="gelu")
+    layer = GRKAN(32, 16, groups=4, init="gelu", linear_init="variance-preserving")
     before = layer.rational.second_moment(1.0)
-    with torch.no_grad():
-        layer.rational.numerator.mul_(2.0)
+    numerator, denominator = layer.rational.coefficients()
+    layer.rational.set_coefficients(2.0 * numerator.detach(), denominator.detach())
     after = layer.rational.second_moment(1.0)
     torch.testing.assert_close(after, 4 * before, rtol=1e-12, atol=0)
     torch.manual_seed(2)
@@ -181,10 +181,14 @@ def test_bad_layer_settings_raise_config_error(kwargs, message):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"), [({"input_std": 0.0}, "input_std"), ({"out_channels": 0}, "out_channels")]
+    ("kwargs", "message"),
+    [({"input_std": 0.0, "linear_init": "variance-preserving"}, "input_std"), ({"out_channels": 0}, "out_channels"),
+     ({"linear_init": "xavier"}, "linear_init must be one of mlp, variance-preserving"),
+     ({"lr_scale": 0.0}, "lr_scale must be a positive number")],
 )
 def test_bad_grkan_settings_raise_config_error(kwargs, message):
-    """GR-KAN's own settings are checked too: a non-positive input_std or out_channels names the field."""
+    """GR-KAN's own settings are checked too: a non-positive input_std (for the variance-preserving
+    init), out_channels or lr_scale, or an unknown linear_init, names the field."""
     settings = {"in_channels": 4, "out_channels": 2, "groups": 2, **kwargs}
     with pytest.raises(ConfigError, match=message):
         GRKAN(**settings)
