@@ -22,6 +22,14 @@ replaced, with probability ``probability``, by its image under a random symmetry
     unchanged are drawn (for the FNO forcing ``sin 2 pi (x+y) + cos 2 pi (x+y)``: the shifts with
     ``s_x + s_y = 0`` and three reflections combined with quarter-period shifts).
 
+Exactness: shifts by whole cells and the square's symmetries permute grid values, so they map stored
+solutions to stored solutions exactly (the Navier-Stokes scheme commutes with them, except that it
+differentiates a Nyquist mode one-sidedly, a difference at the level of the field's content at the
+internal grid's Nyquist frequency). The boost's shift ``eps t`` is a Fourier interpolation: exact for
+fields band-limited on the stored grid, as the shipped KS and Burgers presets are (stored at the
+simulation's resolution, 2/3-dealiased); fields subsampled from a finer simulation are shifted
+as their trigonometric interpolant, with aliasing errors of the size of their unresolved content.
+
 Draws depend only on ``(seed, epoch, item)``: a run is reproducible whatever the batch size, and a
 resumed run replays the epochs it continues exactly. The physics metadata the transforms need
 (periodicity, stored times, domain lengths, conditioning variables, forcing) is read from the dataset

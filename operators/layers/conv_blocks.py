@@ -8,7 +8,9 @@
 * :class:`FiLM`: the feature-wise scale and shift ``h (1 + s(e)) + b(e)`` that an embedding applies to
   a block's normalised fields (Perez et al. 2018; PDEArena's "scale-shift norm");
 * :class:`ResidualBlock`: ``x + conv(act(norm(FiLM(conv(act(norm(x)))))))`` with a 1x1 shortcut when
-  the channel count changes (the pre-activation block of PDEArena's modern U-Net).
+  the channel count changes (the pre-activation block of PDEArena's modern U-Net);
+* :class:`ConvBaseline` and :func:`check_conv_settings`: what the U-Net and the dilated ResNet share
+  (input check, the split of the conditioning channels, the optional increment over the input).
 
 Group normalisation uses each sample's statistics over channels of a group and the whole grid, so the
 blocks do not tie a model to one grid size, and a circular shift of the input shifts every
