@@ -8,8 +8,8 @@ batch size, optimiser and schedule: without augmentation, with uniform translati
 translations plus Galilean boosts (eps ~ U(-0.4, 0.4)); each is scored on the same test trajectories
 by ``pdeop evaluate``'s code: the one-step error, and the rollout of the whole remaining trajectory
 (relative L2 over it, and the correlation time: the first time the correlation with the truth drops
-below 0.8). Beside them, the trivial predictions on the same windows: persistence (the input state,
-held) and the training mean.
+below 0.8). Beside them, the trivial predictions of ``operators.training.baselines`` on the same
+windows: persistence (the input state, held) and the training mean (of every training state, at every step).
 
     python benchmarks/augmentation.py [--quick] [--seeds 2] [--train 16 48] [--threads 1]
 """
@@ -33,6 +33,7 @@ from harness import format_table, parser, set_threads, write_results  # noqa: E4
 
 from operators.commands.train import ensure_data  # noqa: E402
 from operators.training.config import load_run_config, run_config_from_mapping  # noqa: E402
+from operators.training.baselines import TrainingMean  # noqa: E402
 from operators.training.evaluation import evaluate  # noqa: E402
 from operators.training.runs import evaluate_run, evaluation_data, load_run  # noqa: E402
 from operators.training.trainer import Trainer  # noqa: E402
@@ -50,19 +51,6 @@ CONTENDERS: dict[str, dict[str, Any] | None] = {
 EPOCHS = (2, 15)
 
 
-class _Constant(torch.nn.Module):
-    """A trivial forecaster: every predicted step is ``fill(x)`` (persistence or the training mean)."""
-
-    def __init__(self, fill) -> None:
-        super().__init__()
-        self.fill = fill
-
-    def predict(self, x: torch.Tensor, cond: torch.Tensor, n_steps: int) -> torch.Tensor:
-        """``[B, n_steps, *space]`` copies of ``fill(x)``."""
-        state = self.fill(x)
-        return state.expand(x.shape[0], n_steps, *x.shape[2:])
-
-
 def _scores(metrics: dict[str, Any], one_step: dict[str, Any]) -> dict[str, Any]:
     return {"one_step_rel_l2": one_step["rel_l2"], "rollout_rel_l2": metrics["rel_l2"],
             "correlation_time": metrics["correlation"]["time_mean"],
@@ -71,8 +59,8 @@ def _scores(metrics: dict[str, Any], one_step: dict[str, Any]) -> dict[str, Any]
 
 
 def run_one(label: str, augment: dict[str, Any] | None, seed: int, n_train: int, quick: bool,
-            work: Path) -> tuple[dict[str, Any], Path]:
-    """Train one contender and return its row and run folder."""
+            work: Path) -> tuple[dict[str, Any], Path, tuple[dict[str, Any], dict[str, Any]]]:
+    """Train one contender; return its row, its run folder and its metrics (whole rollout, one step)."""
     mapping = load_run_config(configs_root() / "train" / f"{CONFIG}.yaml")
     mapping["seed"] = seed
     mapping["training"]["epochs"] = EPOCHS[0 if quick else 1]
@@ -88,31 +76,31 @@ def run_one(label: str, augment: dict[str, Any] | None, seed: int, n_train: int,
     trainer.fit()
     seconds = time.perf_counter() - start
     loaded = load_run(run_dir)
+    metrics = (evaluate_run(loaded), evaluate_run(loaded, horizon=1))
     row = {"model": label, "seed": seed, "train_trajectories": n_train, "epochs": config.training.epochs,
            "parameters": sum(p.numel() * (2 if p.is_complex() else 1) for p in trainer.surrogate.model.parameters()),
-           "train_seconds": seconds, **_scores(evaluate_run(loaded), evaluate_run(loaded, horizon=1))}
-    return row, run_dir
+           "train_seconds": seconds, **_scores(*metrics)}
+    return row, run_dir, metrics
 
 
-def trivial_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """Persistence and the training mean on the test windows of a trained run."""
+def trivial_rows(run_dir: Path, metrics: tuple[dict[str, Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Persistence (scored with the model by ``evaluate_run``, :mod:`operators.training.baselines`) and the
+    training mean (:class:`~operators.training.baselines.TrainingMean` of every training state, predicted at
+    every step) on the test windows of a trained run whose whole-rollout and one-step metrics are ``metrics``."""
     loaded = load_run(run_dir)
     train = make_dataset(loaded.config.data, "train")
-    mean = train.trajectories.mean(dim=(0, 1), keepdim=True)[:, :1]
-    rows = []
-    for label, fill in (("persistence", lambda x: x[:, -1:]), ("training mean", lambda x: mean)):
-        forecaster = _Constant(fill)
-        results = []
-        for horizon in (None, 1):
-            dataset = make_dataset(evaluation_data(loaded, horizon=horizon), "test")
-            results.append(evaluate(forecaster, dataset, periodic=True))
-        row = {"model": label, "seed": None, "train_trajectories": len(train.samples), "epochs": 0, "parameters": 0,
-               "train_seconds": 0.0}
-        if label == "persistence":
-            row.update(_scores(*results))
-        else:  # a constant field has no correlation with anything
-            row.update({"one_step_rel_l2": results[1]["rel_l2"], "rollout_rel_l2": results[0]["rel_l2"]})
-        rows.append(row)
+    fixed = {"train_trajectories": len(train.samples), "epochs": 0, "parameters": 0, "train_seconds": 0.0}
+    rows = [{"model": "persistence", "seed": None, **fixed,
+             **_scores(*(m["baselines"]["persistence"] for m in metrics))}]
+    state_mean = train.trajectories.to(torch.float64).mean(dim=(0, 1))  # [*space]
+    errors = []
+    for horizon in (None, 1):
+        dataset = make_dataset(evaluation_data(loaded, horizon=horizon), "test")
+        steps = state_mean.expand(dataset.out_channels, *state_mean.shape).to(train.trajectories.dtype)
+        errors.append(evaluate(TrainingMean(steps), dataset, periodic=True)["rel_l2"])
+    # a constant field has no correlation with anything
+    rows.append({"model": "training mean", "seed": None, **fixed, "one_step_rel_l2": errors[1],
+                 "rollout_rel_l2": errors[0]})
     return rows
 
 
@@ -150,11 +138,11 @@ def main() -> None:
         for n_train in args.train or ([8] if args.quick else [16, 48]):
             for label, augment in CONTENDERS.items():
                 for seed in seeds:
-                    row, run_dir = run_one(label, augment, seed, n_train, args.quick, Path(tmp))
+                    row, run_dir, metrics = run_one(label, augment, seed, n_train, args.quick, Path(tmp))
                     rows.append(row)
                     print(f"{n_train} trajectories, {label:24s} seed {seed}: one-step {row['one_step_rel_l2']:.4g}, "
                           f"correlation time {row['correlation_time']:.3g} ({row['train_seconds']:.0f} s)", flush=True)
-            rows += trivial_rows(run_dir)
+            rows += trivial_rows(run_dir, metrics)
     summary = summarise(rows)
     print(format_table(rows, ["model", "seed", "train_trajectories", "epochs", "parameters", "train_seconds",
                               "one_step_rel_l2", "rollout_rel_l2", "correlation_time", "correlation_censored"]))

@@ -90,7 +90,7 @@ if "neuralop-fno" not in MODELS:
 # (task, contender) -> model section; the data, protocol and training settings come from the config.
 NS_MODEL = {"n_modes": [8, 8], "width": 20, "n_layers": 4}
 NS_UNET = {"n_dim": 2, "width": 16, "channel_multipliers": [1, 2, 2], "norm_groups": 4}
-NS_RESNET = {"n_dim": 2, "width": 23, "n_blocks": 4, "input_residual": True}
+NS_RESNET = {"n_dim": 2, "width": 23, "n_blocks": 4, "input_residual": False}  # fno_ns_quick predicts increments
 NS_TFNO = {"n_modes": [8, 8], "width": 24, "n_layers": 4, "rank": 0.2}
 KS_UNET = {"n_dim": 1, "width": 24, "channel_multipliers": [1, 2, 2], "norm_groups": 4, "conditioning": 1}
 KS_RESNET = {"n_dim": 1, "width": 39, "n_blocks": 4, "conditioning": 1, "input_residual": True}
