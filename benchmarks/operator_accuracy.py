@@ -135,14 +135,15 @@ def neuralop_initial_state(config, work: Path) -> dict[str, torch.Tensor]:
     return fno_state_from_neuralop(theirs.surrogate.model.net.state_dict(), len(theirs.data.train.space_shape))
 
 
-def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool, work: Path) -> dict[str, Any]:
-    """Train one contender with the task's budget and return its row."""
+def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool, work: Path,
+            epochs: int | None = None) -> dict[str, Any]:
+    """Train one contender with the task's budget (or ``epochs``, the same for every contender) and return its row."""
     config_name, _ = CONTENDERS[task]
     mapping = load_run_config(configs_root() / "train" / f"{config_name}.yaml")
     mapping["model"] = dict(model)
     init = mapping["model"].pop("init", None)
     mapping["seed"] = seed
-    mapping["training"]["epochs"] = EPOCHS[task][0 if quick else 1]
+    mapping["training"]["epochs"] = epochs or EPOCHS[task][0 if quick else 1]
     if quick:
         mapping["data"].update(QUICK_DATA[task])
     config = run_config_from_mapping(mapping)
@@ -241,6 +242,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=None, help="training seeds per contender (default 1 quick, 2 full)")
     p.add_argument("--tasks", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     p.add_argument("--models", nargs="+", default=None, help="only these contenders (labels, e.g. 'pdeop unet')")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs for every contender (default: the task's budget, EPOCHS); a reduced budget")
     args = p.parse_args()
     set_threads(args.threads)
     seeds = range(args.seeds or (1 if args.quick else 2))
@@ -251,7 +254,7 @@ def main() -> None:
                 if args.models and label not in args.models:
                     continue
                 for seed in seeds:
-                    rows.append(run_one(task, label, model, seed, args.quick, Path(tmp)))
+                    rows.append(run_one(task, label, model, seed, args.quick, Path(tmp), args.epochs))
                     print(f"{task:22s} {label:13s} seed {seed}: rel L2 {rows[-1]['test_rel_l2']:.4g} "
                           f"({rows[-1]['train_seconds']:.0f} s)", flush=True)
     summary = {**summarise(rows), **baseline_summary(rows)}
