@@ -8,9 +8,9 @@ from pde_data.pipeline import generate_dataset, resolve_config
 
 
 def tiny_ks(path: Path) -> Path:
-    """6 LPSDA-style KS trajectories (L ~ U[57.6, 70.4] per sample) on 64 points, 11 snapshots every 0.2."""
+    """6 LPSDA-style KS trajectories (L ~ U[57.6, 70.4] per sample) on 128 points, 11 snapshots every 0.2."""
     config = resolve_config("kuramoto-sivashinsky", "lpsda", samples=6, seed=1,
-                            overrides=["resolution=64", "internal_resolution=64", "warmup_steps=40", "T=2.0"])
+                            overrides=["resolution=128", "internal_resolution=128", "warmup_steps=40", "T=2.0"])
     generate_dataset(config, path, progress=False)
     return path
 

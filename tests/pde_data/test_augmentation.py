@@ -66,9 +66,9 @@ def test_augmented_ks_windows_are_solutions_with_their_own_domain_length(ks_file
         assert length == pytest.approx(float(cond[k, 0, 0]), rel=1e-6)  # the L the model sees is the one used
         start = x[k, 0].double().numpy()[None]
         per_record = int(round((times[1] - times[0]) / 0.05))
-        rerun = kuramoto_sivashinsky_stepper(64, length, 0.05).rollout(start, per_record, 3, out_dtype=np.float64,
+        rerun = kuramoto_sivashinsky_stepper(128, length, 0.05).rollout(start, per_record, 3, out_dtype=np.float64,
                                                                       threads=1)[0]
-        finer = kuramoto_sivashinsky_stepper(64, length, 0.025).rollout(start, 2 * per_record, 3,
+        finer = kuramoto_sivashinsky_stepper(128, length, 0.025).rollout(start, 2 * per_record, 3,
                                                                        out_dtype=np.float64, threads=1)[0]
         scale = float(np.abs(rerun).max())
         tolerance = 8 * EPS32 * scale + 3 * float(np.abs(rerun - finer).max())
