@@ -16,6 +16,11 @@ architecture: lifting/projection MLPs, channel MLPs with soft-gating skips, grid
     python benchmarks/operator_accuracy.py [--quick] [--seeds 2] [--threads 1]
 
 Targets (DESIGN.md §10): our FNO's test error <= neuralop's; MgNO's < FNO's on Darcy.
+
+Issue 17 adds, on the same data and budget: the U-Net and dilated-ResNet baselines against the FNO
+on Navier-Stokes and Kuramoto-Sivashinsky at about the FNO's parameter count, and MG-TFNO against
+TFNO (and FNO) on Navier-Stokes (Kossaifi et al. report less than half of TFNO's error with far fewer
+parameters than FNO). ``--models 'pdeop unet' ...`` runs only some contenders.
 """
 
 from __future__ import annotations
@@ -84,6 +89,11 @@ if "neuralop-fno" not in MODELS:
 
 # (task, contender) -> model section; the data, protocol and training settings come from the config.
 NS_MODEL = {"n_modes": [8, 8], "width": 20, "n_layers": 4}
+NS_UNET = {"n_dim": 2, "width": 16, "channel_multipliers": [1, 2, 2], "norm_groups": 4}
+NS_RESNET = {"n_dim": 2, "width": 23, "n_blocks": 4, "input_residual": False}  # fno_ns_quick predicts increments
+NS_TFNO = {"n_modes": [8, 8], "width": 24, "n_layers": 4, "rank": 0.2}
+KS_UNET = {"n_dim": 1, "width": 24, "channel_multipliers": [1, 2, 2], "norm_groups": 4, "conditioning": 1}
+KS_RESNET = {"n_dim": 1, "width": 39, "n_blocks": 4, "conditioning": 1, "input_residual": True}
 CONTENDERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     "navier-stokes": ("fno_ns_quick", [
         ("pdeop fno", {"model": "fno", **NS_MODEL}),
@@ -91,6 +101,12 @@ CONTENDERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
         # our FNO started from the very weights neuralop's contender starts from (same seed): separates
         # "different model or training" from "different random initial draw"
         ("pdeop fno, neuralop init", {"model": "fno", **NS_MODEL, "init": "neuralop"}),
+        # baselines at about the FNO's 133,701 parameters (issue 17): U-Net 139,729, dilated ResNet 136,253
+        ("pdeop unet", {"model": "unet", **NS_UNET}),
+        ("pdeop resnet", {"model": "resnet", **NS_RESNET}),
+        # TFNO and MG-TFNO at tfno_ns_quick's size (41,193 and 42,057 parameters)
+        ("pdeop tfno", {"model": "tfno", **NS_TFNO}),
+        ("pdeop mg_tfno", {"model": "mg_tfno", **NS_TFNO, "levels": 1, "patch_margin": 0.25}),
     ]),
     "darcy": ("fno_darcy_quick", [
         ("pdeop fno", {"model": "fno", "n_modes": [12, 12], "width": 24, "n_layers": 4, "domain_padding": [0.1]}),
@@ -99,6 +115,9 @@ CONTENDERS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     ]),
     "kuramoto-sivashinsky": ("fno_ks_quick", [
         ("pdeop fno", {"model": "fno", "n_modes": [32], "width": 32, "n_layers": 4}),
+        # baselines at about the FNO's 152,417 parameters, L(sample) by FiLM: U-Net 151,169, ResNet 153,698
+        ("pdeop unet", {"model": "unet", **KS_UNET}),
+        ("pdeop resnet", {"model": "resnet", **KS_RESNET}),
     ]),
 }
 #: epochs per task: (quick, full)
@@ -116,14 +135,15 @@ def neuralop_initial_state(config, work: Path) -> dict[str, torch.Tensor]:
     return fno_state_from_neuralop(theirs.surrogate.model.net.state_dict(), len(theirs.data.train.space_shape))
 
 
-def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool, work: Path) -> dict[str, Any]:
-    """Train one contender with the task's budget and return its row."""
+def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool, work: Path,
+            epochs: int | None = None) -> dict[str, Any]:
+    """Train one contender with the task's budget (or ``epochs``, the same for every contender) and return its row."""
     config_name, _ = CONTENDERS[task]
     mapping = load_run_config(configs_root() / "train" / f"{config_name}.yaml")
     mapping["model"] = dict(model)
     init = mapping["model"].pop("init", None)
     mapping["seed"] = seed
-    mapping["training"]["epochs"] = EPOCHS[task][0 if quick else 1]
+    mapping["training"]["epochs"] = epochs or EPOCHS[task][0 if quick else 1]
     if quick:
         mapping["data"].update(QUICK_DATA[task])
     config = run_config_from_mapping(mapping)
@@ -196,10 +216,34 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def baseline_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 17's comparisons: U-Net and ResNet against FNO (NS, KS), MG-TFNO against TFNO and FNO (NS)."""
+    def mean(task: str, label: str, key: str = "test_rel_l2") -> float:
+        values = [r[key] for r in rows if r["task"] == task and r["model"] == label and r.get(key) is not None]
+        return statistics.fmean(values) if values else float("nan")
+
+    summary: dict[str, Any] = {}
+    for task, short in (("navier-stokes", "ns"), ("kuramoto-sivashinsky", "ks")):
+        fno = mean(task, "pdeop fno")
+        for model in ("unet", "resnet"):
+            summary[f"{short}_ratio_{model}_over_fno"] = mean(task, f"pdeop {model}") / fno
+        if task == "kuramoto-sivashinsky":
+            for model in ("fno", "unet", "resnet"):
+                summary[f"ks_correlation_time_{model}"] = mean(task, f"pdeop {model}", "correlation_time")
+    mg, tfno = mean("navier-stokes", "pdeop mg_tfno"), mean("navier-stokes", "pdeop tfno")
+    summary["ns_ratio_mg_tfno_over_tfno"] = mg / tfno
+    summary["ns_ratio_mg_tfno_over_fno"] = mg / mean("navier-stokes", "pdeop fno")
+    summary["ns_published_claim_met (mg_tfno < tfno / 2)"] = mg < tfno / 2
+    return summary
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=None, help="training seeds per contender (default 1 quick, 2 full)")
     p.add_argument("--tasks", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    p.add_argument("--models", nargs="+", default=None, help="only these contenders (labels, e.g. 'pdeop unet')")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs for every contender (default: the task's budget, EPOCHS); a reduced budget")
     args = p.parse_args()
     set_threads(args.threads)
     seeds = range(args.seeds or (1 if args.quick else 2))
@@ -207,11 +251,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pdeop-accuracy-") as tmp:
         for task in args.tasks:
             for label, model in CONTENDERS[task][1]:
+                if args.models and label not in args.models:
+                    continue
                 for seed in seeds:
-                    rows.append(run_one(task, label, model, seed, args.quick, Path(tmp)))
+                    rows.append(run_one(task, label, model, seed, args.quick, Path(tmp), args.epochs))
                     print(f"{task:22s} {label:13s} seed {seed}: rel L2 {rows[-1]['test_rel_l2']:.4g} "
                           f"({rows[-1]['train_seconds']:.0f} s)", flush=True)
-    summary = summarise(rows)
+    summary = {**summarise(rows), **baseline_summary(rows)}
     print(format_table(rows, ["task", "model", "seed", "epochs", "parameters", "train_seconds", "test_rel_l2",
                               "test_rel_h1", "correlation_time"]))
     print(format_table(rows, ["task", "model", "seed", "test_rel_l2", "baseline", "baseline_rel_l2", "skill",

@@ -28,6 +28,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from pde_data.augmentation import AugmentConfig
 from pde_data.config import check
 from solvers.errors import ConfigError
 
@@ -76,6 +77,8 @@ class DataConfig:
         Accept a file whose generation has not finished (only finished samples are used).
     generate
         Optional recipe to create a missing file: ``{problem, preset, samples, seed, set: {...}}``.
+    augment
+        Optional symmetry augmentation of the training windows (:mod:`pde_data.augmentation`).
     """
 
     path: str
@@ -98,6 +101,7 @@ class DataConfig:
     periodic: Optional[bool] = None
     allow_incomplete: bool = False
     generate: Optional[dict] = None
+    augment: Optional[AugmentConfig] = None
 
     def __post_init__(self) -> None:
         check(self.t_in >= 1, f"data.t_in must be an integer >= 1 (got {self.t_in})")

@@ -161,6 +161,11 @@ class Trainer:
             from operators.training.physics_term import PhysicsTerm
 
             self.physics = PhysicsTerm(config.training.physics, config.data, self.data.info, train)
+        self.augment = None
+        if config.data.augment is not None:  # symmetry transforms of the training windows, drawn per (seed, epoch, item)
+            from pde_data.augmentation import make_augmenter
+
+            self.augment = make_augmenter(config.data, train, config.seed, forcing_fixed=self.physics is not None)
         self._check_fits()
 
     # ------------------------------------------------------------------ set-up checks
@@ -335,7 +340,10 @@ class Trainer:
                 lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
                 set_lr(self.optimizer, lr)
                 items = order[first:first + cfg.batch_size]
-                x, y, c = (t.to(self.device) for t in train.batch(items))
+                batch = train.batch(items)
+                if self.augment is not None:
+                    batch = self.augment(batch, items, epoch)
+                x, y, c = (t.to(self.device) for t in batch)
                 try:
                     loss, n_terms, physics = self.train_step(x, y, c, items)
                 except NonFiniteStep as exc:

@@ -198,6 +198,11 @@ def test_every_registered_model_builds_on_the_meta_device_as_for_real():
         "pinn": {"model": "pinn", "in_dim": 2, "out_dim": 1, "lower": [0, 0], "upper": [1, 1]},
         "lpinn": {"model": "lpinn", "lower": [0, 0], "upper": [1, 1]},
         "test-multiplier": {"model": "test-multiplier", "in_channels": 1, "out_channels": 1},
+        "unet": {"model": "unet", "in_channels": 3, "out_channels": 1, "width": 8, "channel_multipliers": [1, 2],
+                 "norm_groups": 2, "conditioning": 1},
+        "resnet": {"model": "resnet", "in_channels": 3, "out_channels": 1, "width": 6, "n_blocks": 2,
+                   "norm_groups": 2, "conditioning": 1},
+        "mg_tfno": {**SMALL_FNO, "model": "mg_tfno", "levels": 1},
     }
     assert set(model_names()) <= set(examples), "add an example config of the new model"
     for name in model_names():
