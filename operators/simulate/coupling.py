@@ -43,6 +43,10 @@ class Coupling:
     problem: str
     samples: np.ndarray
     times: np.ndarray
+    #: the source file's root attributes, time-dependent variable and its spatial dims
+    attrs: dict
+    variable: str
+    space_dims: list
 
 
 def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None, resolution: int | None = None,
@@ -79,6 +83,8 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
     ds = open_dataset(path)
     try:
         attrs = dict(ds.attrs)
+        variable = config.variable or next((name for name in ds.data_vars if ds[name].dims[:2] == ("sample", "t")), "")
+        space_dims = [d for d in ds[variable].dims if d not in ("sample", "t")] if variable else []
     finally:
         ds.close()
     stored_problem = str(attrs.get("problem"))
@@ -97,7 +103,6 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
     train_shape = tuple(loaded.metadata["grid"]["shape"])
     grid = tuple(trajectories.shape[2:])
     n = resolution or train_shape[0]
-    initial = _regrid(trajectories[:, :history].double(), n)
     target = (n,) * len(grid)
     cond = dataset.cond if dataset.cond.shape[1] else None
     internal = _internal(attrs)
@@ -106,8 +111,9 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
     problem_text = operator.accepts(target)
     if problem_text:
         raise ConfigError(f"{run_dir}: {problem_text}; choose --resolution accordingly")
+    initial = _regrid(trajectories[:, :history].double(), n)
     return Coupling(operator, solver, initial, trajectories, stored_problem, dataset.samples,
-                    np.asarray(dataset.times)[config.start:])
+                    np.asarray(dataset.times)[config.start:], attrs, variable, space_dims)
 
 
 def _internal(attrs: dict) -> int:
