@@ -54,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
         errors = entry["error"]
         print(f"{mode:<12}{errors[-1]:>12.3g}{sum(errors) / len(errors):>12.3g}{entry['seconds']:>10.3g}"
               f"{entry.get('solver', 0):>15}")
+    print(f"indicator eta: median {report['eta_solver_median']:.3g} on the solver's own steps (its floor), "
+          f"tolerance {args.tolerance:g}")
     print(f"wrote {args.out} ({args.mode}) and {report_path}")
     return 0
