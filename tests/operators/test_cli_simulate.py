@@ -42,6 +42,8 @@ def test_simulate_writes_a_dataset_and_an_honest_report(burgers_run, tmp_path):
     assert main(["simulate", str(run), "--problem", "burgers", "--samples", "3", "--steps", "6", "--mode", "hybrid",
                  "--tolerance", "0.2", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".report.json").read_text())
+    assert main(["plot", str(out.with_suffix(".report.json"))]) == 0  # error vs time and error vs cost
+    assert (tmp_path / "traj_errors.png").stat().st_size > 0
     modes = report["modes"]
     assert modes["solver"]["error"] == [0.0] * 6  # the reference against itself
     counts = modes["hybrid"]
