@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from solvers.errors import PdeopError
 from solvers.version import __version__
 
-COMMANDS = ("generate", "info", "train", "evaluate", "plot", "export", "bench")
+COMMANDS = ("generate", "info", "train", "evaluate", "plot", "export", "bench", "simulate")
 
 
 class _Parser(argparse.ArgumentParser):

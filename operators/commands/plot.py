@@ -10,7 +10,9 @@ from solvers.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach this command's arguments to parser."""
-    parser.add_argument("run_dir", type=Path, help="run folder written by 'pdeop train'")
+    parser.add_argument("run_dir", type=Path, help="run folder written by 'pdeop train', or a 'pdeop simulate' "
+                        "report (FILE.report.json; --reports adds more, e.g. other tolerances)")
+    parser.add_argument("--reports", type=Path, nargs="+", default=[], help="more simulate reports (error vs cost)")
     parser.add_argument("--samples", type=int, nargs="+", default=[0],
                         help="test items to draw as truth / prediction / error panels (default 0)")
     parser.add_argument("--data", type=Path, default=None, help="dataset file (default: the run's)")
@@ -28,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from operators.training.run_folder import read_config, read_history
     from operators.training.runs import read_metrics
 
+    if args.run_dir.is_file() and args.run_dir.name.endswith(".report.json"):  # a 'pdeop simulate' report
+        return _simulate_reports(args)
     read_config(args.run_dir)  # a run folder at all, before anything else
     out = args.out or args.run_dir / "plots"
     if out.exists() and not out.is_dir():
@@ -84,3 +88,17 @@ def _sample_figures(args: argparse.Namespace, out: Path, metrics: dict | None) -
         title = f"test item {item} (sample {int(dataset.samples[dataset.item_sample[item]])})"
         paths.append(plots.sample_panels(y[row].numpy(), pred[row].numpy(), out / f"sample_{item}.png", title, times))
     return paths
+
+
+def _simulate_reports(args: argparse.Namespace) -> int:
+    """Error vs time and error vs cost of ``pdeop simulate`` reports."""
+    from operators.simulate.plots import plot_reports
+    from operators.strict_json import read
+
+    reports = [read(path, "simulate report") for path in [args.run_dir, *args.reports]]
+    for path, report in zip([args.run_dir, *args.reports], reports):
+        if not (isinstance(report, dict) and isinstance(report.get("modes"), dict) and "times" in report):
+            raise ConfigError(f"{path} is not a 'pdeop simulate' report (no 'modes' and 'times')")
+    out = args.out or args.run_dir.parent
+    print(plot_reports(reports, out / args.run_dir.name.replace(".report.json", "_errors.png")))
+    return 0

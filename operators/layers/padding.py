@@ -12,10 +12,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from operators.layers.resolution_free import rounded_fraction
+
 
 def padding_widths(sizes: Sequence[int], fractions: Sequence[float]) -> tuple[int, ...]:
-    """Cells added on each side of each axis: ``round(fraction * n)``."""
-    return tuple(int(round(f * int(n))) for f, n in zip(fractions, sizes))
+    """Cells added on each side of each axis: ``round(fraction * n)`` (sizes may be traced or symbolic)."""
+    return tuple(rounded_fraction(f, n) for f, n in zip(fractions, sizes))
 
 
 def pad_domain(x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
@@ -23,7 +25,9 @@ def pad_domain(x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
     flat = []
     for w in reversed(tuple(widths)):  # F.pad lists the last axis first
         flat += [w, w]
-    return F.pad(x, flat) if any(widths) else x
+    if all(isinstance(w, int) and w == 0 for w in widths):
+        return x
+    return F.pad(x, flat)
 
 
 def unpad_domain(x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:

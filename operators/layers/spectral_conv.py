@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from operators.kernels import spectral_mix
+from operators.layers import resolution_free
 from operators.layers.factorized_weights import make_weight
 
 
@@ -106,10 +107,9 @@ def _real_dft_matrices(n: int, columns: int, norm: str, dtype: torch.dtype,
 
 def _rfft_last(x: torch.Tensor, columns: int, norm: str) -> torch.Tensor:
     """``rfft(x, dim=-1, norm=norm)[..., :columns]``."""
-    n = int(x.shape[-1])
-    if not _use_dft_matrix(n, columns):
+    if resolution_free.active() or not _use_dft_matrix(int(x.shape[-1]), columns):
         return torch.fft.rfft(x, dim=-1, norm=norm).narrow(-1, 0, columns)
-    forward, _ = _real_dft_matrices(n, columns, norm, x.dtype, x.device)
+    forward, _ = _real_dft_matrices(int(x.shape[-1]), columns, norm, x.dtype, x.device)
     return torch.view_as_complex((x @ forward).unflatten(-1, (columns, 2)))
 
 
@@ -120,7 +120,7 @@ def _irfft_last(spectrum: torch.Tensor, n: int, norm: str, residual: torch.Tenso
     saving a pass over the full-size output.
     """
     columns = int(spectrum.shape[-1])
-    if not _use_dft_matrix(n, columns):
+    if resolution_free.active() or not _use_dft_matrix(n, columns):
         y = torch.fft.irfft(spectrum, n=n, dim=-1, norm=norm)
         return y if residual is None else y + residual
     _, inverse = _real_dft_matrices(n, columns, norm, spectrum.real.dtype, spectrum.device)
@@ -319,7 +319,8 @@ class SpectralConv(nn.Module):
         adds it to every output point without a pass over the full-size output.
         """
         d = self.order
-        sizes = tuple(int(s) for s in x.shape[-d:])
+        # traced / symbolic sizes stay symbolic when exporting (resolution_free); ints otherwise
+        sizes = tuple(x.shape[-d:]) if resolution_free.active() else tuple(int(s) for s in x.shape[-d:])
         out_sizes = sizes if output_shape is None else tuple(int(s) for s in output_shape)
         kept = self.kept_modes(sizes, out_sizes)
         spectrum = _rfft_last(x, kept[-1], self.fft_norm)
@@ -336,8 +337,10 @@ class SpectralConv(nn.Module):
 
     def _bias_spectrum(self, kept: Sequence[int], out_sizes: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
         """``[C_out, *kept]`` coefficients that are zero except the bias, scaled, at frequency zero."""
-        points = math.prod(out_sizes)
-        scale = {"forward": 1.0, "backward": float(points), "ortho": math.sqrt(points)}[self.fft_norm]
+        scale = 1.0  # "forward": the grid size is not read (it stays symbolic when exporting)
+        if self.fft_norm != "forward":
+            points = math.prod(out_sizes)
+            scale = float(points) if self.fft_norm == "backward" else math.sqrt(points)
         pad = []
         for m in reversed(tuple(kept)):
             pad += [0, m - 1]

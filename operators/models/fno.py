@@ -26,6 +26,7 @@ from operators.layers.padding import pad_domain, padding_widths, unpad_domain
 from operators.layers.positional import append_grid_channels
 from operators.layers.skip import make_skip
 from operators.layers.spectral_conv import SpectralConv
+from operators.models.grid_rule import GridRule
 from operators.registry import register_model
 from pde_data.config import check
 from solvers.errors import ConfigError
@@ -215,6 +216,10 @@ class FNO(nn.Module):
             x = block(x)
         x = unpad_domain(x, widths)
         return self.projection(x)
+
+    def grid_rule(self, train_shape: tuple[int, ...]) -> GridRule:
+        """Any grid on which every axis keeps all its Fourier modes (size >= the axis's mode count)."""
+        return GridRule(tuple(self.config.n_modes), (1,) * self.config.n_dim)
 
 
 @register_model("tfno", TFNOConfig)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from operators.layers.activations import ACTIVATIONS, ActivationName
+from operators.models.grid_rule import GridRule
 from operators.registry import register_model
 from pde_data.config import check, from_mapping
 from solvers.errors import ConfigError
@@ -274,6 +275,16 @@ class MgNO(nn.Module):
             u = self.activation(cycle(u) + skip(u))
         y = self.projection(u)
         return y + x if self.config.input_residual else y
+
+    def grid_rule(self, train_shape: tuple[int, ...]) -> GridRule:
+        """Sizes that halve exactly down the hierarchy: multiples of ``2**(levels - 1)``.
+
+        (Other sizes run too, cropping prolonged fields, but an exported program fixes the hierarchy's
+        arithmetic to exact halving.) The stencils act on grid cells, so the accuracy off the
+        training grid is the user's to judge (see the class notes).
+        """
+        step = 2 ** (self.config.levels - 1)
+        return GridRule((step,) * self.config.n_dim, (step,) * self.config.n_dim)
 
 
 def mgno_preset(name: str, **overrides: object) -> MgNOConfig:

@@ -2,7 +2,12 @@
 
 The exported program computes one model call on physical fields, ``forward(x)`` or
 ``forward(x, cond)`` when the run has conditioning channels, with the normalisers built in. It is
-traced at an example input of the training grid with the pure-PyTorch reference kernels
+traced at an example input of the training grid with the pure-PyTorch reference kernels; a model
+whose :class:`~operators.models.grid_rule.GridRule` accepts other grids (FNO, TFNO, KAN-FNO, MgNO) is
+traced in :func:`~operators.layers.resolution_free.resolution_free` mode with dynamic spatial sizes,
+so the program runs at every grid the rule accepts (checked at twice the training grid too). The
+program carries its protocol and normalisers as extra files (:func:`protocol_files`). It is traced
+with the pure-PyTorch reference kernels
 (:func:`operators.kernels.reference_kernels`), so the program holds only ATen operations and loads
 with nothing but torch — the compiled ``pdeop`` custom ops would need pdeop to be imported first.
 TorchScript and ``torch.export`` programs are both checked against the eager surrogate after a
@@ -23,6 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from operators.models.grid_rule import GridRule, grid_rule
 from operators.training.surrogate import Surrogate
 from solvers.errors import ConfigError
 
@@ -54,7 +60,9 @@ def example_inputs(in_channels: int, cond_channels: int, grid: tuple[int, ...], 
     return x, torch.randn((batch, cond_channels, *grid), generator=generator)
 
 
-def export_surrogate(surrogate: Surrogate, inputs: tuple[torch.Tensor, ...], fmt: Format, path: Path) -> float:
+def export_surrogate(surrogate: Surrogate, inputs: tuple[torch.Tensor, ...], fmt: Format, path: Path,
+                     dynamic_grid: bool = False, extra_files: dict[str, str] | None = None,
+                     check_grids: tuple[tuple[int, ...], ...] = ()) -> float:
     """Export ``surrogate`` to ``path`` and return the max abs difference of the reloaded program.
 
     Parameters
@@ -66,24 +74,47 @@ def export_surrogate(surrogate: Surrogate, inputs: tuple[torch.Tensor, ...], fmt
     fmt
         ``torchscript`` (``torch.jit.trace``, load with ``torch.jit.load``) or ``torch-export``
         (``torch.export.export`` with a dynamic batch axis, load with ``torch.export.load``).
+    dynamic_grid
+        Trace inside :func:`operators.layers.resolution_free.resolution_free` (and, for
+        ``torch-export``, with dynamic spatial sizes) so the program runs at other grid sizes.
+    extra_files
+        Named text files stored in the program (``torch.jit.load(..., _extra_files=...)`` /
+        ``torch.export.load(..., extra_files=...)`` read them back).
+    check_grids
+        Further grids at which the reloaded program is compared with the model (random inputs).
+
+    Returns
+    -------
+    float
+        The largest difference over the example input and every grid of ``check_grids``.
     """
+    import contextlib
+
     from operators.kernels import reference_kernels
+    from operators.layers.resolution_free import resolution_free
 
     module = ExportedCall(surrogate.eval()).eval()
+    extra_files = dict(extra_files or {})
     with torch.no_grad(), reference_kernels():
         expected = module(*inputs)
-        if fmt == "torchscript":
-            traced = torch.jit.trace(module, inputs, check_trace=False)
-            torch.jit.save(traced, str(path))
-            reloaded = torch.jit.load(str(path))
-        else:
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            shapes = tuple({0: batch} for _ in inputs)
-            program = torch.export.export(module, inputs, dynamic_shapes=shapes)
-            torch.export.save(program, str(path))
-            reloaded = torch.export.load(str(path)).module()
-        got = reloaded(*inputs)
-    return float((got - expected).abs().max())
+        with resolution_free() if dynamic_grid else contextlib.nullcontext():
+            if fmt == "torchscript":
+                traced = torch.jit.trace(module, inputs, check_trace=False)
+                torch.jit.save(traced, str(path), _extra_files=extra_files)
+                reloaded = torch.jit.load(str(path))
+            else:
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                spatial = {axis: torch.export.Dim.AUTO for axis in range(2, inputs[0].ndim)} if dynamic_grid else {}
+                shapes = tuple({0: batch, **spatial} for _ in inputs)
+                program = torch.export.export(module, inputs, dynamic_shapes=shapes)
+                torch.export.save(program, str(path), extra_files=extra_files)
+                reloaded = torch.export.load(str(path)).module()
+        error = float((reloaded(*inputs) - expected).abs().max())
+        for seed, grid in enumerate(check_grids, start=1):
+            others = example_inputs(inputs[0].shape[1], inputs[1].shape[1] if len(inputs) > 1 else 0, grid,
+                                    batch=3, seed=seed)
+            error = max(error, float((reloaded(*others) - module(*others)).abs().max()))
+    return error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,11 +153,46 @@ def export_run(loaded: Any, fmt: Format, path: Path, overwrite: bool = False) ->
                           f"training shape; export refuses it (its weights diverged or are damaged)")
     scale = float(output.abs().max())
     tolerance = 1e-4 * max(scale, 1.0)
+    rule = grid_rule(loaded.surrogate.model, grid)
+    checks = (tuple(2 * n for n in grid),) if rule.resolution_free else ()
     with staged_file(path, overwrite) as staged:
-        error = export_surrogate(loaded.surrogate, inputs, fmt, staged)
+        error = export_surrogate(loaded.surrogate, inputs, fmt, staged, rule.resolution_free,
+                                 protocol_files(loaded, rule), checks)
         if not error <= tolerance:  # NaN fails here too
             raise RuntimeError(f"the exported program differs from the model by {error:.3g} (output scale "
                                f"{scale:.3g}, tolerance {tolerance:.3g})")
     signature = "forward(x)" if len(inputs) == 1 else "forward(x, cond)"
-    shape = "x: [batch, " + ", ".join(map(str, inputs[0].shape[1:])) + "]"
+    space = ", ".join(map(str, grid)) if not rule.resolution_free else f"*grid ({rule.describe()})"
+    shape = f"x: [batch, {inputs[0].shape[1]}, {space}]"
     return ExportResult(signature, shape, error)
+
+
+#: the extra files an exported program carries (read them with ``_extra_files`` / ``extra_files``)
+PROTOCOL_TEXT, PROTOCOL_JSON = "pdeop_protocol.txt", "pdeop_protocol.json"
+
+
+def protocol_files(loaded: Any, rule: GridRule) -> dict[str, str]:
+    """The protocol (history, step, channels, grids) and the normalisers, as the program's extra files.
+
+    ``pdeop_protocol.txt`` holds one ``key value...`` line per item for programs without JSON
+    (the C++ example in ``examples/cpp_rollout``); ``pdeop_protocol.json`` holds the same plus the
+    normalisers' statistics (they are also applied inside the program) and the run's metadata.
+    """
+    import json
+
+    surrogate, protocol = loaded.metadata["surrogate"], loaded.metadata["protocol"]
+    grid = loaded.metadata["grid"]
+    lines = {"history": surrogate.get("history"), "step": surrogate.get("step"),
+             "increment": int(bool(surrogate.get("increment"))), "variable": protocol.get("variable"),
+             "inputs": " ".join(protocol["inputs"]), "outputs": " ".join(protocol["outputs"]),
+             "conditioning": " ".join(protocol["conditioning"]), "dims": " ".join(grid["dims"]),
+             "train_grid": " ".join(map(str, grid["shape"])),
+             "min_grid": " ".join(map(str, rule.fixed or rule.minimum)),
+             "grid_multiple": " ".join(map(str, (1,) * len(grid["shape"]) if rule.fixed else rule.multiple)),
+             "resolution_free": int(rule.resolution_free), "periodic": int(bool(grid["periodic"]))}
+    text = "".join(f"{key} {value}\n" for key, value in lines.items() if value not in (None, ""))
+    payload = {"protocol": protocol, "surrogate": surrogate, "grid": {k: grid[k] for k in ("dims", "shape", "periodic")},
+               "grids": rule.describe(), "resolution_free": rule.resolution_free,
+               "normalizers": getattr(loaded.surrogate.operator, "normalizers", None),
+               "run_config": loaded.metadata.get("run_config")}
+    return {PROTOCOL_TEXT: text, PROTOCOL_JSON: json.dumps(payload, sort_keys=True, default=str)}
