@@ -157,7 +157,7 @@ class Distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(_Computation(module, fn), device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(_Computation(module, fn), device_ids=ids, forward_sync_buffers=False)
 
     # ------------------------------------------------------------------ data
     def shard(self, items: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -179,7 +179,7 @@ class Distributed:
 
     # ------------------------------------------------------------------ per step
     def combine(self, loss: torch.Tensor, terms: int, physics: torch.Tensor | None, count: int,
-                reduction: str, failure: str | None = None) -> StepTotals:
+                reduction: str) -> StepTotals:
         """Gather every rank's loss of this step (before the backward pass) and check them together.
 
         Parameters
@@ -194,27 +194,22 @@ class Distributed:
             Items of this rank that count (0 for a placeholder item).
         reduction
             ``mean`` or ``sum`` (``training.loss_reduction``).
-        failure
-            Why this rank could not compute the step (then ``loss`` is ignored and every rank stops).
 
         Raises
         ------
         NonFiniteStep
             On every rank, if any rank's loss or residual is not finite (naming the rank).
         RankStopped
-            On the other ranks, when a rank reports a ``failure``.
+            When another rank could not compute this step (:meth:`fail`).
         """
         if not self.active:
             return StepTotals(check_loss(loss), terms, None if physics is None else check_loss(
                 physics, "the physics residual"), 1.0, 1.0)
-        values = [0.0 if failure else float(loss.detach()), float(terms if count else 0),
-                  float(physics.detach()) if physics is not None and not failure else 0.0, float(count),
-                  1.0 if failure else 0.0]
-        rows = self._gather(values)
+        rows = self._gather([float(loss.detach()), float(terms if count else 0),
+                             float(physics.detach()) if physics is not None else 0.0, float(count), 0.0])
         failed = [r for r, row in enumerate(rows) if row[4]]
         if failed:
-            message = self._broadcast_text(failure or "", failed[0])
-            raise RankStopped(f"rank {failed[0]}: {message}" if failed[0] != self.rank else message)
+            raise RankStopped(f"rank {failed[0]}: {self._broadcast_text('', failed[0])}")
         counted = [row for row in rows if row[3] > 0]
         for r, row in enumerate(rows):
             if row[3] > 0:
@@ -234,6 +229,14 @@ class Distributed:
             global_physics = sum(row[2] * row[3] for row in counted) / total_items
         return StepTotals(global_loss, int(total_terms), global_physics, data_scale,
                           self.world_size * count / total_items)
+
+    def fail(self, message: str) -> None:
+        """Join this step's :meth:`combine` as a rank that cannot compute it; the others raise
+        :class:`RankStopped` with ``message`` (the caller raises its own error)."""
+        if not self.active:
+            return
+        rows = self._gather([0.0, 0.0, 0.0, 0.0, 1.0])
+        self._broadcast_text(message, next(r for r, row in enumerate(rows) if row[4]))
 
     def global_mean(self, values: torch.Tensor, count: bool = True) -> torch.Tensor:
         """Mean of ``values`` over every rank's elements (this rank's count when ``count``, else none).

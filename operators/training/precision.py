@@ -16,17 +16,17 @@ explicitly, because half precision would be wrong there:
   (the trainer casts the predictions back).
 
 Parameters, gradients and optimiser state stay float32 in every mode (so checkpoints do not depend on
-the precision). float16 multiplies the loss by a dynamic scale (``torch.amp.GradScaler``) so that
-small gradients do not underflow; a step whose scaled gradients overflow is skipped and the scale
-halved, which is how float16 training is meant to run, and training stops as diverged only when the
-gradients are not finite even at a scale below 1. The scaler's state is part of the training state,
-so a resume replays the same steps.
+the precision). float16 multiplies the loss by a dynamic scale (:class:`LossScaler`, torch's
+GradScaler policy) so that small gradients do not underflow; a step whose scaled gradients overflow
+is skipped and the scale halved, which is how float16 training is meant to run, and training stops as
+diverged only when the gradients are not finite even at a scale below 1. The scaler's state is part of
+the training state, so a resume replays the same steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -40,8 +40,54 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 MIN_SCALE = 1.0
 
 
+class LossScaler:
+    """Dynamic loss scaling for float16 (the policy of ``torch.amp.GradScaler``, for complex parameters too).
+
+    The objective is multiplied by ``scale`` before the backward pass and the gradients divided by it
+    after; a step whose gradients are not finite is skipped and the scale multiplied by ``backoff``;
+    after ``interval`` good steps in a row it is multiplied by ``growth``. torch's own GradScaler
+    cannot unscale complex gradients (the spectral weights), hence this class; its defaults are
+    GradScaler's.
+    """
+
+    def __init__(self, scale: float = 2.0 ** 16, growth: float = 2.0, backoff: float = 0.5,
+                 interval: int = 2000) -> None:
+        self.scale = float(scale)
+        self.growth, self.backoff, self.interval = float(growth), float(backoff), int(interval)
+        self.good_steps = 0
+        self.found_non_finite = False
+
+    def unscale(self, parameters: Iterable[torch.nn.Parameter]) -> None:
+        """Divide the gradients by the scale and note whether any is not finite."""
+        grads = [p.grad for p in parameters if p.grad is not None]
+        for grad in grads:
+            grad.mul_(1.0 / self.scale)
+        self.found_non_finite = bool(grads) and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+    def step(self, take_step: Callable[[], None]) -> None:
+        """``take_step()`` unless the gradients were not finite; then update the scale."""
+        if self.found_non_finite:
+            self.scale *= self.backoff
+            self.good_steps = 0
+            return
+        take_step()
+        self.good_steps += 1
+        if self.good_steps == self.interval:
+            self.scale *= self.growth
+            self.good_steps = 0
+
+    def state(self) -> dict[str, Any]:
+        """The scale and the count of good steps (plain numbers)."""
+        return {"scale": self.scale, "good_steps": self.good_steps}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state`."""
+        self.scale = float(state["scale"])
+        self.good_steps = int(state["good_steps"])
+
+
 class Precision:
-    """The autocast region and the gradient scaling of one ``training.precision`` on one device.
+    """The autocast region and the loss scaling of one ``training.precision`` on one device.
 
     Parameters
     ----------
@@ -61,7 +107,7 @@ class Precision:
         self.device = torch.device(device)
         self.dtype = DTYPES[name]
         check_supported(name, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type) if name == "float16" else None
+        self.scaler = LossScaler() if name == "float16" else None
 
     @property
     def mixed(self) -> bool:
@@ -76,26 +122,24 @@ class Precision:
 
     def backward(self, objective: torch.Tensor) -> None:
         """``objective.backward()``, of the scaled objective for float16."""
-        (objective if self.scaler is None else self.scaler.scale(objective)).backward()
+        (objective if self.scaler is None else objective * self.scaler.scale).backward()
 
-    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+    def unscale(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Divide the gradients by the loss scale (before they are checked or clipped)."""
         if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
+            self.scaler.unscale(parameters)
 
-    def skips_overflow(self, parameters: Iterable[torch.nn.Parameter]) -> bool:
-        """Whether this float16 step will be skipped for overflowing gradients (then they are not checked).
+    def skips_overflow(self) -> bool:
+        """Whether this float16 step will be skipped for non-finite gradients (then they are not checked).
 
         False for float32 / bfloat16, and for float16 once the scale is below :data:`MIN_SCALE`: then a
         non-finite gradient is the model's and :func:`~operators.training.divergence.check_gradients`
         stops the run.
         """
-        if self.scaler is None or self.scaler.get_scale() < MIN_SCALE:
-            return False
-        return not all(bool(torch.isfinite(p.grad).all()) for p in parameters if p.grad is not None)
+        return self.scaler is not None and self.scaler.found_non_finite and self.scaler.scale >= MIN_SCALE
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Take the optimiser step (through the scaler for float16, which skips overflowed steps).
+        """Take the optimiser step (float16: unless the gradients overflowed, see :class:`LossScaler`).
 
         Raises
         ------
@@ -104,21 +148,17 @@ class Precision:
         """
         if self.scaler is None:
             optimizer_step(optimizer)
-            return
-        optimizer_step(optimizer, lambda: self.scaler.step(optimizer))
-        self.scaler.update()
+        else:
+            self.scaler.step(lambda: optimizer_step(optimizer))
 
     def state(self) -> dict[str, Any] | None:
-        """The scaler's state (plain numbers) to save with the training state, None without a scaler."""
-        if self.scaler is None:
-            return None
-        return {key: float(value) if isinstance(value, float) else value
-                for key, value in self.scaler.state_dict().items()}
+        """The loss scaler's state to save with the training state, None without a scaler."""
+        return None if self.scaler is None else self.scaler.state()
 
     def load_state(self, state: Any) -> None:
-        """Restore :meth:`state` (ignored without a scaler)."""
+        """Restore :meth:`state` (ignored without a scaler or without a saved state)."""
         if self.scaler is not None and isinstance(state, dict):
-            self.scaler.load_state_dict(state)
+            self.scaler.load_state(state)
 
 
 @contextlib.contextmanager

@@ -38,13 +38,14 @@ from operators.training.distributed import Distributed, ItemView
 from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, stop_message
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
+from operators.training.online import StreamOptions
 from operators.training.optimizers import build_optimizer
 from operators.training.precision import Precision
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
 from operators.training.surrogate import Surrogate
 from pde_data.loading import DataBundle, make_datasets
-from solvers.errors import ConfigError
+from solvers.errors import ConfigError, PdeopError
 
 
 @dataclasses.dataclass
@@ -119,10 +120,13 @@ class Trainer:
     distributed
         This process's rank among several training processes (:mod:`.distributed`; default: one
         process). Its device replaces ``device``; only rank 0 shows progress and logs.
+    stream
+        How an online run (``data.source: online``, :mod:`.online`) generates its samples here.
     """
 
     def __init__(self, config: RunConfig, run_dir: str | Path, device: str = "cpu", progress: bool = True,
-                 log: Callable[[str], None] | None = None, distributed: Distributed | None = None) -> None:
+                 log: Callable[[str], None] | None = None, distributed: Distributed | None = None,
+                 stream: StreamOptions | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.dist = distributed or Distributed(device=device)
@@ -133,7 +137,7 @@ class Trainer:
             self.log = lambda message: None
         self.precision = Precision(config.training.precision, self.device)
         torch.manual_seed(config.seed)
-        self.data: DataBundle = make_datasets(config.data)
+        self.data: DataBundle = self._load_data(stream)
         train = self.data.train
         self.t_out = train.out_channels if train.time_dependent else None
         self.step = config.call_steps(self.t_out) if train.time_dependent else None
@@ -163,12 +167,22 @@ class Trainer:
         if config.training.physics is not None:
             from operators.training.physics_term import PhysicsTerm
 
-            self.physics = PhysicsTerm(config.training.physics, config.data, self.data.info, train)
+            self.physics = PhysicsTerm(config.training.physics, config.data.replace(path=self.data.info["path"]),
+                                       self.data.info, train)
             if self.dist.active:
                 self.physics.mean_across = self._physics_mean
         self._counted = True
         self._forward = self.dist.wrap(self.surrogate, lambda *batch: self._predict(*batch))
         self._check_fits()
+
+    def _load_data(self, stream: StreamOptions | None) -> DataBundle:
+        """The run's splits: from ``data.path``, or the online stream with its held-out file (made by rank 0)."""
+        if self.config.data.source != "online":
+            return make_datasets(self.config.data)
+        from operators.training import online
+
+        self.dist.from_main(lambda: online.prepare_heldout(self.config, self.run_dir, self.progress), share=False)
+        return online.load_bundle(self.config, self.run_dir, self.dist.rank, self.dist.world_size, stream)
 
     # ------------------------------------------------------------------ set-up checks
     def _check_fits(self) -> None:
@@ -276,9 +290,9 @@ class Trainer:
             objective = objective + scale * physics
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.backward(objective)
-        self.precision.unscale(self.optimizer)
         parameters = list(self.surrogate.model.parameters())
-        if not self.precision.skips_overflow(parameters):
+        self.precision.unscale(parameters)
+        if not self.precision.skips_overflow():
             check_gradients(self.surrogate.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
@@ -329,6 +343,8 @@ class Trainer:
         try:
             return self._fit(resume, max_minutes)
         finally:
+            if self.online:
+                self.data.train.close()
             if lock is not None:
                 lock.release()
 
@@ -357,6 +373,11 @@ class Trainer:
         """``(x, y, c, items, count)`` of every step of ``epoch``: this rank's part of each global batch
         (:meth:`.distributed.Distributed.shard`) of the epoch's permutation, seeded from ``(seed, epoch)``."""
         train, size = self.data.train, self.config.training.batch_size
+        if self.online:
+            train.set_epoch(epoch)
+            for x, y, c, items, count in train:
+                yield x.to(self.device), y.to(self.device), c.to(self.device), items, count
+            return
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch))
         for first in range(0, len(train), size):
             items, count = self.dist.shard(order[first:first + size])
@@ -373,7 +394,8 @@ class Trainer:
             epoch_start = time.perf_counter()
             self.surrogate.train()
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
-            for x, y, c, items, count in self._batches(epoch):
+            waited = self.data.train.wait_seconds if self.online else 0.0
+            for x, y, c, items, count in self._stopping_together(self._batches(epoch)):
                 lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
                 set_lr(self.optimizer, lr)
                 try:
@@ -389,6 +411,8 @@ class Trainer:
             row = {"epoch": epoch + 1, "train_loss": loss_sum / terms, "lr": lr}
             if self.physics is not None:
                 row["physics_loss"] = physics_sum / batches
+            if self.online:
+                row["data_wait_s"] = self.data.train.wait_seconds - waited
             if self.data.val is not None:
                 row["val_l2"] = self.evaluate_split(self.data.val)
             row["seconds"] = time.perf_counter() - epoch_start
@@ -410,6 +434,23 @@ class Trainer:
                          f"reached; continue with --resume")
                 break
         return finished
+
+    def _stopping_together(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """``batches``; a failure to produce one (a dead online generator) stops every rank at that step."""
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except PdeopError as exc:
+                self.dist.fail(str(exc))
+                raise
+            yield batch
+
+    @property
+    def online(self) -> bool:
+        """Whether the training samples are generated while training (:mod:`.online`)."""
+        return self.config.data.source == "online"
 
     def _stop_message(self, error: NonFiniteStep, progress: dict[str, Any], lr: float) -> str:
         epoch = progress["epoch"]
