@@ -60,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
         if distributed.is_main:
             raise
         return exc.exit_code  # rank 0 says it
+    except RuntimeError as exc:
+        if distributed.lost_peer(exc):  # another rank died (its launcher reports why): one line, no traceback
+            print(f"error: rank {distributed.rank} lost contact with the other training processes; "
+                  f"rerun with --resume to continue from the last finished epoch", file=sys.stderr)
+            return 1
+        raise
     finally:
         distributed.close()
 

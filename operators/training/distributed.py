@@ -137,6 +137,14 @@ class Distributed:
         """Whether this is rank 0 (the one that writes the run folder)."""
         return self.rank == 0
 
+    def lost_peer(self, error: BaseException) -> bool:
+        """Whether ``error`` is a collective failing because another rank went away (killed, crashed)."""
+        import torch.distributed as dist
+
+        text = str(error)
+        return self.active and (isinstance(error, dist.DistError) or "gloo" in text or "NCCL" in text
+                                or "Connection reset by peer" in text or "Connection closed by peer" in text)
+
     def close(self) -> None:
         """Leave the process group (nothing with one process)."""
         import torch.distributed as dist

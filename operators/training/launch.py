@@ -44,7 +44,8 @@ def launch(arguments: Sequence[str], nproc: int, threads: int | None = None) -> 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    os.environ["OMP_NUM_THREADS"] = str(threads or os.environ.get("OMP_NUM_THREADS") or 1)
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads or previous or 1)  # the children inherit it
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"pdeop-{uuid.uuid4().hex[:12]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")
@@ -57,13 +58,27 @@ def launch(arguments: Sequence[str], nproc: int, threads: int | None = None) -> 
         return _report(exc)
     finally:
         quiet.setLevel(level)
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
     return 0
 
 
 def _report(error) -> int:
-    """The exit code of the first failure; a line on stderr when a rank died from a signal."""
-    failures = sorted(error.failures.items(), key=lambda item: (item[1].timestamp, item[0]))
-    rank, first = failures[0]
+    """The exit code of the failure that caused the others; a line on stderr when a rank died from a signal.
+
+    The cause comes first: a rank killed by a signal other than the agent's SIGTERM (which ends the other
+    ranks once one has failed), then ranks that exited with an error, then the ranks the agent ended.
+    """
+
+    def rank_of(item) -> tuple[int, float, int]:
+        failure = item[1]
+        kind = 0 if failure.exitcode < 0 and failure.exitcode != -signal.SIGTERM else (
+            1 if failure.exitcode > 0 else 2)
+        return kind, failure.timestamp, item[0]
+
+    rank, first = sorted(error.failures.items(), key=rank_of)[0]
     if first.exitcode < 0:
         try:
             name = signal.Signals(-first.exitcode).name

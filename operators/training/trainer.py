@@ -21,6 +21,7 @@ free memory on the meta device before it is built.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
@@ -395,7 +396,7 @@ class Trainer:
             self.surrogate.train()
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
             waited = self.data.train.wait_seconds if self.online else 0.0
-            for x, y, c, items, count in self._stopping_together(self._batches(epoch)):
+            for x, y, c, items, count in self._stopping_together(self._batches(epoch), progress):
                 lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
                 set_lr(self.optimizer, lr)
                 try:
@@ -435,8 +436,9 @@ class Trainer:
                 break
         return finished
 
-    def _stopping_together(self, batches: Iterator[Any]) -> Iterator[Any]:
-        """``batches``; a failure to produce one (a dead online generator) stops every rank at that step."""
+    def _stopping_together(self, batches: Iterator[Any], progress: dict[str, Any]) -> Iterator[Any]:
+        """``batches``; a failure to produce one (a dead online generator) stops every rank at that step,
+        with what the run folder still holds added to the message."""
         while True:
             try:
                 batch = next(batches)
@@ -444,7 +446,9 @@ class Trainer:
                 return
             except PdeopError as exc:
                 self.dist.fail(str(exc))
-                raise
+                stopped = copy.copy(exc)
+                stopped.args = (f"training stopped in epoch {progress['epoch'] + 1}: {exc}; {self._saved(progress)}",)
+                raise stopped from None
             yield batch
 
     @property
@@ -453,12 +457,14 @@ class Trainer:
         return self.config.data.source == "online"
 
     def _stop_message(self, error: NonFiniteStep, progress: dict[str, Any], lr: float) -> str:
-        epoch = progress["epoch"]
-        if epoch:
-            saved = f"{self.run_dir / 'last'} holds epoch {epoch} (--resume continues from it)"
-        else:
-            saved = "no epoch had finished, so no checkpoint was written"
-        return stop_message(error, f"epoch {epoch + 1}, step {progress['step'] + 1}", lr, progress["step"] == 0, saved)
+        where = f"epoch {progress['epoch'] + 1}, step {progress['step'] + 1}"
+        return stop_message(error, where, lr, progress["step"] == 0, self._saved(progress))
+
+    def _saved(self, progress: dict[str, Any]) -> str:
+        """What the run folder holds after a stop in the epoch after ``progress['epoch']``."""
+        if progress["epoch"]:
+            return f"{self.run_dir / 'last'} holds epoch {progress['epoch']} (--resume continues from it)"
+        return "no epoch had finished, so no checkpoint was written"
 
     def dataset_identity(self) -> dict[str, Any]:
         """The identity of the loaded data (:func:`.dataset_identity.identify`), as recorded in the run folder."""
