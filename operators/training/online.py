@@ -204,7 +204,8 @@ class OnlineSource(IterableDataset):
 
     ``set_epoch(e)`` then iterating yields ``(x, y, cond, items, count)`` for every global batch of epoch
     ``e``: this rank's items of it (``count`` of them count; 0 with a placeholder item), as the trainer's
-    file batches. The shapes (``in_channels``, ``space_shape``, ...) are the held-out template's.
+    file batches. The shapes (``in_channels``, ``space_shape``, ...) and ``trajectories`` (what the
+    normalisers are fitted on) are the held-out template's.
 
     Parameters
     ----------
@@ -246,6 +247,8 @@ class OnlineSource(IterableDataset):
     cond_channels = property(lambda self: self.template.cond_channels)
     space_shape = property(lambda self: self.template.space_shape)
     t_in = property(lambda self: self.template.t_in)
+    #: the held-out template's trajectories: what online normalisers are fitted on (``predict: increment`` too)
+    trajectories = property(lambda self: self.template.trajectories)
 
     def __len__(self) -> int:
         """Items (windows) per epoch."""

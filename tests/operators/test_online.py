@@ -182,3 +182,18 @@ def test_settings_online_training_cannot_serve_are_refused(tmp_path):
     config = run_config_from_mapping(_config(n_val=0, normalization="global"))
     with pytest.raises(ConfigError, match="n_val >= 1"):
         Trainer(config, tmp_path / "run", progress=False)
+
+
+def test_an_online_increment_model_normalises_its_changes_like_the_validation_set(tmp_path):
+    """``training.predict: increment`` online: the output normaliser holds the statistics of the one-step
+    changes of the held-out validation samples (the set online normalisers are fitted on), exactly as
+    :func:`fit_increment_normalizer` computes them from those trajectories."""
+    from operators.training.surrogate import fit_increment_normalizer
+
+    mapping = _config()
+    mapping["data"]["normalization"] = "global"
+    mapping["training"]["predict"] = "increment"
+    trainer = Trainer(run_config_from_mapping(mapping), tmp_path / "run", progress=False)
+    expected = fit_increment_normalizer(trainer.data.val.trajectories, 1, "global", True)
+    got = trainer.surrogate.operator.normalizers["output"]
+    assert got == expected.to_dict()  # the same numbers: fitted from the same float32 arrays
