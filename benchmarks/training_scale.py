@@ -45,6 +45,8 @@ def _arguments():
     p.add_argument("--rounds", type=int, default=None, help="alternated 1-rank / 2-rank runs (default 1 quick, 2 full)")
     p.add_argument("--budget", type=float, default=None,
                    help="online vs offline: seconds of training each (default 15 quick, 90 full)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="bfloat16 vs float32: epochs of each run (default 3 quick, 30 full: the config's)")
     p.add_argument("--data", type=Path, default=None,
                    help="the NS file (default: the config's data.path below the repository, made if missing)")
     return p
@@ -205,7 +207,7 @@ def main() -> None:
         items = len(Trainer(_config(full), work / "probe", progress=False).data.train)
         rows, summary = [], {}
         for part in (lambda: ddp_rows(full, items, 3 if quick else 6, rounds, work),
-                     lambda: precision_rows(overrides, 3 if quick else 30, test, work),
+                     lambda: precision_rows(overrides, args.epochs or (3 if quick else 30), test, work),
                      lambda: online_rows(overrides, budget, test, test_generation, work)):
             new_rows, new_summary = part()
             rows += new_rows
@@ -213,7 +215,7 @@ def main() -> None:
             print(format_table(new_rows, [c for c in dict.fromkeys(k for r in new_rows for k in r) if c != "epoch_s_all"]))
     summary.update({
         "quick": quick, "threads_per_process": threads, "config": str(CONFIG.relative_to(ROOT)),
-        "overrides": overrides[1:], "ddp_training_items": items, "budget_s": budget,
+        "overrides": overrides[1:], "ddp_training_items": items, "rounds": rounds, "budget_s": budget,
         "persistence_test_rel_l2": _test_error(_persistence(), test), "test_samples": len(test),
         "file_generation": file_generation, "independent_test_generation": test_generation,
         "file_generation_estimate_s": _mapping([])["data"]["generate"]["samples"] / test_generation["samples_per_s"],
