@@ -189,7 +189,7 @@ def _work(family_class: Any, config: Any, inbox: Any, outbox: Any) -> None:
     from pde_data.pipeline import _check_arrays as check_arrays  # the pipeline's own check of a family's output
 
     family = family_class(config.settings)
-    layout = family.layout()
+    variables = family.variables()
     while True:
         item = inbox.get()
         if item is None:
@@ -198,7 +198,7 @@ def _work(family_class: Any, config: Any, inbox: Any, outbox: Any) -> None:
         start = time.perf_counter()
         try:
             arrays = family.generate(indices, config.seed)
-            check_arrays(config.problem, layout, indices, arrays)
+            check_arrays(config.problem, variables, indices, arrays)
         except Exception as exc:  # noqa: BLE001  (any failure is reported to the consumer, which stops)
             text = str(exc).splitlines()[0] if str(exc) else ""
             outbox.put((task, f"{type(exc).__name__}: {text}", 0.0))
@@ -263,6 +263,6 @@ def sample_file(path: Any, config: Any, log: Any = None):
 
     path = Path(path)
     storage.check_writable(path)
-    layout = get_family(config.problem)(config.settings).layout()
-    _prepare_file(path, config, layout, False, log or (lambda message: None))
-    return storage.DatasetWriter(path)
+    family = get_family(config.problem)(config.settings)
+    target, _, _ = _prepare_file(path, config, family, False, None, log or (lambda message: None))
+    return storage.DatasetWriter(target)
