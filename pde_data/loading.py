@@ -79,6 +79,11 @@ class DataConfig:
         Optional recipe to create a missing file: ``{problem, preset, samples, seed, set: {...}}``.
     augment
         Optional symmetry augmentation of the training windows (:mod:`pde_data.augmentation`).
+    source
+        ``file`` (train on ``path``) or ``online``: train on samples generated from ``generate``
+        while training, with no file (``operators.training.online``; ``path`` is then unused).
+    online
+        Settings of the online source (``{block: N}``, checked by ``operators.training.online``).
     """
 
     path: str
@@ -102,8 +107,16 @@ class DataConfig:
     allow_incomplete: bool = False
     generate: Optional[dict] = None
     augment: Optional[AugmentConfig] = None
+    source: Literal["file", "online"] = "file"
+    online: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check(self.source == "file" or bool(self.generate),
+              "data.source 'online' generates the samples from the data.generate recipe "
+              "({problem, preset, seed, set}); add it")
+        check(self.source == "file" or self.augment is None,
+              "data.augment transforms windows of a stored file; with data.source 'online' every sample is "
+              "fresh already: remove data.augment or train from a file (data.source: file)")
         check(self.t_in >= 1, f"data.t_in must be an integer >= 1 (got {self.t_in})")
         check(self.t_out is None or self.t_out >= 1, f"data.t_out must be >= 1 or null (got {self.t_out})")
         check(self.start >= 0, f"data.start must be >= 0 (got {self.start})")
@@ -254,6 +267,15 @@ def make_dataset(config: DataConfig, split: str = "test", n_samples: int | None 
         return _load(ds, config, rows[split])
     finally:
         ds.close()
+
+
+def load_rows(ds, config: DataConfig, rows: np.ndarray):
+    """The protocol's dataset of ``rows`` of an open dataset (a file, or samples held in memory).
+
+    Returns a :class:`~pde_data.samples.StaticPairs` or :class:`~pde_data.samples.TrajectoryWindows`
+    as :func:`make_datasets` builds for a split.
+    """
+    return _load(ds, config, np.asarray(rows))
 
 
 def describe(ds, config: DataConfig) -> dict[str, Any]:

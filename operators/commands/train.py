@@ -1,26 +1,19 @@
-"""Train an operator model from a YAML config (pdeop train CONFIG.yaml)."""
+"""Train an operator model from a YAML config (pdeop train CONFIG.yaml).
+
+Several processes: ``pdeop train CONFIG --nproc N`` on this machine, or ``torchrun [--nnodes ...]
+--nproc_per_node N -m operators.cli train CONFIG`` (see README "Training at scale").
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from operators.commands.arguments import minutes, threads
-from solvers.errors import ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerateRecipe:
-    """``data.generate``: how to make the dataset file of a run when it is missing."""
-
-    problem: str
-    preset: Optional[str] = None
-    samples: Optional[int] = None
-    seed: Optional[int] = None
-    set: dict = dataclasses.field(default_factory=dict)
+from operators.commands.arguments import minutes, positive_int, threads
+from solvers.errors import ConfigError, PdeopError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,33 +30,92 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=threads, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--nproc", type=positive_int, default=None,
+                        help="train in N processes on this machine (data-parallel, torchrun's standalone mode); "
+                             "training.batch_size stays the global batch")
+    parser.add_argument("--online", action="store_true",
+                        help="train on samples generated while training from data.generate (data.source=online)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="online: generator processes per training process (default 1)")
+    parser.add_argument("--ahead", type=positive_int, default=4,
+                        help="online: blocks of samples generated ahead of the trainer at most (default 4)")
+    parser.add_argument("--keep-samples", type=Path, default=None, metavar="FILE",
+                        help="online: also write the generated samples to this dataset file")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command."""
-    from operators.training.config import load_run_config
-    from operators.training.run_folder import check_target
+    """Run the command (or start ``--nproc`` processes that each run it)."""
+    if args.nproc is not None and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from operators.training.launch import launch
+
+        return launch(rank_arguments(args), args.nproc, args.threads)
+    from operators.training.distributed import Distributed
 
     set_threads(args.threads)
     check_device(args.device)
-    mapping = load_run_config(args.config, args.overrides)
+    distributed = Distributed.from_environment(args.device)
+    try:
+        return _train(args, distributed)
+    except PdeopError as exc:
+        if distributed.is_main:
+            raise
+        return exc.exit_code  # rank 0 says it
+    except RuntimeError as exc:
+        if distributed.lost_peer(exc):  # another rank died (its launcher reports why): one line, no traceback
+            print(f"error: rank {distributed.rank} lost contact with the other training processes; "
+                  f"rerun with --resume to continue from the last finished epoch", file=sys.stderr)
+            return 1
+        raise
+    finally:
+        distributed.close()
+
+
+def _train(args: argparse.Namespace, distributed: Any) -> int:
+    from operators.training.config import load_run_config
+    from operators.training.run_folder import check_target
+
+    overrides = list(args.overrides) + (["data.source=online"] if args.online else [])
+    mapping = load_run_config(args.config, overrides)
     run_dir = args.out or Path("runs") / args.config.stem
-    check_target(run_dir, args.resume)  # before data are generated or loaded; again under the lock
+    # before data are generated or loaded; again under the lock
+    distributed.from_main(lambda: check_target(run_dir, args.resume))
     if "pde" in mapping:
+        if distributed.active:
+            raise ConfigError("physics-informed runs (a 'pde' section) train in one process; drop --nproc / torchrun")
         return _run_physics(mapping, run_dir, args)
     from operators.training.config import run_config_from_mapping
+    from operators.training.online import StreamOptions
     from operators.training.trainer import Trainer
 
     config = run_config_from_mapping(mapping)
-    ensure_data(config.data, quiet=args.quiet)
-    trainer = Trainer(config, run_dir, device=args.device, progress=not args.quiet)
+    stream = StreamOptions(workers=args.workers, ahead=args.ahead, keep_samples=args.keep_samples)
+    if config.data.source == "file":
+        distributed.from_main(lambda: ensure_data(config.data, quiet=args.quiet), share=False)
+    trainer = Trainer(config, run_dir, device=args.device, progress=not args.quiet, distributed=distributed,
+                      stream=stream)
     result = trainer.fit(resume=args.resume, max_minutes=args.max_minutes)
+    if not distributed.is_main:
+        return 0
     last = result.history[-1] if result.history else {}
     state = "finished" if result.finished else "stopped early"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("train_loss", "val_l2") and v is not None)
     print(f"{state} after {result.epochs_done}/{config.training.epochs} epochs ({scores}); "
           f"best {result.best_score:.4g}; checkpoints in {run_dir}/best and {run_dir}/last")
     return 0
+
+
+def rank_arguments(args: argparse.Namespace) -> list[str]:
+    """The ``train`` command line of one rank: ``args`` without ``--nproc`` (``--out`` made explicit)."""
+    argv = ["train", str(args.config), "--out", str(args.out or Path("runs") / args.config.stem),
+            "--device", args.device, "--workers", str(args.workers), "--ahead", str(args.ahead)]
+    for override in args.overrides:
+        argv += ["--set", override]
+    for flag, value in (("--max-minutes", args.max_minutes), ("--threads", args.threads),
+                        ("--keep-samples", args.keep_samples)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--resume", args.resume), ("--quiet", args.quiet), ("--online", args.online)) if on]
+    return argv
 
 
 def _run_physics(mapping: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> int:
@@ -109,13 +161,10 @@ def ensure_data(config: Any, quiet: bool = False) -> None:
     path = Path(config.path)
     if path.exists() or not config.generate:
         return
-    from pde_data.config import from_mapping
-    from pde_data.pipeline import generate_dataset, resolve_config
+    from operators.training.online import resolve_recipe
+    from pde_data.pipeline import generate_dataset
 
-    recipe = from_mapping(GenerateRecipe, config.generate, where="data.generate.")
-    overrides = [f"{k}={v}" for k, v in recipe.set.items()]
-    resolved = resolve_config(recipe.problem, recipe.preset, overrides=overrides, samples=recipe.samples,
-                              seed=recipe.seed)
-    print(f"generating {path} ({recipe.problem}, {resolved.samples} samples) for this run", file=sys.stderr)
+    resolved = resolve_recipe(config)
+    print(f"generating {path} ({resolved.problem}, {resolved.samples} samples) for this run", file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     generate_dataset(resolved, path, progress=not quiet)

@@ -118,7 +118,9 @@ def rational(
     -------
     torch.Tensor
         ``F(x)``, same shape and dtype as ``x``; differentiable in ``x`` and both coefficient
-        tensors (twice, in ``x``, away from ``x = 0`` and ``b_j = 0``).
+        tensors (twice, in ``x``, away from ``x = 0`` and ``b_j = 0``). A half-precision ``x``
+        (bfloat16 / float16, as autocast hands it on) is evaluated in float32 and the result is
+        float32: the polynomials' terms up to ``|x|^5`` would lose every digit in an 8-bit mantissa.
 
     Raises
     ------
@@ -133,6 +135,9 @@ def rational(
     from operators.kernels.rational_reference import check_rational_operands, rational_reference
 
     check_rational_operands(x, numerator, denominator, groups, channel_dim)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+        numerator, denominator = numerator.float(), denominator.float()
     if _compiled((x, numerator, denominator), _REAL_DTYPES):
         return torch.ops.pdeop.rational_forward(x, numerator, denominator, groups, channel_dim)
     return rational_reference(x, numerator, denominator, groups, channel_dim)

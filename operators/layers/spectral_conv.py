@@ -45,6 +45,10 @@ from operators.layers import resolution_free
 from operators.layers.factorized_weights import make_weight
 
 
+#: real types the layer never computes in (see :meth:`SpectralConv.forward`)
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
 def _kept_split(m: int) -> tuple[int, int]:
     """Number of (non-negative, negative) frequencies kept out of ``m`` along a full FFT axis."""
     return m - m // 2, m // 2
@@ -316,8 +320,13 @@ class SpectralConv(nn.Module):
         Notes
         -----
         The bias is added to the zero-frequency coefficient before the inverse transform, which
-        adds it to every output point without a pass over the full-size output.
+        adds it to every output point without a pass over the full-size output. Under autocast
+        (mixed-precision training) the layer leaves the autocast region and computes in float32 /
+        complex64 on float32 copies of ``x`` and ``residual``; its output is float32.
         """
+        if x.dtype in _HALF_TYPES or torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.float(), output_shape, None if residual is None else residual.float())
         d = self.order
         # traced / symbolic sizes stay symbolic when exporting (resolution_free); ints otherwise
         sizes = tuple(x.shape[-d:]) if resolution_free.active() else tuple(int(s) for s in x.shape[-d:])
@@ -356,6 +365,9 @@ class SpectralConv(nn.Module):
         sizes = tuple(int(s) for s in x.shape[-d:])
         if output_shape is None or tuple(output_shape) == sizes:
             return x
+        if x.dtype in _HALF_TYPES or torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self.transform(x.float(), output_shape)
         out_sizes = tuple(int(s) for s in output_shape)
         columns = min(sizes[-1], out_sizes[-1]) // 2 + 1
         spectrum = torch.fft.rfft(x, dim=-1, norm="forward").narrow(-1, 0, columns)

@@ -151,6 +151,9 @@ class TrainingConfig:
     tensorboard
         Also write the history as TensorBoard scalars to ``RUN_DIR/tensorboard`` (needs the
         optional ``tensorboard`` package).
+    precision
+        ``float32``, or mixed precision: ``bfloat16`` / ``float16`` autocast of the forward pass
+        (float16 with loss scaling); see :mod:`operators.training.precision` for what runs in which type.
     """
 
     epochs: int = 10
@@ -166,6 +169,7 @@ class TrainingConfig:
     eval_batch_size: int = 64
     physics: Optional[PhysicsLossConfig] = None
     tensorboard: bool = False
+    precision: Literal["float32", "bfloat16", "float16"] = "float32"
 
     def __post_init__(self) -> None:
         if self.tensorboard:

@@ -11,7 +11,7 @@ so ``best/`` and ``last/`` stay those of the last good epoch and ``--resume`` co
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -58,14 +58,15 @@ def check_gradients(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> Non
             raise NonFiniteStep(f"the gradient of {name}", value)
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
-    """``optimizer.step()``, with an update beyond the parameters' float range as :class:`NonFiniteStep`.
+def optimizer_step(optimizer: torch.optim.Optimizer, step: Callable[[], object] | None = None) -> None:
+    """``optimizer.step()`` (or ``step()``, e.g. a gradient scaler's), with an update beyond the parameters'
+    float range as :class:`NonFiniteStep`.
 
     torch refuses (RuntimeError "cannot be converted ... without overflow") an update scale such as a
     learning rate of 1e38 over Adam's bias correction that float32 parameters cannot hold.
     """
     try:
-        optimizer.step()
+        (step or optimizer.step)()
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise

@@ -17,7 +17,7 @@ trajectory is read once from the dataset:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,8 @@ class PhysicsTerm:
                               "data is not periodic (data.periodic or the problem)")
         self.weight = settings.weight
         self.relative = settings.relative
+        #: mean over the whole batch when several processes share it (:mod:`.distributed`); None: this batch
+        self.mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.dt = _time_step(info["times"])
         self._item_sample = getattr(dataset, "item_sample", None)
         ds = open_dataset(data.path, allow_incomplete=data.allow_incomplete)
@@ -98,11 +100,17 @@ class PhysicsTerm:
         if self._sample_periods is not None:
             rows = self._item_sample[torch.as_tensor(items, dtype=torch.long)]
             periods = [self._sample_periods[rows]]
+        trajectory = self.trajectory(x, prediction)
+        shared_scale = self.relative and self.mean_across is not None
         try:
-            return physics_loss(self.problem, self.trajectory(x, prediction), periods, self.dt, self.params,
-                                relative=self.relative)
+            loss = physics_loss(self.problem, trajectory, periods, self.dt, self.params,
+                                relative=self.relative and not shared_scale)
         except ConfigError as exc:
             raise ConfigError(f"training.physics: {exc}") from None
+        if shared_scale:  # the relative scale of the global batch, not of this rank's part of it
+            rate = (trajectory[:, 1:] - trajectory[:, :-1]) / self.dt
+            loss = loss / self.mean_across(rate.detach().square()).clamp_min(1e-30)
+        return loss
 
 
 def _time_step(times: Sequence[float] | None) -> float:

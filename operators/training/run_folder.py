@@ -13,6 +13,8 @@ distributed, online, extended runs). A run folder holds
     checkpoints (:mod:`operators.checkpoint`); ``last/`` also holds the training state;
 ``run.lock``
     the lock of the trainer working in the folder (holds its PID);
+``heldout.h5``
+    online runs only: the fixed validation and test samples (:mod:`.online`);
 
 and, written by other commands, ``metrics.json``, ``plots/``, ``tensorboard/`` and the like.
 
@@ -51,6 +53,7 @@ from solvers.errors import ConfigError
 RUN_CONFIG = "run_config.json"
 DATASET = "dataset.json"
 LOCK = "run.lock"
+HELDOUT = "heldout.h5"
 #: per-epoch history; ``metrics.json`` is left to ``pdeop evaluate``
 HISTORY_CSV, HISTORY_JSON = "training.csv", "training.json"
 CHECKPOINTS = ("best", "last")
@@ -107,8 +110,8 @@ def check_target(run_dir: Path, resume: bool) -> None:
 
 
 def _own_leftover(path: Path) -> bool:
-    """pdeop's own files in a folder without a run: the lock, a dataset record, staged temporaries."""
-    return path.name in (LOCK, DATASET) or (path.name.startswith(".") and owner(path) is not None)
+    """pdeop's own files in a folder without a run: the lock, a dataset record, held-out samples, staged temporaries."""
+    return path.name in (LOCK, DATASET, HELDOUT) or (path.name.startswith(".") and owner(path) is not None)
 
 
 def claim(run_dir: str | os.PathLike, resume: bool) -> RunLock:

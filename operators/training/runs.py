@@ -157,9 +157,14 @@ def evaluation_data(loaded: LoadedRun, path: str | Path | None = None, horizon: 
 
     Autoregressive models are rolled out from the first window of each test trajectory for
     ``horizon`` steps (default ``evaluation.horizon``, else the rest of the trajectory); direct
-    models predict their trained target. ``path`` and ``subsample`` replace the run's.
+    models predict their trained target. ``path`` and ``subsample`` replace the run's (an online run's data
+    are its held-out file).
     """
     data = loaded.config.data
+    if data.source == "online":  # its validation and test samples are the run's held-out file
+        from operators.training.run_folder import HELDOUT
+
+        data = data.replace(path=str(loaded.run_dir / HELDOUT), source="file")
     changes: dict[str, Any] = {"path": str(path) if path else data.path, "windows": "first",
                                "subsample": subsample or data.subsample}
     if data.time_dependent:

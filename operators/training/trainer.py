@@ -21,11 +21,12 @@ free memory on the meta device before it is built.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,18 @@ import torch
 from operators.strict_json import check_fields
 from operators.training import run_folder
 from operators.training.config import RunConfig
-from operators.training.divergence import (NonFiniteStep, TrainingDiverged, check_gradients, check_loss,
-                                           optimizer_step, stop_message)
+from operators.training.distributed import Distributed, ItemView
+from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, stop_message
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
+from operators.training.online import StreamOptions
 from operators.training.optimizers import build_optimizer
+from operators.training.precision import Precision
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
 from operators.training.surrogate import Surrogate, fit_increment_normalizer
 from pde_data.loading import DataBundle, make_datasets
-from solvers.errors import ConfigError
+from solvers.errors import ConfigError, PdeopError
 
 
 @dataclasses.dataclass
@@ -115,17 +118,27 @@ class Trainer:
         Show a tqdm progress bar on stderr.
     log
         Receives one-line messages (default: print to stderr).
+    distributed
+        This process's rank among several training processes (:mod:`.distributed`; default: one
+        process). Its device replaces ``device``; only rank 0 shows progress and logs.
+    stream
+        How an online run (``data.source: online``, :mod:`.online`) generates its samples here.
     """
 
     def __init__(self, config: RunConfig, run_dir: str | Path, device: str = "cpu", progress: bool = True,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, distributed: Distributed | None = None,
+                 stream: StreamOptions | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.device = torch.device(device)
-        self.progress = progress
+        self.dist = distributed or Distributed(device=device)
+        self.device = self.dist.device
+        self.progress = progress and self.dist.is_main
         self.log = log or (lambda message: print(message, file=sys.stderr))
+        if not self.dist.is_main:
+            self.log = lambda message: None
+        self.precision = Precision(config.training.precision, self.device)
         torch.manual_seed(config.seed)
-        self.data: DataBundle = make_datasets(config.data)
+        self.data: DataBundle = self._load_data(stream)
         train = self.data.train
         self.t_out = train.out_channels if train.time_dependent else None
         self.step = config.call_steps(self.t_out) if train.time_dependent else None
@@ -160,13 +173,27 @@ class Trainer:
         if config.training.physics is not None:
             from operators.training.physics_term import PhysicsTerm
 
-            self.physics = PhysicsTerm(config.training.physics, config.data, self.data.info, train)
+            self.physics = PhysicsTerm(config.training.physics, config.data.replace(path=self.data.info["path"]),
+                                       self.data.info, train)
+            if self.dist.active:
+                self.physics.mean_across = self._physics_mean
         self.augment = None
         if config.data.augment is not None:  # symmetry transforms of the training windows, drawn per (seed, epoch, item)
             from pde_data.augmentation import make_augmenter
 
             self.augment = make_augmenter(config.data, train, config.seed, forcing_fixed=self.physics is not None)
+        self._counted = True
+        self._forward = self.dist.wrap(self.surrogate, lambda *batch: self._predict(*batch))
         self._check_fits()
+
+    def _load_data(self, stream: StreamOptions | None) -> DataBundle:
+        """The run's splits: from ``data.path``, or the online stream with its held-out file (made by rank 0)."""
+        if self.config.data.source != "online":
+            return make_datasets(self.config.data)
+        from operators.training import online
+
+        self.dist.from_main(lambda: online.prepare_heldout(self.config, self.run_dir, self.progress), share=False)
+        return online.load_bundle(self.config, self.run_dir, self.dist.rank, self.dist.world_size, stream)
 
     # ------------------------------------------------------------------ set-up checks
     def _check_fits(self) -> None:
@@ -228,12 +255,15 @@ class Trainer:
         pred, target, _, terms = self._predict(x, y, c)
         return self.loss(pred, target, self.config.training.loss_reduction), terms
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor,
-                   items: torch.Tensor) -> tuple[float, int, float | None]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, items: torch.Tensor,
+                   count: int | None = None) -> tuple[float, int, float | None]:
         """One optimiser step on a batch, exactly as :meth:`fit` takes it (at the current learning rate).
 
         The objective is the data loss plus ``training.physics.weight`` times the physics residual
-        (when configured); gradients are clipped to ``training.grad_clip`` (when set).
+        (when configured); gradients are clipped to ``training.grad_clip`` (when set). The forward
+        pass runs in ``training.precision`` (:mod:`.precision`), the loss in float32. With several
+        processes the batch is this rank's part of the global batch and the returned numbers are
+        the global batch's (:meth:`.distributed.Distributed.combine`).
 
         Parameters
         ----------
@@ -241,6 +271,9 @@ class Trainer:
             A batch of the training split, on the trainer's device.
         items
             The batch's item indices in the training split (the physics term reads per-item data).
+        count
+            How many of the items count (default all; 0 for a rank's placeholder item, see
+            :meth:`.distributed.Distributed.shard`).
 
         Returns
         -------
@@ -251,24 +284,35 @@ class Trainer:
         Raises
         ------
         NonFiniteStep
-            If the loss, the physics residual or a gradient is not finite; the step is not taken.
+            If the loss, the physics residual or a gradient is not finite (on any rank); the step is
+            not taken.
         """
         cfg = self.config.training
-        pred, target, trajectory, terms = self._predict(x, y, c)
-        loss = self.loss(pred, target, cfg.loss_reduction)
-        objective = loss
-        physics = self._physics_loss(x, trajectory, items)
+        count = len(items) if count is None else count
+        self._counted = count > 0
+        with self.precision.autocast():
+            pred, target, trajectory, terms = self._forward(x, y, c)
+        loss = self.loss(pred.float(), target.float(), cfg.loss_reduction)
+        physics = self._physics_loss(x, trajectory.float(), items)
+        totals = self.dist.combine(loss, terms, physics, count, cfg.loss_reduction)
+        objective = loss if totals.data_scale == 1.0 else loss * totals.data_scale
         if physics is not None and cfg.physics.weight > 0:
-            objective = loss + cfg.physics.weight * physics
-        loss_value = check_loss(loss)
-        physics_value = None if physics is None else check_loss(physics, "the physics residual")
+            scale = cfg.physics.weight * totals.physics_scale
+            objective = objective + scale * physics
         self.optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        check_gradients(self.surrogate.model.named_parameters())
+        self.precision.backward(objective)
+        parameters = list(self.surrogate.model.parameters())
+        self.precision.unscale(parameters)
+        if not self.precision.skips_overflow():
+            check_gradients(self.surrogate.model.named_parameters())
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
-        optimizer_step(self.optimizer)
-        return loss_value, terms, physics_value
+            torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
+        self.precision.step(self.optimizer)
+        return totals.loss, totals.terms, totals.physics
+
+    def _physics_mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean over the global batch (every rank's counted items) for the physics term's normalisation."""
+        return self.dist.global_mean(values, self._counted)
 
     def _physics_loss(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
         """The unweighted residual term (no gradient when its weight is 0: it is only logged)."""
@@ -278,10 +322,15 @@ class Trainer:
             return self.physics(x, prediction, items)
 
     def evaluate_split(self, dataset) -> float:
-        """Mean relative L2 error of the whole target over ``dataset`` (autoregressive if so trained)."""
+        """Mean relative L2 error of the whole target over ``dataset`` (autoregressive if so trained).
+
+        With several processes each rank predicts its share of the items and the sums are combined.
+        """
+        part = ItemView(dataset, self.dist.share(len(dataset)))
         total = sum(float(relative_l2(pred, y, reduction="sum")) for pred, y in predictions(
-            self.surrogate, dataset, batch_size=self.config.training.eval_batch_size, device=self.device))
-        return total / max(len(dataset), 1)
+            self.surrogate, part, batch_size=self.config.training.eval_batch_size, device=self.device))
+        total, count = self.dist.all_sum([total, float(len(part))])
+        return total / max(count, 1.0)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False, max_minutes: float | None = None) -> TrainResult:
@@ -301,19 +350,23 @@ class Trainer:
             If the run folder cannot be claimed (:func:`.run_folder.claim`), the resume does not
             match the run, or training diverged (:class:`.divergence.TrainingDiverged`).
         """
-        with run_folder.claim(self.run_dir, resume):
+        lock = self.dist.from_main(lambda: run_folder.claim(self.run_dir, resume), share=False)
+        try:
             return self._fit(resume, max_minutes)
+        finally:
+            if self.online:
+                self.data.train.close()
+            if lock is not None:
+                lock.release()
 
     def _fit(self, resume: bool, max_minutes: float | None) -> TrainResult:
         cfg = self.config.training
-        progress: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf,
-                                    "elapsed": 0.0}
-        if resume:
-            progress = self._resume()
-        else:
-            run_folder.start(self.run_dir, self.config.to_dict(), self.dataset_identity())
-        train = self.data.train
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        identity = self.dataset_identity()
+        self.dist.check_same(identity["content_sha256"], "data (content checksum of the loaded splits)")
+        progress = self.dist.from_main(lambda: self._resume(identity) if resume else self._start(identity))
+        self.dist.sync_state({"surrogate": self.surrogate}, self.optimizer)
+        self.precision.load_state(progress.get("grad_scaler"))
+        steps_per_epoch = math.ceil(len(self.data.train) / cfg.batch_size)
         started = time.perf_counter()
         bar = self._bar(progress["epoch"])
         try:
@@ -323,29 +376,46 @@ class Trainer:
                 bar.close()
         return TrainResult(self.run_dir, progress["epoch"], finished, progress["best_score"], progress["history"])
 
+    def _start(self, identity: dict[str, Any]) -> dict[str, Any]:
+        run_folder.start(self.run_dir, self.config.to_dict(), identity)
+        return _fresh_progress()
+
+    def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+        """``(x, y, c, items, count)`` of every step of ``epoch``: this rank's part of each global batch
+        (:meth:`.distributed.Distributed.shard`) of the epoch's permutation, seeded from ``(seed, epoch)``."""
+        train, size = self.data.train, self.config.training.batch_size
+        if self.online:
+            train.set_epoch(epoch)
+            for *batch, items, count in train:
+                yield *self._augmented(batch, items, epoch), items, count
+            return
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch))
+        for first in range(0, len(train), size):
+            items, count = self.dist.shard(order[first:first + size])
+            yield *self._augmented(train.batch(items), items, epoch), items, count
+
+    def _augmented(self, batch, items: torch.Tensor, epoch: int) -> tuple[torch.Tensor, ...]:
+        """``(x, y, c)`` on the device, with the symmetry transforms of ``data.augment`` applied if set."""
+        if self.augment is not None:
+            batch = self.augment(tuple(batch), items, epoch)
+        return tuple(t.to(self.device) for t in batch)
+
     def _epochs(self, progress: dict[str, Any], steps_per_epoch: int, started: float, bar,
                 max_minutes: float | None) -> bool:
         """Run epochs until done or past ``max_minutes``; returns whether training finished."""
         cfg = self.config.training
-        train = self.data.train
         finished = progress["epoch"] >= cfg.epochs
         while not finished:
             epoch = progress["epoch"]
             epoch_start = time.perf_counter()
             self.surrogate.train()
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-                self.config.seed * 1_000_003 + epoch))
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
-            for first in range(0, len(train), cfg.batch_size):
+            waited = self.data.train.wait_seconds if self.online else 0.0
+            for x, y, c, items, count in self._stopping_together(self._batches(epoch), progress):
                 lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
                 set_lr(self.optimizer, lr)
-                items = order[first:first + cfg.batch_size]
-                batch = train.batch(items)
-                if self.augment is not None:
-                    batch = self.augment(batch, items, epoch)
-                x, y, c = (t.to(self.device) for t in batch)
                 try:
-                    loss, n_terms, physics = self.train_step(x, y, c, items)
+                    loss, n_terms, physics = self.train_step(x, y, c, items, count)
                 except NonFiniteStep as exc:
                     raise TrainingDiverged(self._stop_message(exc, progress, lr)) from None
                 if physics is not None:
@@ -357,6 +427,8 @@ class Trainer:
             row = {"epoch": epoch + 1, "train_loss": loss_sum / terms, "lr": lr}
             if self.physics is not None:
                 row["physics_loss"] = physics_sum / batches
+            if self.online:
+                row["data_wait_s"] = self.data.train.wait_seconds - waited
             if self.data.val is not None:
                 row["val_l2"] = self.evaluate_split(self.data.val)
             row["seconds"] = time.perf_counter() - epoch_start
@@ -367,30 +439,53 @@ class Trainer:
             improved = score < progress["best_score"]
             if improved:
                 progress["best_score"] = score
-            self._save_epoch(progress, improved)
+            self.dist.from_main(lambda: self._save_epoch(progress, improved))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
             finished = progress["epoch"] >= cfg.epochs
-            if not finished and max_minutes is not None and time.perf_counter() - started > 60 * max_minutes:
+            late = max_minutes is not None and time.perf_counter() - started > 60 * max_minutes
+            if not finished and self.dist.from_main(lambda: late):
                 self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "
                          f"reached; continue with --resume")
                 break
         return finished
 
+    def _stopping_together(self, batches: Iterator[Any], progress: dict[str, Any]) -> Iterator[Any]:
+        """``batches``; a failure to produce one (a dead online generator) stops every rank at that step,
+        with what the run folder still holds added to the message."""
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except PdeopError as exc:
+                self.dist.fail(str(exc))
+                stopped = copy.copy(exc)
+                stopped.args = (f"training stopped in epoch {progress['epoch'] + 1}: {exc}; {self._saved(progress)}",)
+                raise stopped from None
+            yield batch
+
+    @property
+    def online(self) -> bool:
+        """Whether the training samples are generated while training (:mod:`.online`)."""
+        return self.config.data.source == "online"
+
     def _stop_message(self, error: NonFiniteStep, progress: dict[str, Any], lr: float) -> str:
-        epoch = progress["epoch"]
-        if epoch:
-            saved = f"{self.run_dir / 'last'} holds epoch {epoch} (--resume continues from it)"
-        else:
-            saved = "no epoch had finished, so no checkpoint was written"
-        return stop_message(error, f"epoch {epoch + 1}, step {progress['step'] + 1}", lr, progress["step"] == 0, saved)
+        where = f"epoch {progress['epoch'] + 1}, step {progress['step'] + 1}"
+        return stop_message(error, where, lr, progress["step"] == 0, self._saved(progress))
+
+    def _saved(self, progress: dict[str, Any]) -> str:
+        """What the run folder holds after a stop in the epoch after ``progress['epoch']``."""
+        if progress["epoch"]:
+            return f"{self.run_dir / 'last'} holds epoch {progress['epoch']} (--resume continues from it)"
+        return "no epoch had finished, so no checkpoint was written"
 
     def dataset_identity(self) -> dict[str, Any]:
         """The identity of the loaded data (:func:`.dataset_identity.identify`), as recorded in the run folder."""
         from operators.training.dataset_identity import identify
 
-        return identify(self.config.data.path, self.data.info["fingerprint"],
+        return identify(self.data.info["path"], self.data.info["fingerprint"],
                         (self.data.train, self.data.val, self.data.test))
 
     # ------------------------------------------------------------------ files
@@ -402,11 +497,12 @@ class Trainer:
         return tqdm(total=self.config.training.epochs, initial=initial, unit="epoch", file=sys.stderr,
                     dynamic_ncols=True)
 
-    def _resume(self) -> dict[str, Any]:
-        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), self.dataset_identity())
+    def _resume(self, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+        identity = identity or self.dataset_identity()
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), identity)
         if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
-            return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
+            return _fresh_progress()
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
         check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
                                 "elapsed": "number"}, f"the progress recorded in {last}")
@@ -433,7 +529,14 @@ class Trainer:
         """Write the history, ``last/`` (with training state) and, if the score improved, ``best/``."""
         from operators.checkpoint import save
 
+        if self.precision.state() is not None:
+            progress["grad_scaler"] = self.precision.state()
         run_folder.save_checkpoints(
             self.run_dir, lambda folder, name: save(self.surrogate.operator, folder),
             lambda folder: save_training_state(folder, self.surrogate, self.optimizer, progress), improved)
         run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
+
+
+def _fresh_progress() -> dict[str, Any]:
+    """The progress of a run before its first step."""
+    return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
