@@ -13,13 +13,16 @@ axis of real data they are the first ``K`` real-FFT columns ``0 .. K - 1``.
 
 Speed
 -----
-The last axis is transformed first and truncated; the others are transformed on that narrow block.
-When few modes are kept on the last axis (the usual case: 9 of 33 columns on a 64-point axis), its
-transform and inverse are products with a real ``2n x 2K`` or ``n x 2K`` matrix (:func:`_dft_arrays`)
-acting on interleaved (real, imaginary) pairs: the same numbers as ``rfft``/``fft`` to float
-precision, without the full-length spectrum whose zero padding and transform dominate the FFTs'
-backward pass. On the way back the zero padding is inserted per axis on the narrow block instead of
-allocating a full-spectrum zero tensor, and a residual can be accumulated by the last product.
+The last axis is transformed first, then the others from the first on, each on the block the
+previous ones narrowed. When few modes are kept along an axis (the usual case: 16 of 64, or 9 of 33
+real-FFT columns), its transform and inverse are matrix products (:func:`use_dft_matrix`): for the
+last axis with a real ``n x 2K`` or ``2n x 2K`` matrix acting on interleaved (real, imaginary) pairs
+(:func:`_dft_arrays`), for the others with a complex ``m x n`` matrix from the left, the batch
+before the axis and the columns after it (:func:`_axis_dft_arrays`). They give the FFTs' numbers to
+float precision without the full-length spectra whose transposes, zero padding and transforms
+dominate the FFTs' backward pass; their backward passes are products too. Elsewhere the FFT runs
+and the modes are sliced out (and zero-padded back in per axis on the narrow block). A residual
+can be accumulated by the last product.
 """
 
 from __future__ import annotations
@@ -51,13 +54,14 @@ def kept_frequencies(m: int) -> list[int]:
 
 
 def use_dft_matrix(n: int, columns: int) -> bool:
-    """Whether the last-axis transform of ``columns`` kept modes of ``n`` points is cheaper as a product.
+    """Whether transforming ``columns`` kept modes of an ``n``-point axis is cheaper as a matrix product.
 
     The product costs ``4 n K`` flops per row against ``~2.5 n log2 n`` for a real FFT, but runs at
-    matrix product speed and has a cheap backward. Measured (forward + backward of the pair, one CPU
-    thread): the product is 1.1-4x faster for K = 9 and 17 at n = 64, 128, 256, the FFT 1.3-7x
-    faster for K = 33 and 65 at n >= 128; the bound (20 columns at n = 64, 24 at n = 256) sits
-    between. Complex data costs both sides twice as much, so the same bound holds.
+    matrix product speed and has a cheap backward. Measured on the last axis (forward + backward of
+    the pair, one CPU thread): the product is 1.1-4x faster for K = 9 and 17 at n = 64, 128, 256, the
+    FFT 1.3-7x faster for K = 33 and 65 at n >= 128; the bound (20 columns at n = 64, 24 at n = 256)
+    sits between. Complex data and the other axes cost both sides about twice as much (complex
+    products against complex FFTs, which on the other axes also transpose), so the same bound serves.
     """
     return columns <= 2 * math.log2(max(n, 2)) + 8
 
@@ -96,7 +100,39 @@ def _dft_arrays(n: int, columns: int, norm: str, complex_data: bool) -> tuple[np
     return forward, inverse
 
 
-_MATRICES: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+@functools.lru_cache(maxsize=64)
+def _axis_dft_arrays(n: int, modes: int, norm: str) -> tuple[np.ndarray, ...]:
+    """Complex matrices of the truncated DFT along a full-FFT axis of ``n`` points, for products from the left.
+
+    Returns ``(forward, forward^H, inverse, inverse^H)``: ``forward`` is ``[modes, n]`` and
+    ``forward @ x`` holds the kept modes (:func:`kept_frequencies`) of ``fft(x)`` along the rows of
+    ``x``; ``inverse`` is ``[n, modes]`` and ``inverse @ X`` is ``ifft`` of the spectrum zero-padded
+    onto ``n`` points. The adjoints (contiguous) serve the backward products.
+    """
+    frequencies = np.array(kept_frequencies(modes), dtype=np.float64)
+    phase = 2j * np.pi * np.outer(frequencies, np.arange(n)) / n
+    forward = np.exp(-phase) * _SCALES[norm][0](n)
+    inverse = np.exp(phase.T) * _SCALES[norm][1](n)
+    arrays = tuple(np.ascontiguousarray(a) for a in (forward, forward.conj().T, inverse, inverse.conj().T))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+_MATRICES: dict[tuple[Any, ...], tuple[torch.Tensor, ...]] = {}
+
+
+def _cached(key: tuple[Any, ...], arrays: tuple[np.ndarray, ...], dtype: torch.dtype,
+            device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``arrays`` as tensors of ``dtype`` on ``device``, cached under ``key`` (not while tracing)."""
+    key = (*key, dtype, torch.device(device))
+    cached = _MATRICES.get(key)
+    if cached is not None:
+        return cached
+    tensors = tuple(torch.from_numpy(a.copy()).to(dtype=dtype, device=device) for a in arrays)
+    if type(tensors[0]) is torch.Tensor and len(_MATRICES) < 128:
+        _MATRICES[key] = tensors
+    return tensors
 
 
 def dft_matrices(n: int, columns: int, norm: str, dtype: torch.dtype, device: torch.device,
@@ -106,15 +142,13 @@ def dft_matrices(n: int, columns: int, norm: str, dtype: torch.dtype, device: to
     Cached per dtype and device; tensors made while tracing (``torch.export``'s fake tensors) are
     not cached, so tracing never leaks into later eager calls.
     """
-    key = (n, columns, norm, complex_data, dtype, torch.device(device))
-    cached = _MATRICES.get(key)
-    if cached is not None:
-        return cached
-    arrays = _dft_arrays(n, columns, norm, complex_data)
-    forward, inverse = (torch.from_numpy(a.copy()).to(dtype=dtype, device=device) for a in arrays)
-    if type(forward) is torch.Tensor and len(_MATRICES) < 64:
-        _MATRICES[key] = (forward, inverse)
-    return forward, inverse
+    return _cached(("last", n, columns, norm, complex_data), _dft_arrays(n, columns, norm, complex_data), dtype, device)
+
+
+def axis_dft_matrices(n: int, modes: int, norm: str, dtype: torch.dtype,
+                      device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The complex matrices of :func:`_axis_dft_arrays` (``dtype`` complex), cached like :func:`dft_matrices`."""
+    return _cached(("axis", n, modes, norm), _axis_dft_arrays(n, modes, norm), dtype, device)
 
 
 def gather_modes(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
@@ -191,6 +225,46 @@ def ifft_last(spectrum: torch.Tensor, n: int, norm: str, complex_data: bool,
     return _as_complex(out) if complex_data else out
 
 
+class _LeftProduct(torch.autograd.Function):
+    """``matrix @ x`` for a batch ``x`` ``[L, n, T]`` and a constant complex ``matrix`` ``[m, n]``.
+
+    Autograd's own backward multiplies by the conjugate of the broadcast matrix, which PyTorch's CPU
+    batched product materialises once per batch entry (an order of magnitude slower than the product
+    itself); here the backward multiplies by the stored adjoint ``[n, m]``. It is itself differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, matrix: torch.Tensor, adjoint: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(matrix, adjoint)
+        return torch.matmul(matrix, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        matrix, adjoint = ctx.saved_tensors
+        return _LeftProduct.apply(grad, adjoint, matrix), None, None
+
+
+def _left_product(x: torch.Tensor, dim: int, matrix: torch.Tensor, adjoint: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` along dimension ``dim`` of ``x`` (``matrix`` is ``[rows, x.shape[dim]]``, ``adjoint``
+    its conjugate transpose).
+
+    The dimensions before ``dim`` form the batch and those after it the columns of one batched
+    matrix product, so nothing is transposed.
+    """
+    shape = x.shape
+    x3 = x.reshape(math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:]))
+    if torch.jit.is_tracing():  # a traced program cannot hold a Python autograd.Function
+        out = torch.matmul(matrix, x3)
+    else:
+        out = _LeftProduct.apply(x3, matrix, adjoint)
+    return out.view(*shape[:dim], matrix.shape[0], *shape[dim + 1:])
+
+
+def _full_axes(ndim: int, d: int) -> range:
+    """The full-FFT axes among the last ``d`` of an ``ndim``-dimensional tensor: all but the last."""
+    return range(ndim - d, ndim - 1)
+
+
 def truncated_fftn(x: torch.Tensor, kept: Sequence[int], norm: str, complex_data: bool) -> torch.Tensor:
     """The kept modes of the FFT over the last ``len(kept)`` axes of ``x`` (see the module docstring).
 
@@ -207,10 +281,21 @@ def truncated_fftn(x: torch.Tensor, kept: Sequence[int], norm: str, complex_data
     -------
     torch.Tensor
         Complex ``[..., *kept]``.
+
+    Notes
+    -----
+    The last axis goes first; then the others from the first on, so that their products (when few
+    modes are kept, :func:`use_dft_matrix`) have the most columns.
     """
+    d = len(kept)
     spectrum = fft_last(x, kept[-1], norm, complex_data)
-    for axis in range(-2, -len(kept) - 1, -1):
-        spectrum = gather_modes(torch.fft.fft(spectrum, dim=axis, norm=norm), axis, kept[axis])
+    for dim in _full_axes(spectrum.ndim, d):
+        n, m = int(spectrum.shape[dim]), kept[dim - spectrum.ndim + d]
+        if use_dft_matrix(n, m):
+            forward, forward_adjoint, _, _ = axis_dft_matrices(n, m, norm, spectrum.dtype, spectrum.device)
+            spectrum = _left_product(spectrum, dim, forward, forward_adjoint)
+        else:
+            spectrum = gather_modes(torch.fft.fft(spectrum, dim=dim, norm=norm), dim, m)
     return spectrum
 
 
@@ -220,8 +305,14 @@ def truncated_ifftn(spectrum: torch.Tensor, out_sizes: Sequence[int], norm: str,
 
     Returns a real tensor for real data (``irfft`` along the last axis), else a complex one.
     """
-    for axis in range(-2, -len(out_sizes) - 1, -1):
-        spectrum = torch.fft.ifft(scatter_modes(spectrum, axis, out_sizes[axis]), dim=axis, norm=norm)
+    d = len(out_sizes)
+    for dim in reversed(_full_axes(spectrum.ndim, d)):
+        m, o = int(spectrum.shape[dim]), out_sizes[dim - spectrum.ndim + d]
+        if use_dft_matrix(o, m):
+            _, _, inverse, inverse_adjoint = axis_dft_matrices(o, m, norm, spectrum.dtype, spectrum.device)
+            spectrum = _left_product(spectrum, dim, inverse, inverse_adjoint)
+        else:
+            spectrum = torch.fft.ifft(scatter_modes(spectrum, dim, o), dim=dim, norm=norm)
     return ifft_last(spectrum, out_sizes[-1], norm, complex_data, residual)
 
 

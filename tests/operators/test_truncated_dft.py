@@ -103,3 +103,25 @@ def test_nd_transforms_equal_fftn_with_the_kept_modes(complex_data, sizes, kept,
         back = torch.fft.irfftn(padded, s=out_sizes, dim=dims, norm="forward")
     torch.testing.assert_close(truncated_ifftn(got, out_sizes, "forward", complex_data, residual), back + residual,
                                atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("complex_data", [False, True])
+def test_nd_transforms_have_correct_first_and_second_gradients(complex_data):
+    """gradcheck and gradgradcheck of the pair on a 3-D grid whose full-FFT axes all go through the
+    matrix products (their backward is a product with the stored adjoint, itself differentiable)."""
+    torch.manual_seed(9)
+    dtype = torch.complex128 if complex_data else torch.float64
+    kept = (3, 2, 3) if complex_data else (3, 2, 2)
+    x = torch.randn(1, 2, 6, 5, 4, dtype=dtype, requires_grad=True)
+    spectrum = torch.randn(1, 2, *kept, dtype=torch.complex128, requires_grad=True)
+    assert all(use_dft_matrix(n, m) for n, m in zip((6, 5, 4), kept))
+
+    def forward(v):
+        return torch.view_as_real(truncated_fftn(v, kept, "forward", complex_data))
+
+    def inverse(s):
+        return truncated_ifftn(s, (7, 5, 4), "ortho", complex_data)
+
+    for fn, arg in ((forward, x), (inverse, spectrum)):
+        assert torch.autograd.gradcheck(fn, (arg,))
+        assert torch.autograd.gradgradcheck(fn, (arg,))
