@@ -10,10 +10,11 @@ rounds):
   (``rational_reference``), ``torch.compile`` of that reference (inductor; skipped in ``--quick``
   mode unless ``--compile``: its first compilation alone takes about a minute here), the C++ op, and
   the CUDA op and GPU reference when a GPU is present. A memory copy of x is timed alongside for scale.
-* **spectral conv**, forward + backward at FNO sizes: neuralop's ``SpectralConv``, pdeop's
-  ``SpectralConv`` with the reference mixing (einsum) and with the C++ mixing; plus the mixing op
-  alone (forward + both gradients) in the two layouts it meets: channel-major (slices of an rfft
-  output) and mode-major (pdeop's DFT-by-matmul layer), einsum against C++.
+* **spectral conv**, forward + backward at FNO sizes, real and complex data (``complex_data``), 1-D to
+  3-D + time (4-D): neuralop's ``SpectralConv``, pdeop's ``SpectralConv`` with the reference mixing
+  (einsum) and with the C++ mixing; plus the mixing op alone (forward + both gradients) in the two
+  layouts it meets: channel-major (slices of an rfft output) and mode-major (pdeop's DFT-by-matmul
+  layer), einsum against C++, with 2, 3 and 4 mode axes.
 * **KAN-FNO training step** (forward, backward, Adam step), C++ kernels against the reference ones.
 
 ``summary`` holds the ratios (competitor time / pdeop time) of the medians and, less sensitive to
@@ -100,27 +101,39 @@ def rational_rows(quick: bool, compile_reference: bool, device: str) -> list[dic
     return rows
 
 
-def _spectral_layers(channels: int, modes: tuple[int, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _spectral_layers(channels: int, modes: tuple[int, ...], complex_data: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """neuralop's layer and ours with its weights (where both are Fourier multipliers, the same function)."""
     from neuralop.layers.spectral_convolution import SpectralConv as NeuralopSpectralConv
 
+    from operators.layers.neuralop_interop import spectral_conv_state_from_neuralop
     from operators.layers.spectral_conv import SpectralConv
 
     torch.manual_seed(0)
-    return NeuralopSpectralConv(channels, channels, n_modes=modes), SpectralConv(channels, channels, modes)
+    theirs = NeuralopSpectralConv(channels, channels, n_modes=modes, complex_data=complex_data)
+    ours = SpectralConv(channels, channels, modes, complex_data=complex_data)
+    state = {k: v for k, v in theirs.state_dict().items() if isinstance(v, torch.Tensor)}
+    ours.load_state_dict(spectral_conv_state_from_neuralop(state, len(modes), complex_data))
+    return theirs, ours
 
 
 def spectral_rows(quick: bool) -> list[dict[str, Any]]:
     """Spectral convolution forward + backward: neuralop, pdeop with einsum, pdeop with C++ mixing."""
+    # (batch, channels, grid, modes, complex data)
     if quick:
-        cases = [(16, 32, (64, 64), (16, 16))]
+        cases = [(16, 32, (64, 64), (16, 16), False), (16, 32, (64, 64), (16, 16), True),
+                 (2, 16, (16, 16, 16, 8), (8, 8, 8, 4), True)]
     else:
-        cases = [(16, 32, (64, 64), (16, 16)), (16, 64, (64, 64), (16, 16)), (8, 64, (128, 128), (24, 24)),
-                 (32, 64, (1024,), (64,)), (4, 32, (32, 32, 32), (8, 8, 8))]
+        cases = [(16, 32, (64, 64), (16, 16), False), (16, 64, (64, 64), (16, 16), False),
+                 (8, 64, (128, 128), (24, 24), False), (32, 64, (1024,), (64,), False),
+                 (4, 32, (32, 32, 32), (8, 8, 8), False), (16, 32, (64, 64), (16, 16), True),
+                 (32, 64, (1024,), (64,), True), (4, 16, (16, 16, 16, 8), (8, 8, 8, 4), False),
+                 (4, 16, (16, 16, 16, 8), (8, 8, 8, 4), True)]
     rows = []
-    for batch, channels, grid, modes in cases:
-        theirs, ours = _spectral_layers(channels, modes)
-        x = torch.randn(batch, channels, *grid, requires_grad=True)
-        grad = torch.randn(batch, channels, *grid)
+    for batch, channels, grid, modes, complex_data in cases:
+        theirs, ours = _spectral_layers(channels, modes, complex_data)
+        dtype = torch.complex64 if complex_data else torch.float32
+        x = torch.randn(batch, channels, *grid, dtype=dtype, requires_grad=True)
+        grad = torch.randn(batch, channels, *grid, dtype=dtype)
 
         def step(layer: torch.nn.Module, reference: bool = False) -> Callable[[], None]:
             def run() -> None:
@@ -136,7 +149,7 @@ def spectral_rows(quick: bool) -> list[dict[str, Any]]:
 
         timings = _time({"neuralop": step(theirs), "pdeop_einsum": step(ours, reference=True),
                          "pdeop_cpp": step(ours)}, quick, "cpu")
-        case = f"B={batch} C={channels} grid={list(grid)} modes={list(modes)}"
+        case = f"{'complex' if complex_data else 'real'} B={batch} C={channels} grid={list(grid)} modes={list(modes)}"
         for name, t in timings.items():
             rows.append({"section": "spectral_conv", "case": case, "device": "cpu", "pass": "fwd_bwd", "impl": name,
                          "median_s": t["median_s"], "min_s": t["min_s"]})
@@ -145,7 +158,8 @@ def spectral_rows(quick: bool) -> list[dict[str, Any]]:
 
 def mixing_rows(quick: bool) -> list[dict[str, Any]]:
     """The mixing op alone (forward and both gradients) in its two layouts, einsum against C++."""
-    cases = [(16, 64, (16, 9))] if quick else [(16, 64, (16, 9)), (32, 64, (24, 13)), (4, 32, (8, 8, 5))]
+    cases = [(16, 64, (16, 9)), (4, 16, (8, 8, 8, 4))] if quick else [
+        (16, 64, (16, 9)), (32, 64, (24, 13)), (4, 32, (8, 8, 5)), (4, 16, (8, 8, 8, 4)), (16, 32, (16, 16))]
     rows = []
     for batch, channels, modes in cases:
         d = len(modes)
@@ -229,6 +243,13 @@ def _ratio(rows: list[dict[str, Any]], section: str, case: str, part: str, slow:
     return None
 
 
+def _grid_dims(case: str) -> int:
+    """Spatial dimensions of a case named ``... grid=[n_1, ..., n_d] ...`` (0 without a grid)."""
+    if "grid=[" not in case:
+        return 0
+    return case.split("grid=[", 1)[1].split("]", 1)[0].count(",") + 1
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Speed-up ratios (competitor median / pdeop median) per case, their minima, and the targets."""
     summary: dict[str, Any] = {"targets": {
@@ -278,6 +299,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary["cpu_spectral_conv_vs_neuralop_min"] = smallest("spectral_conv", "cpp_vs_neuralop")
     summary["cpu_spectral_conv_vs_neuralop_of_minima_min"] = smallest("spectral_conv", "cpp_vs_neuralop_of_minima")
     summary["cpu_spectral_conv_cpp_vs_einsum_min"] = smallest("spectral_conv", "cpp_vs_einsum")
+    for kind in ("real", "complex"):
+        summary[f"cpu_spectral_conv_{kind}_vs_neuralop_min"] = smallest(f"spectral_conv cpu {kind}", "cpp_vs_neuralop")
+    four_d = [v["cpp_vs_neuralop"] for k, v in per_case.items()
+              if k.startswith("spectral_conv") and _grid_dims(k) == 4 and v.get("cpp_vs_neuralop") is not None]
+    summary["cpu_spectral_conv_4d_vs_neuralop_min"] = min(four_d) if four_d else None
     summary["cpu_spectral_mix_cpp_vs_einsum_min"] = smallest("spectral_mix", "cpp_vs_einsum")
     summary["kan_fno_step_cpp_vs_reference"] = smallest("kan_fno_step", "cpp_vs_reference")
     if any(r.get("device") == "cuda" for r in rows):
