@@ -69,6 +69,22 @@ def spectral_conv_state_from_neuralop(state: Mapping[str, torch.Tensor], n_dim: 
     return out
 
 
+def _split_spectral_convs(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
+                                                                      dict[str, dict[str, torch.Tensor]]]:
+    """A neuralop FNO state's tensors split into the spectral layers' (per block index, keys relative to
+    the layer) and the others; neuralop's non-tensor ``_metadata`` (constructor arguments) is dropped."""
+    others: dict[str, torch.Tensor] = {}
+    convs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if (match := re.fullmatch(r"fno_blocks\.convs\.(\d+)\.(.+)", key)) is not None:
+            convs.setdefault(match.group(1), {})[match.group(2)] = value
+        else:
+            others[key] = value
+    return others, convs
+
+
 def pdeop_state_for_neuralop_model(state: Mapping[str, torch.Tensor], n_dim: int,
                                    complex_data: bool = False) -> dict[str, torch.Tensor]:
     """A neuralop ``FNO`` state with its spectral weights converted for our layer as ``conv_module``.
@@ -76,15 +92,7 @@ def pdeop_state_for_neuralop_model(state: Mapping[str, torch.Tensor], n_dim: int
     Everything but the ``fno_blocks.convs.*`` entries is kept as it is; the result loads into the same
     neuralop model built with ``conv_module=SpectralConv`` (or under :func:`pdeop_conv_as_neuralop_default`).
     """
-    out: dict[str, torch.Tensor] = {}
-    convs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):  # neuralop keeps its constructor arguments as "_metadata"
-            continue
-        if (match := re.fullmatch(r"fno_blocks\.convs\.(\d+)\.(.+)", key)) is not None:
-            convs.setdefault(match.group(1), {})[match.group(2)] = value
-        else:
-            out[key] = value
+    out, convs = _split_spectral_convs(state)
     for index, conv_state in convs.items():
         for key, value in spectral_conv_state_from_neuralop(conv_state, n_dim, complex_data).items():
             out[f"fno_blocks.convs.{index}.{key}"] = value
@@ -161,13 +169,8 @@ def fno_state_from_neuralop(state: Mapping[str, torch.Tensor], n_dim: int,
     layers do (see :class:`~operators.layers.spectral_conv.SpectralConv`).
     """
     out: dict[str, torch.Tensor] = {}
-    convs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):  # neuralop keeps its constructor arguments as "_metadata"
-            continue
-        if (match := re.fullmatch(r"fno_blocks\.convs\.(\d+)\.(.+)", key)) is not None:
-            convs.setdefault(match.group(1), {})[match.group(2)] = value
-            continue
+    others, convs = _split_spectral_convs(state)
+    for key, value in others.items():
         for pattern, target, conv1d in _PREFIXES:
             if (match := re.fullmatch(pattern.replace("{c}", _COMPLEX_PAIR), key)) is not None:
                 squeeze = conv1d and key.endswith("weight")

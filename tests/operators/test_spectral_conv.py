@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from operators.layers.factorized_weights import cp_rank, tucker_ranks
-from operators.layers.neuralop_interop import spectral_conv_state_from_neuralop
+from operators.layers.neuralop_interop import pdeop_state_for_neuralop_model, spectral_conv_state_from_neuralop
 from operators.layers.spectral_conv import SpectralConv
 from operators.layers.truncated_dft import use_dft_matrix
 
@@ -167,17 +167,7 @@ def test_layer_works_as_conv_module_of_neuralop_fno():
     theirs = models.FNO(n_modes=(8, 8), in_channels=2, out_channels=1, hidden_channels=8, n_layers=2)
     hybrid = models.FNO(n_modes=(8, 8), in_channels=2, out_channels=1, hidden_channels=8, n_layers=2,
                         conv_module=SpectralConv)
-    state = {k: v for k, v in theirs.state_dict().items() if isinstance(v, torch.Tensor)}
-    converted = {}
-    for key, value in state.items():
-        if key.startswith("fno_blocks.convs."):
-            index, rest = key[len("fno_blocks.convs."):].split(".", 1)
-            converted.setdefault(index, {})[rest] = value
-    hybrid_state = {k: v for k, v in state.items() if not k.startswith("fno_blocks.convs.")}
-    for index, conv_state in converted.items():
-        for key, value in spectral_conv_state_from_neuralop(conv_state, 2).items():
-            hybrid_state[f"fno_blocks.convs.{index}.{key}"] = value
-    hybrid.load_state_dict(hybrid_state)
+    hybrid.load_state_dict(pdeop_state_for_neuralop_model(theirs.state_dict(), 2))
     x = torch.randn(3, 2, 32, 32)
     torch.testing.assert_close(hybrid(x), theirs(x), atol=1e-5, rtol=1e-5)
     hybrid(x).square().mean().backward()
