@@ -13,6 +13,7 @@ from operators.layers.neuralop_interop import fno_state_from_neuralop, pdeop_sta
 from operators.layers.spectral_conv import SpectralConv
 from operators.models.fno import FNO, FNOConfig
 from solvers.errors import ConfigError
+from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
 CASES = [
     # (neuralop keyword arguments, our config fields, input grid)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from operators.kernels import ops
 from operators.layers.neuralop_interop import pdeop_conv_as_neuralop_default
 from operators.layers.spectral_conv import SpectralConv
+from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
 their_fno_tests = pytest.importorskip("neuralop.models.tests.test_fno", reason="neuraloperator is not installed")
 their_uno_tests = pytest.importorskip("neuralop.models.tests.test_uno", reason="neuraloperator is not installed")
