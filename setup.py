@@ -33,11 +33,13 @@ RUNTIME_REQUIREMENTS = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=7", "tensorboard>=2.10"],
+    # threadpoolctl: tests/test_benchmarks.py imports every benchmark's required modules (skr's included)
+    "test": ["pytest>=7", "tensorboard>=2.10", "hypothesis>=6", "threadpoolctl>=3"],
     # optional TensorBoard scalars of a run's history (training.tensorboard: true)
     "tensorboard": ["tensorboard>=2.10"],
-    # exponax (JAX) is only used by benchmarks/spectral_generators.py as a competitor.
-    "bench": ["exponax>=0.1", "jax>=0.4"],
+    # what benchmarks/ imports beyond the runtime requirements: threadpoolctl (skr.py, required);
+    # exponax and JAX (spectral_generators.py, an optional competitor: its rows are skipped without them)
+    "bench": ["threadpoolctl>=3", "exponax>=0.1", "jax>=0.4"],
 }
 
 

@@ -16,20 +16,25 @@ Complex parameters (the spectral weights) are stored as real tensors with a trai
 (``torch.view_as_real``) because safetensors has no complex dtype in every version we support; their
 names are listed in ``complex_tensors`` and they are viewed back as complex on loading.
 
-Saving is atomic: the files are written and flushed in a hidden sibling folder, which is then renamed
-into place (an existing checkpoint is first renamed aside and deleted afterwards). A kill at any point
-leaves either the previous checkpoint or the new one; if it strikes between the two renames,
-:func:`load` finds the complete new folder and moves it into place.
+Loading checks before it allocates: ``config.json`` is read as strict JSON (:mod:`operators.strict_json`)
+and its fields are type-checked; the model the config describes is built on the meta device
+(:func:`operators.registry.layout`) and its tensors' names, shapes and dtypes are compared with the
+safetensors header (read without materialising a tensor) — so a few-KB checkpoint whose config
+claims ``width = 10**6`` is refused, naming the difference, instead of allocating terabytes. Only
+then are the weights read, checked against ``weights_sha256`` and put into a model built for real.
+Normaliser statistics must be finite, with non-negative spreads and channel counts that fit the model.
+
+Saving is atomic and never destroys what it did not write (:mod:`operators.checkpoint_folder`): the
+files are staged in a hidden folder named after this process and renamed into place; a target folder
+that is not a pdeop checkpoint (or empty) is refused; a kill at any point leaves either the previous
+checkpoint or the new one, and :func:`load` finishes a swap a kill interrupted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,15 +42,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from operators.registry import build, describe
+from operators import strict_json
+from operators.checkpoint_folder import CONFIG, FORMAT, WEIGHTS, recover, write_folder
+from operators.registry import ModelLayout, build, describe, layout
 from pde_data.config import to_mapping
 from solvers.errors import ConfigError
 from solvers.version import __version__
 
-FORMAT = "pdeop-checkpoint"
 FORMAT_VERSION = 1
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
 
 
 class Operator(nn.Module):
@@ -82,6 +86,9 @@ class Operator(nn.Module):
             raise ConfigError(f"normalizers must map 'input'/'output' to statistics (got {type(stats).__name__})")
         self.input_normalizer = normalizer_from_dict(stats.get("input"))
         self.output_normalizer = normalizer_from_dict(stats.get("output"))
+        _check_normalizer(self.input_normalizer, "input")
+        _check_normalizer(self.output_normalizer, "output")
+        _check_normalizer_channels(self)
         self.grid = grid
         self.dataset = dataset
         self.extra = extra
@@ -117,17 +124,25 @@ def save(model: nn.Module, directory: str | os.PathLike, normalizers: Mapping[st
         A registered model, or an :class:`Operator` (its metadata is the default for the arguments
         left as None).
     directory
-        The checkpoint folder; replaced if it exists.
+        The checkpoint folder; replaced if it holds a pdeop checkpoint, refused if it holds
+        anything else (an empty folder is fine).
     normalizers
         ``{"input": stats, "output": stats}`` where ``stats`` is ``UnitGaussianNormalizer.to_dict()``
         (a normaliser module is converted), or None.
     grid, dataset, extra
-        JSON-compatible metadata (tensors and arrays are converted to lists).
+        JSON-compatible metadata (tensors and arrays are converted to lists); every number must
+        be finite.
 
     Returns
     -------
     Path
         The checkpoint folder.
+
+    Raises
+    ------
+    ConfigError
+        If the metadata holds a non-finite number or something not JSON-compatible, or
+        ``directory`` is in the way (a file, or a folder that is not a pdeop checkpoint).
     """
     if isinstance(model, Operator):
         normalizers = model.normalizers if normalizers is None else normalizers
@@ -154,9 +169,14 @@ def save(model: nn.Module, directory: str | os.PathLike, normalizers: Mapping[st
         "complex_tensors": complex_names,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
-    text = json.dumps(header, indent=2, allow_nan=False) + "\n"
+    found: dict[str, str] = {}
+    strict_json.sanitize(header, found=found)
+    if found:
+        where, what = next(iter(found.items()))
+        raise ConfigError(f"checkpoint metadata {where} is {what}; a checkpoint stores finite numbers only")
+    text = strict_json.dumps(header, indent=2) + "\n"
     directory = Path(directory)
-    _write_folder(directory, {WEIGHTS: weights, CONFIG: text.encode("utf-8")})
+    write_folder(directory, {WEIGHTS: weights, CONFIG: text.encode("utf-8")})
     return directory
 
 
@@ -179,21 +199,22 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Op
     ------
     ConfigError
         If the folder or a file is missing, the files are not a pdeop checkpoint (a pickle, for
-        instance, is refused without being read as one), the format or the major version is
-        incompatible, the model is unknown, or the weights do not fit the config.
+        instance, is refused without being read as one), damaged (truncated, bit flips: the
+        checksum), the format or the major version is incompatible, the model is unknown, or the
+        weights do not fit the config (checked on the header, before the model is allocated).
     """
     directory = Path(directory)
-    _recover(directory)
-    if not directory.is_dir():
-        raise ConfigError(f"checkpoint folder {directory} does not exist")
-    header = _read_header(directory)
+    header = checkpoint_metadata(directory)
     weights_path = directory / WEIGHTS
     if not weights_path.is_file():
         raise ConfigError(f"checkpoint {directory} has no {WEIGHTS}")
-    blob = weights_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != header.get("weights_sha256"):
-        raise ConfigError(f"{weights_path} does not match the checksum in {CONFIG} (the files come from "
-                          "different saves or were modified)")
+    stored = weights_layout(weights_path)
+    expected = layout({"model": header["model"], **header["config"]})
+    _compare_layouts(expected, stored, header["complex_tensors"], directory)
+    blob = _read_bytes(weights_path)
+    if hashlib.sha256(blob).hexdigest() != header["weights_sha256"]:
+        raise ConfigError(f"{weights_path} does not match the checksum in {CONFIG} (the file is damaged, or the "
+                          "files come from different saves)")
     from safetensors import SafetensorError
     from safetensors.torch import load as safetensors_load
 
@@ -201,10 +222,11 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Op
         tensors = safetensors_load(blob)
     except (SafetensorError, ValueError) as exc:
         raise ConfigError(f"{weights_path} is not a valid safetensors file ({exc})") from None
+    del blob
     model = build({"model": header["model"], **header["config"]})
-    state = _complex_tensors(tensors, header.get("complex_tensors", []), weights_path)
+    state = _complex_tensors(tensors, header["complex_tensors"], weights_path)
     _load_state(model, state, directory)
-    operator = Operator(model, header.get("normalizers"), grid=header.get("grid"), dataset=header.get("dataset"),
+    operator = Operator(model, header["normalizers"], grid=header.get("grid"), dataset=header.get("dataset"),
                         extra=header.get("extra"), pdeop_version=str(header["pdeop_version"]))
     return operator.to(device).eval()
 
@@ -212,38 +234,109 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Op
 def checkpoint_metadata(directory: str | os.PathLike) -> dict[str, Any]:
     """The checked contents of a checkpoint's ``config.json`` (model, config, normalizers, grid, ...).
 
-    Reads no weights; raises :class:`ConfigError` like :func:`load` for a missing or incompatible
-    checkpoint.
+    Reads no weights; raises :class:`ConfigError` like :func:`load` for a missing, damaged or
+    incompatible checkpoint (strict JSON, field types checked).
     """
     directory = Path(directory)
-    _recover(directory)
+    recover(directory)
     if not directory.is_dir():
         raise ConfigError(f"checkpoint folder {directory} does not exist")
     return _read_header(directory)
+
+
+#: safetensors dtype names of the torch dtypes a model may hold
+SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+                      torch.uint8: "U8", torch.bool: "BOOL"}
+_COMPONENT = {torch.complex128: torch.float64, torch.complex64: torch.float32, torch.complex32: torch.float16}
+
+
+def weights_layout(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, safetensors dtype)}`` from a safetensors file's header; no tensor is read.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or its header is not a valid safetensors header (truncated files,
+        offsets that do not cover the data exactly, and other damage are refused by safetensors).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: (tuple(handle.get_slice(key).get_shape()), str(handle.get_slice(key).get_dtype()))
+                    for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path} is not a valid safetensors file ({first})") from None
+
+
+def _compare_layouts(expected: ModelLayout, stored: dict[str, tuple[tuple[int, ...], str]],
+                     complex_names: list[str], directory: Path) -> None:
+    """ConfigError naming what differs between the config's tensors and the weights header."""
+    wanted = {}
+    for key, (shape, dtype) in expected.tensors.items():
+        if dtype.is_complex:
+            wanted[key] = ((*shape, 2), SAFETENSORS_DTYPES.get(_COMPONENT.get(dtype), str(dtype)))
+        else:
+            wanted[key] = (shape, SAFETENSORS_DTYPES.get(dtype, str(dtype)))
+    stored_complex = sorted(k for k, (shape, dtype) in expected.tensors.items() if dtype.is_complex)
+    problems = []
+    missing = [k for k in wanted if k not in stored]
+    unexpected = [k for k in stored if k not in wanted]
+    wrong_shape = [f"{k} {list(stored[k][0])} (the config needs {list(v[0])})" for k, v in wanted.items()
+                   if k in stored and stored[k][0] != v[0]]
+    wrong_dtype = [f"{k} is {stored[k][1]} (the config needs {v[1]})" for k, v in wanted.items()
+                   if k in stored and stored[k][0] == v[0] and stored[k][1] != v[1]]
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape),
+                         ("wrong dtype", wrong_dtype)):
+        if items:
+            problems.append(f"{label} {', '.join(items[:4])}{' ...' if len(items) > 4 else ''}")
+    if not problems and sorted(complex_names) != stored_complex:
+        problems.append(f"complex_tensors lists {sorted(complex_names)[:4]} but the config's complex tensors "
+                        f"are {stored_complex[:4]}")
+    if problems:
+        stored_elements = sum(math.prod(shape) for shape, _ in stored.values())
+        raise ConfigError(f"checkpoint {directory}: {CONFIG} describes a {expected.name} with "
+                          f"{expected.elements:,} parameters ({expected.bytes / 2**20:.3g} MiB) but {WEIGHTS} holds "
+                          f"{stored_elements:,} values; they do not belong together: {'; '.join(problems)}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
+
+
+#: the fields of config.json and their kinds (see strict_json.check_fields)
+_HEADER_FIELDS = {"format": "string", "format_version": "int", "pdeop_version": "string", "model": "string",
+                  "config": "mapping", "normalizers": "mapping?", "complex_tensors": "list",
+                  "weights_sha256": "string"}
 
 
 def _read_header(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG
     if not path.is_file():
         raise ConfigError(f"checkpoint {directory} has no {CONFIG}")
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc})") from None
+    header = strict_json.read(path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a pdeop checkpoint description (no format {FORMAT!r})")
     if header.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"{path} has checkpoint format version {header.get('format_version')!r}; this pdeop "
-                          f"({__version__}) reads version {FORMAT_VERSION}")
-    written = str(header.get("pdeop_version", ""))
-    if _major(written) != _major(__version__):
-        raise ConfigError(f"checkpoint {directory} was written by pdeop {written or '(unknown)'}, incompatible "
-                          f"with this pdeop {__version__} (major versions differ)")
-    for key in ("model", "config"):
-        if key not in header:
-            raise ConfigError(f"{path} lacks the entry {key!r}")
-    if not isinstance(header["config"], dict):
-        raise ConfigError(f"{path}: 'config' must be a mapping of the model's settings")
+        raise ConfigError(f"{path} has checkpoint format version {str(header.get('format_version'))[:20]}; this "
+                          f"pdeop ({__version__}) reads version {FORMAT_VERSION}")
+    written = header.get("pdeop_version")
+    if not isinstance(written, str) or _major(written) != _major(__version__):
+        raise ConfigError(f"checkpoint {directory} was written by pdeop {str(written)[:20] or '(unknown)'}, "
+                          f"incompatible with this pdeop {__version__} (major versions differ)")
+    header.setdefault("normalizers", None)
+    header.setdefault("complex_tensors", [])
+    strict_json.check_fields(header, _HEADER_FIELDS, str(path))
+    if not all(isinstance(name, str) for name in header["complex_tensors"]):
+        raise ConfigError(f"{path}: 'complex_tensors' must be a list of tensor names")
     return header
 
 
@@ -267,7 +360,7 @@ def _real_tensors(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
 def _complex_tensors(tensors: dict[str, torch.Tensor], names: list[str], path: Path) -> dict[str, torch.Tensor]:
     for name in names:
         value = tensors.get(name)
-        if value is None or value.ndim == 0 or value.shape[-1] != 2:
+        if value is None or value.ndim == 0 or value.shape[-1] != 2 or not value.is_floating_point():
             raise ConfigError(f"{path}: complex tensor {name!r} is missing or not stored as [..., 2] real values")
         tensors[name] = torch.view_as_complex(value.contiguous())
     return tensors
@@ -275,20 +368,33 @@ def _complex_tensors(tensors: dict[str, torch.Tensor], names: list[str], path: P
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], directory: Path) -> None:
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {list(state[k].shape)} (config needs {list(v.shape)})"
-             for k, v in expected.items() if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)]
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    if unexpected:
-        problems.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-    if wrong:
-        problems.append(f"wrong shape or dtype {', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}")
-    if problems:
-        raise ConfigError(f"checkpoint {directory}: the weights do not fit the model config: {'; '.join(problems)}")
+    wrong = [k for k, v in expected.items() if k not in state or state[k].shape != v.shape or state[k].dtype != v.dtype]
+    if wrong or set(state) - set(expected):  # the header check makes this a bug, not a user error
+        raise RuntimeError(f"checkpoint {directory}: weights passed the header check but do not fit ({wrong[:3]})")
     model.load_state_dict(state, strict=True)
+
+
+def _check_normalizer(normalizer: Any, which: str) -> None:
+    """Finite statistics with non-negative spreads (a damaged or crafted checkpoint otherwise)."""
+    if normalizer is None:
+        return
+    if not (bool(torch.isfinite(normalizer.mean).all()) and bool(torch.isfinite(normalizer.std).all())):
+        raise ConfigError(f"normalizers.{which}: the statistics hold non-finite values")
+    if bool((normalizer.std < 0).any()) or not (math.isfinite(normalizer.eps) and normalizer.eps >= 0):
+        raise ConfigError(f"normalizers.{which}: std and eps must be >= 0 (got a negative or non-finite value)")
+
+
+def _check_normalizer_channels(operator: Operator) -> None:
+    """Statistics with one channel or one per model channel, when the model config states its channels."""
+    config = getattr(operator.model, "config", None)
+    for which, field in (("input", "in_channels"), ("output", "out_channels")):
+        normalizer = getattr(operator, f"{which}_normalizer")
+        channels = getattr(config, field, None)
+        if normalizer is None or not isinstance(channels, int) or normalizer.mean.ndim == 0:
+            continue
+        if normalizer.mean.shape[0] not in (1, channels):
+            raise ConfigError(f"normalizers.{which} has statistics for {normalizer.mean.shape[0]} channels but the "
+                              f"model has {field} = {channels}")
 
 
 def _plain(value: Any) -> Any:
@@ -307,71 +413,3 @@ def _plain(value: Any) -> Any:
         return to_mapping(value)
     except TypeError:
         raise ConfigError(f"checkpoint metadata must be JSON-compatible (got {type(value).__name__})") from None
-
-
-def _siblings(directory: Path, kind: str) -> list[Path]:
-    """Hidden work folders of ``directory`` (``kind`` is ``tmp`` or ``old``), newest first."""
-    parent = directory.parent
-    if not parent.is_dir():
-        return []
-    found = [p for p in parent.glob(f".{directory.name}.{kind}-*") if p.is_dir()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def _complete(folder: Path) -> bool:
-    # config.json is written last, after the weights were flushed.
-    return (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file()
-
-
-def _recover(directory: Path) -> None:
-    """Finish a save that was killed between moving the old folder aside and moving the new one in."""
-    if directory.exists():
-        return
-    for kind in ("tmp", "old"):
-        for candidate in _siblings(directory, kind):
-            if _complete(candidate):
-                os.replace(candidate, directory)
-                return
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_folder(directory: Path, files: Mapping[str, bytes]) -> None:
-    """Create ``directory`` with ``files`` (written in order, each flushed) so that it appears whole."""
-    parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _recover(directory)
-    for kind in ("tmp", "old"):  # leftovers of saves killed earlier; the folder itself is intact
-        for stale in _siblings(directory, kind):
-            shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
-    aside = parent / f".{directory.name}.old-{uuid.uuid4().hex}"
-    try:
-        for name, data in files.items():
-            with open(work / name, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        _fsync(work)
-        if directory.exists():
-            if not directory.is_dir():
-                raise ConfigError(f"checkpoint path {directory} exists and is not a folder")
-            os.replace(directory, aside)
-            os.replace(work, directory)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(work, directory)
-        _fsync(parent)
-    except BaseException:
-        # An exception (not a kill) between the two renames: put the previous checkpoint back.
-        if not directory.exists() and aside.exists():
-            os.replace(aside, directory)
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-        raise

@@ -3,6 +3,17 @@
 Every configurable object in pdeop (a problem family, a model, a training run) is a frozen
 dataclass. This module turns plain mappings (from YAML files and command-line overrides) into such
 dataclasses, with one clear :class:`~solvers.errors.ConfigError` naming the field for every mistake.
+
+Rules every setting follows, whatever dataclass it belongs to:
+
+* a ``float`` setting is finite: NaN is always refused, and so is ``inf`` unless the field declares
+  that infinity means something there (``field(metadata=INFINITY_MEANINGFUL)``, see
+  :func:`meaningful_infinity`);
+* an ``int`` setting fits in a signed 64-bit integer (what the files and NumPy store);
+* YAML text (files and ``--set`` values) is parsed by :func:`parse_yaml`, which refuses what no
+  settings file needs and a hostile one uses: nesting deeper than :data:`MAX_YAML_DEPTH`, more than
+  :data:`MAX_YAML_VALUES` values once aliases are expanded (alias bombs), non-name keys, and values
+  that are not plain data (dates, binary, sets).
 """
 
 from __future__ import annotations
@@ -25,6 +36,26 @@ T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
+#: field metadata of a float setting for which +-inf has a meaning (e.g. "no limit")
+INFINITY_MEANINGFUL: Mapping[str, bool] = types.MappingProxyType({"infinity_meaningful": True})
+#: YAML limits, far above any real settings file (the shipped ones nest 3 deep and hold < 100 values)
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_VALUES = 100_000
+#: range of an ``int`` setting (signed 64-bit, what HDF5 attributes and NumPy hold)
+_INT_LIMIT = 2**63 - 1
+#: longest rendering of a value inside an error message
+_SHOWN_CHARS = 60
+
+
+def meaningful_infinity(default: float, **kwargs: Any) -> Any:
+    """A dataclass field for a float setting that accepts ``inf`` / ``-inf`` (never NaN).
+
+    Use it where infinity means something, e.g. ``max_minutes: float = meaningful_infinity(math.inf)``
+    for "no time limit"; every other float setting refuses infinity.
+    """
+    return dataclasses.field(default=default, metadata=INFINITY_MEANINGFUL, **kwargs)
+
 
 def configs_root() -> Path:
     """Return the folder holding the shipped YAML configurations (``data/`` and ``train/``).
@@ -40,21 +71,29 @@ def configs_root() -> Path:
 
 
 def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """Read a YAML mapping from ``path``.
+    """Read a YAML mapping of settings from ``path`` (parsed by :func:`parse_yaml`).
 
     Raises
     ------
     ConfigError
-        If the file does not exist, is not valid YAML, or does not hold a mapping.
+        If the file does not exist or cannot be read, is larger than :data:`MAX_YAML_BYTES`, is not
+        valid YAML, breaks a limit of :func:`parse_yaml`, or does not hold a mapping.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{what} {path} is not valid YAML: {first}") from None
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB; a settings file is a few lines")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not valid YAML: it is not UTF-8 text") from None
+    data = parse_yaml(text, f"{what} {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -62,15 +101,86 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     return data
 
 
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML ``text`` into plain data: dicts with string keys, lists, strings, numbers, booleans, None.
+
+    Parameters
+    ----------
+    text
+        The YAML document.
+    source
+        What the text is, for messages (``"config file run.yaml"``).
+
+    Raises
+    ------
+    ConfigError
+        Invalid YAML (the parser's first line); nesting deeper than :data:`MAX_YAML_DEPTH`; more
+        than :data:`MAX_YAML_VALUES` values with aliases expanded (or an alias that contains
+        itself); a key that is not a name; a value that is not plain data (a date, binary, a set).
+    """
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(f"{source} nests deeper than {MAX_YAML_DEPTH} levels; settings files "
+                                      "are a few levels deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int beyond Python's digit limit, a bad date
+        if isinstance(exc, ConfigError):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split("; use sys.")[0]
+        raise ConfigError(f"{source} is not valid YAML: {first}") from None
+    _check_plain(data, source)
+    return data
+
+
+def _check_plain(data: Any, source: str) -> None:
+    """Walk parsed YAML (aliases expanded) and refuse what :func:`parse_yaml` documents."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    seen = 0
+    while stack:
+        value, where, depth = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise ConfigError(f"{source} holds more than {MAX_YAML_VALUES} values (counting every use of an "
+                              "alias); a settings file is a few lines")
+        if depth > MAX_YAML_DEPTH:  # only an alias that contains itself gets here: the parse was shallow
+            root = where.split(".")[0].split("[")[0] or "the document"
+            raise ConfigError(f"{source}: {root} contains itself through an alias")
+        at = f" at {where}" if where else ""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ConfigError(f"{source}: key {_shown(key)}{at} must be a name (quote it if it is one)")
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"{source}: {where or 'the document'} holds a {type(value).__name__} "
+                              f"({_shown(value)}); settings are numbers, strings, lists or mappings (quote it)")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"a.b=value"`` into the key path ``["a", "b"]`` and the YAML-parsed value."""
+    """Split ``"a.b=value"`` into the key path ``["a", "b"]`` and the YAML-parsed value.
+
+    A value that is not valid YAML is kept as the plain string; one that breaks a limit of
+    :func:`parse_yaml` (deep nesting, alias bombs, dates...) raises ConfigError.
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"override {text!r} must look like key=value")
+        raise ConfigError(f"override {_shown(text)} must look like key=value")
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"override {key}: the value is longer than {MAX_YAML_BYTES >> 20} MiB")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, f"override {key}") if raw.strip() else ""
+    except ConfigError as exc:
+        if "is not valid YAML" not in str(exc):
+            raise
         value = raw
     return key.split("."), value
 
@@ -86,7 +196,7 @@ def apply_overrides(mapping: Mapping[str, Any], overrides: Iterable[str]) -> dic
             if node is None:
                 node = target[part] = {}
             if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a group of settings")
+                raise ConfigError(f"override {_shown(text)}: {part!r} is not a group of settings")
             target = node
         target[path[-1]] = value
     return result
@@ -119,29 +229,34 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, where: str = "") 
     Raises
     ------
     ConfigError
-        For an unknown key, a missing required key or a value of the wrong type. Checks in the
-        dataclass's ``__post_init__`` may raise further ``ConfigError``\\ s.
+        For an unknown key, a missing required key or a value of the wrong type (including a
+        float setting that is NaN, or infinite where the field's metadata is not
+        :data:`INFINITY_MEANINGFUL`). Checks in the dataclass's ``__post_init__`` may raise further
+        ``ConfigError``\\ s.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where.rstrip('.') or 'settings'} must be a mapping of settings (got {_shown(data)})")
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(str(k) for k in set(data) - set(fields))
     if unknown:
         names = ", ".join(sorted(fields))
-        raise ConfigError(f"unknown setting {where}{unknown[0]!r}; valid settings are: {names}")
+        raise ConfigError(f"unknown setting {where}{_shown(unknown[0])}; valid settings are: {names}")
     kwargs = {}
     for name, field in fields.items():
         if name in data:
-            kwargs[name] = coerce(data[name], hints[name], f"{where}{name}")
+            infinite = bool(field.metadata.get("infinity_meaningful", False))
+            kwargs[name] = coerce(data[name], hints[name], f"{where}{name}", allow_infinity=infinite)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"setting {where}{name} is required")
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
         raise ConfigError(f"invalid settings for {where or cls.__name__}: {exc}") from None
 
 
@@ -156,8 +271,12 @@ def to_mapping(obj: Any) -> Any:
     return _jsonable(obj) if not isinstance(obj, (str, int, float, bool, type(None))) else obj
 
 
-def coerce(value: Any, annotation: Any, name: str) -> Any:
-    """Convert ``value`` to the type ``annotation`` or raise a ConfigError naming ``name``."""
+def coerce(value: Any, annotation: Any, name: str, allow_infinity: bool = False) -> Any:
+    """Convert ``value`` to the type ``annotation`` or raise a ConfigError naming ``name``.
+
+    A ``float`` (also inside ``Optional``, ``tuple`` or ``list``) must be finite unless
+    ``allow_infinity``; NaN is always refused. An ``int`` must fit in a signed 64-bit integer.
+    """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
@@ -169,78 +288,98 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:
-                return coerce(value, option, name)
+                return coerce(value, option, name, allow_infinity)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{name} has an invalid value {value!r}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{name} has an invalid value {_shown(value)}")
     if origin is Literal:
         if value in args:
             return value
         choices = ", ".join(repr(a) for a in args)
-        raise ConfigError(f"{name} must be one of {choices} (got {value!r})")
+        raise ConfigError(f"{name} must be one of {choices} (got {_shown(value)})")
     if origin in (tuple, list):
+        if isinstance(value, Mapping):
+            raise ConfigError(f"{name} must be a list (got {_shown(value)})")
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
             if origin is tuple and args and args[-1] is not Ellipsis and len(args) > 1:
-                raise ConfigError(f"{name} must be a list of {len(args)} values (got {value!r})")
+                raise ConfigError(f"{name} must be a list of {len(args)} values (got {_shown(value)})")
             value = [value]
         items = list(value)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(items) != len(args):
-                raise ConfigError(f"{name} must be a list of {len(args)} values (got {value!r})")
-            return tuple(coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(items, args)))
+                raise ConfigError(f"{name} must be a list of {len(args)} values (got {_shown(value)})")
+            return tuple(coerce(v, a, f"{name}[{i}]", allow_infinity) for i, (v, a) in enumerate(zip(items, args)))
         inner = args[0] if args else Any
-        converted = [coerce(v, inner, f"{name}[{i}]") for i, v in enumerate(items)]
+        converted = [coerce(v, inner, f"{name}[{i}]", allow_infinity) for i, v in enumerate(items)]
         return tuple(converted) if origin is tuple else converted
     if origin in (dict, Mapping) or annotation in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{name} must be a mapping of settings (got {value!r})")
+            raise ConfigError(f"{name} must be a mapping of settings (got {_shown(value)})")
         return dict(value)
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{name} must be a mapping of settings (got {value!r})")
+            raise ConfigError(f"{name} must be a mapping of settings (got {_shown(value)})")
         return from_mapping(annotation, value, where=f"{name}.")
     if annotation is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
-        raise ConfigError(f"{name} must be true or false (got {value!r})")
+        raise ConfigError(f"{name} must be true or false (got {_shown(value)})")
     if annotation is int:
         number = _number(value, name, "an integer")
-        if not float(number).is_integer():
-            raise ConfigError(f"{name} must be an integer (got {value!r})")
-        return int(number)
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ConfigError(f"{name} must be an integer (got {_shown(value)})")
+            number = int(number)
+        if abs(number) > _INT_LIMIT:
+            raise ConfigError(f"{name} must be an integer of magnitude below 2**63 (got {_shown(value)})")
+        return number
     if annotation is float:
-        number = float(_number(value, name, "a number"))
+        number = _number(value, name, "a number")
+        try:
+            number = float(number)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf if number > 0 else -math.inf
         if math.isnan(number):
-            raise ConfigError(f"{name} must be a number (got {value!r})")
+            raise ConfigError(f"{name} must be a number (got {_shown(value)})")
+        if math.isinf(number) and not allow_infinity:
+            raise ConfigError(f"{name} must be a finite number (got {_shown(value)})")
         return number
     if annotation is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{name} must be a string (got {value!r})")
+        raise ConfigError(f"{name} must be a string (got {_shown(value)})")
     if isinstance(annotation, type) and isinstance(value, annotation):
         return value
-    raise ConfigError(f"{name} has an unsupported value {value!r}")
+    raise ConfigError(f"{name} has an unsupported value {_shown(value)}")
 
 
 def _number(value: Any, name: str, expected: str) -> float | int:
     if isinstance(value, bool):
-        raise ConfigError(f"{name} must be {expected} (got {value!r})")
+        raise ConfigError(f"{name} must be {expected} (got {_shown(value)})")
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
         try:
             return int(value)
-        except ValueError:
+        except ValueError:  # not an integer, or more digits than Python converts
             pass
         try:
             return float(value)
         except ValueError:
             pass
-    raise ConfigError(f"{name} must be {expected} (got {value!r})")
+    raise ConfigError(f"{name} must be {expected} (got {_shown(value)})")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`_SHOWN_CHARS` characters, for one-line messages."""
+    if isinstance(value, int) and value.bit_length() > 3 * _SHOWN_CHARS:  # repr of a huge int is slow or refused
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def _jsonable(obj: Any) -> Any:

@@ -331,13 +331,42 @@ def _check_variable(ds, name: str, field: str) -> None:
 
 
 def _read(ds, name: str, rows: np.ndarray, subsample: int, space_dims: list[str], time_subsample: int = 1) -> np.ndarray:
+    """The selected values of variable ``name`` as float32, checked finite (see :func:`_check_finite`)."""
     var = ds[name]
     index: dict[str, Any] = {d: slice(None, None, subsample) for d in var.dims if d in space_dims}
     if "t" in var.dims:
         index["t"] = slice(None, None, time_subsample)
     if "sample" in var.dims:
         index["sample"] = rows
-    return np.asarray(var.isel(index).values)
+    selected = var.isel(index)
+    values = np.asarray(selected.values)
+    if values.dtype.kind not in "fciub":
+        raise ConfigError(f"data: variable {name!r} holds {values.dtype} values, not numbers")
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = values.astype(np.float32, copy=False)
+    _check_finite(ds, name, values, converted, selected.dims, rows, index)
+    return converted
+
+
+def _check_finite(ds, name: str, values: np.ndarray, converted: np.ndarray, dims: tuple[str, ...],
+                  rows: np.ndarray, index: dict[str, Any]) -> None:
+    """ConfigError naming the variable, sample and position of the first NaN / infinity of ``converted``
+    (the float32 copy of ``values``, which also overflows beyond 3.4e38)."""
+    finite = np.isfinite(converted)
+    if finite.all():
+        return
+    position = np.unravel_index(int(np.argmin(finite.reshape(-1))), values.shape)
+    where = []
+    for dim, i in zip(dims, position):
+        step = index.get(dim)
+        stored = int(rows[i]) if dim == "sample" and dim in index else (
+            i * (step.step or 1) if isinstance(step, slice) else i)
+        where.append(f"sample {stored}" if dim == "sample" else f"{dim} index {stored}")
+    value = values[position]
+    what = "a value beyond the float32 range" if np.isfinite(value) else f"{value}"
+    source = ds.encoding.get("source", "the dataset file")
+    raise ConfigError(f"data: variable {name!r} in {source} holds {what} at {', '.join(where)} (the file is damaged "
+                      f"or its generation diverged); regenerate it, or choose samples without it")
 
 
 def _conditioning(ds, config: DataConfig, rows: np.ndarray, space_dims: list[str], space_shape: tuple[int, ...]):
@@ -351,7 +380,7 @@ def _conditioning(ds, config: DataConfig, rows: np.ndarray, space_dims: list[str
         if extra:
             raise ConfigError(f"data.conditioning: variable {name!r} has dims {dims}; only sample and space "
                               f"dims {tuple(space_dims)} are allowed")
-        values = _read(ds, name, rows, config.subsample, space_dims).astype(np.float32)
+        values = _read(ds, name, rows, config.subsample, space_dims)
         if "sample" not in dims:
             values = np.broadcast_to(values, (len(rows), *values.shape))
         present = [d for d in dims if d != "sample"]
@@ -372,7 +401,7 @@ def _load(ds, config: DataConfig, rows: np.ndarray):
         variable = _time_variable(ds, config)
         space_dims = [d for d in ds[variable].dims if d not in ("sample", "t")]
         traj = _read(ds, variable, rows, config.subsample, space_dims, config.time_subsample)
-        traj = torch.from_numpy(traj.astype(np.float32))
+        traj = torch.from_numpy(traj)
         cond = _conditioning(ds, config, rows, space_dims, tuple(traj.shape[2:]))
         times = np.asarray(ds["t"].values) if "t" in ds.coords else np.arange(ds.sizes["t"], dtype=np.float64)
         times = times[::config.time_subsample]
@@ -387,7 +416,7 @@ def _load(ds, config: DataConfig, rows: np.ndarray):
         if dims != ("sample", *space_dims):
             raise ConfigError(f"data: variable {name!r} has dims {dims}; protocol 'static' needs "
                               f"{('sample', *space_dims)} like {config.inputs[0]!r}")
-        fields[name] = _read(ds, name, rows, config.subsample, space_dims).astype(np.float32)
+        fields[name] = _read(ds, name, rows, config.subsample, space_dims)
     inputs = torch.from_numpy(np.stack([fields[n] for n in config.inputs], axis=1))
     outputs = torch.from_numpy(np.stack([fields[n] for n in config.outputs], axis=1))
     cond = _conditioning(ds, config, rows, space_dims, tuple(inputs.shape[2:]))

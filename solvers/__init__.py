@@ -37,6 +37,8 @@ _LAZY = {
     "burgers_stepper": "solvers.burgers",
     "kuramoto_sivashinsky_stepper": "solvers.kuramoto_sivashinsky",
     "VorticityCN": "solvers.navier_stokes",
+    "VorticityAdvection": "solvers.navier_stokes",
+    "navier_stokes_stepper": "solvers.navier_stokes",
 }
 
 __all__ = ["ConfigError", "PdeopError", "SolverError", "StabilityError", "__version__", *sorted(_LAZY)]

@@ -36,7 +36,7 @@ def available_cores() -> int:
 #: nothing from a thread of its own
 MIN_BLOCK_BYTES = 256 << 10
 #: a lone block at least this large gets the spare cores inside its FFTs
-MIN_THREADED_FFT_BYTES = 4 << 20
+MIN_THREADED_FFT_BYTES = 2 << 20
 
 
 def blocks(batch: int, bytes_per_sample: int, threads: int | None = None,

@@ -2,7 +2,7 @@
 
 Written as ``u_t = L u - (u^2 / 2)_x`` with ``L = -nu k^2``: the viscous part is integrated exactly
 in Fourier space and the advection by the four stages of :class:`~solvers.etdrk4.ETDRK4`
-(float64, 2/3-dealiased).
+(float64 or float32, 2/3-dealiased).
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ def burgers_linear(n: int, viscosity: float, length: float = 1.0) -> np.ndarray:
     return -viscosity * k**2
 
 
-def burgers_stepper(n: int, viscosity: float, dt: float, length: float = 1.0) -> ETDRK4:
-    """ETDRK4 integrator of viscous Burgers on ``n`` points with time step ``dt``."""
-    return ETDRK4(burgers_linear(n, viscosity, length), dt, ConservativeAdvection1D(n, length))
+def burgers_stepper(n: int, viscosity: float, dt: float, length: float = 1.0, dtype: type = np.float64) -> ETDRK4:
+    """ETDRK4 integrator of viscous Burgers on ``n`` points with time step ``dt`` (``dtype``: state precision)."""
+    return ETDRK4(burgers_linear(n, viscosity, length), dt, ConservativeAdvection1D(n, length, dtype))

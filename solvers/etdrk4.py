@@ -29,19 +29,31 @@ from solvers.stability import RK4_IMAGINARY_LIMIT
 
 
 class NonlinearTerm(Protocol):
-    """What :class:`ETDRK4` needs from the nonlinear term ``N(v) = factor * F(v)`` of a 1-D real periodic field.
+    """What :class:`ETDRK4` needs from the nonlinear part ``N(v) = factor * F(v) + source`` of a real periodic field.
 
-    ``factor`` is a diagonal (e.g. ``-i k / 2`` for ``-(u^2/2)_x``), ``[n // 2 + 1]`` or one row per
-    sample, that ETDRK4 folds into its coefficients; :meth:`evaluate` computes ``F(v)``.
+    The state ``v`` is a batch of real-FFT spectra ``[b, *spectrum_shape]``. ``factor`` is a
+    diagonal (e.g. ``-i k / 2`` for ``-(u^2/2)_x``, or ``-mask`` for 2-D advection), real or
+    purely imaginary, shaped like one spectrum or with one row per sample in front; ETDRK4 folds it
+    into its coefficients. ``source`` is a constant spectrum (e.g. a forcing) or None.
+    :meth:`evaluate` computes ``F(v)``; :meth:`start` and :meth:`observe` turn fields into the
+    state and back (with the largest advection speed of each sample, for the CFL guard).
     """
 
-    n: int
+    grid_points: int
     cutoff_wavenumber: float
+    spectrum_shape: tuple[int, ...]
+    bytes_per_sample: int
+    dtype: np.dtype
     factor: np.ndarray
+    source: np.ndarray | None
 
-    def workspace(self, batch: int) -> Any: ...
+    def workspace(self, batch: int, workers: int = 1) -> Any: ...
 
     def evaluate(self, v: np.ndarray, out: np.ndarray, workspace: Any) -> None: ...
+
+    def start(self, initial: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -97,21 +109,23 @@ def phi_coefficients(linear: np.ndarray, dt: float, contour_points: int = 32) ->
 
 
 class ETDRK4(Rollout):
-    """ETDRK4 integrator for batches of real 1-D periodic fields held as real-FFT spectra.
+    """ETDRK4 integrator for batches of real periodic fields (1-D or 2-D) held as real-FFT spectra.
 
     :meth:`rollout` (from :class:`~solvers.rollout.Rollout`) records trajectories and stops with a
-    :class:`~solvers.errors.StabilityError` when a snapshot is not finite or
-    ``dt * max|u| * k_max`` exceeds the RK4 stability limit ``2 sqrt(2)`` on the imaginary axis.
+    :class:`~solvers.errors.StabilityError` when a snapshot is not finite or the CFL number
+    ``dt * speed * k_max`` exceeds the RK4 stability limit ``2 sqrt(2)`` on the imaginary axis
+    (``speed`` as the nonlinear term's :meth:`~NonlinearTerm.observe` reports it).
 
     Parameters
     ----------
     linear
-        Real diagonal linear operator on the half spectrum: ``[n // 2 + 1]`` shared by all
-        samples, or ``[batch, n // 2 + 1]`` per sample.
+        Real diagonal linear operator on the half spectrum: shaped like one spectrum (shared by all
+        samples) or with one row per sample in front.
     dt
         Time step.
     nonlinear
-        The nonlinear term (e.g. :class:`~solvers.spectral.ConservativeAdvection1D`).
+        The nonlinear term (:class:`~solvers.spectral.ConservativeAdvection1D`,
+        :class:`~solvers.navier_stokes.VorticityAdvection`); its ``dtype`` is the state's precision.
     contour_points
         Points of the contour integral of :func:`phi_coefficients`.
     """
@@ -122,72 +136,107 @@ class ETDRK4(Rollout):
             raise TypeError("ETDRK4 here supports real diagonal linear operators only")
         self.dt = float(dt)
         self.nonlinear = nonlinear
-        self.grid_points = int(nonlinear.n)
+        self.grid_points = int(nonlinear.grid_points)
         self.cutoff_wavenumber = float(nonlinear.cutoff_wavenumber)
         self.cfl_limit = RK4_IMAGINARY_LIMIT
-        m = self.grid_points // 2 + 1
-        # 10 spectra, 7 coefficient rows and the nonlinear term's physical field
-        self.bytes_per_sample = 10 * 16 * m + 7 * 16 * m + 8 * self.grid_points
+        self.dtype = np.dtype(nonlinear.dtype)
         self.phi = phi_coefficients(linear, self.dt, contour_points)
-        p, g = self.phi, np.asarray(nonlinear.factor)
-        # E and E2 multiply the state: interleaved real copies (real products on the complex
-        # state's float view). The others multiply F(v) with the nonlinear factor folded in; for a
-        # purely imaginary factor their real parts are exactly 0, which keeps the complex
-        # products the same in every batch (see solvers.spectral).
-        self._real = (interleave(p.E), interleave(p.E2))
-        self._folded = tuple(np.asarray(c * g, dtype=np.complex128) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
+        p, g, s = self.phi, np.asarray(nonlinear.factor), nonlinear.source
+        self._per_sample = linear.ndim > len(nonlinear.spectrum_shape)
+        # The factor is folded into Q, 2Q, f1, 2 f2, f3. A real factor (2-D advection's -mask) keeps
+        # them real: they multiply the float view of the spectra (one real product per number). A
+        # purely imaginary factor (-i k / 2) gives coefficients with real part exactly 0, whose
+        # complex products are batch-independent too (see solvers.spectral).
+        self._real_factor = bool(np.isrealobj(g))
+        if self._real_factor:
+            fold = lambda c: interleave(c * g).astype(self.dtype)
+        else:
+            fold = lambda c: np.asarray(c * g, dtype=self._complex)
+        # E and E2 multiply the state: interleaved real copies (real products on its float view)
+        self._exp = tuple(interleave(c).astype(self.dtype) for c in (p.E, p.E2))
+        self._folded = tuple(fold(c) for c in (p.Q, 2.0 * p.Q, p.f1, 2.0 * p.f2, p.f3))
+        if s is None:
+            self._source: tuple[np.ndarray, ...] = ()
+        else:  # a constant N is integrated exactly: Q s in stages a-c, (f1 + 4 f2 + f3) s = h phi1(h L) s at the end
+            s = np.asarray(s, dtype=np.complex128)
+            self._source = tuple(np.asarray(c * s, dtype=self._complex) for c in (p.Q, p.f1 + 4.0 * p.f2 + p.f3))
+        spectrum = int(np.prod(nonlinear.spectrum_shape)) * 2 * self.dtype.itemsize
+        # work spectra (v, 4 F's, a, b, c, E2 v, Q F(v), a temporary) and, for tiled 1-D spectra, coefficients
+        self.bytes_per_sample = (nonlinear.bytes_per_sample + 11 * spectrum
+                                 + ((7 + len(self._source)) * spectrum if self._tiled else 0))
+
+    @property
+    def _complex(self) -> np.dtype:
+        return np.result_type(self.dtype, np.complex64)
+
+    @property
+    def _tiled(self) -> bool:
+        # 1-D spectra are short: coefficients copied to the block's full shape multiply faster than broadcasts
+        return len(self.nonlinear.spectrum_shape) == 1
 
     def _coefficients(self, batch: int, rows: slice | None) -> tuple[np.ndarray, ...]:
-        """The block's coefficient rows, copied to its full shape (equal shapes multiply faster than broadcasts)."""
-        c = self._real + self._folded
-        if rows is not None:
-            c = tuple(a[rows] if a.ndim == 2 else a for a in c)
-        return tuple(np.ascontiguousarray(np.broadcast_to(a, (batch, a.shape[-1]))) for a in c)
+        """The block's coefficients: its rows of per-sample operators, copied to the block's shape if short."""
+        out = []
+        for c in self._exp + self._folded + self._source:
+            if self._per_sample:
+                c = c[rows if rows is not None else slice(None)]
+            if self._tiled:
+                c = np.ascontiguousarray(np.broadcast_to(c, (batch,) + c.shape[-1:]))
+            out.append(c)
+        return tuple(out)
 
     def advance(self, v: np.ndarray, steps: int, rows: slice | None = None, workers: int = 1) -> None:
-        """Advance the spectra ``v`` (complex128 ``[b, n // 2 + 1]``, C-contiguous) by ``steps`` steps in place.
+        """Advance the spectra ``v`` (``[b, *spectrum_shape]``, C-contiguous) by ``steps`` steps in place.
 
-        ``rows`` says which rows of per-sample operators ``v`` holds. Runs in the calling thread
-        (``workers`` is unused: 1-D transforms are too short to split); :meth:`rollout` spreads
-        blocks of samples over the cores.
+        ``rows`` says which rows of per-sample operators ``v`` holds; ``workers`` threads may run
+        inside the nonlinear term's FFTs (:meth:`rollout` spreads blocks of samples over the cores).
         """
         if steps <= 0:
             return
-        E, E2, Q, Q2, f1, f2x2, f3 = self._coefficients(v.shape[0], rows)
+        E, E2, Q, Q2, f1, f2x2, f3, *source = self._coefficients(v.shape[0], rows)
+        qs, ps = source if source else (None, None)
         evaluate = self.nonlinear.evaluate
-        work = self.nonlinear.workspace(v.shape[0])
+        work = self.nonlinear.workspace(v.shape[0], workers)
         # fv, fa, fb, fc hold F(.) without the factor (folded into Q, Q2, f1, f2x2, f3)
         fv, fa, fb, fc, a, b, c, e2v, qnv, tmp = (np.empty_like(v) for _ in range(10))
-        rv, ra, rb, rc, re2v, rqnv, rtmp = (as_real(x) for x in (v, a, b, c, e2v, qnv, tmp))
+        rv, ra, rc, re2v = (as_real(x) for x in (v, a, c, e2v))
+        # the views the folded coefficients multiply: real products for a real factor
+        fold = as_real if self._real_factor else (lambda z: z)
+        mfv, mfa, mfb, mfc, mb, mqnv, mtmp = (fold(x) for x in (fv, fa, fb, fc, b, qnv, tmp))
         mul, add, sub = np.multiply, np.add, np.subtract
         for _ in range(steps):
             evaluate(v, fv, work)
-            mul(rv, E2, out=re2v)
-            mul(fv, Q, out=qnv)
-            add(re2v, rqnv, out=ra)  # a = E2 v + Q N(v)
+            mul(rv, E2, re2v)
+            if qs is not None:
+                add(e2v, qs, e2v)  # E2 v + Q s
+            mul(mfv, Q, mqnv)
+            add(e2v, qnv, a)  # a = E2 v + Q N(v)
             evaluate(a, fa, work)
-            mul(fa, Q, out=b)
-            add(rb, re2v, out=rb)  # b = E2 v + Q N(a)
+            mul(mfa, Q, mb)
+            add(b, e2v, b)  # b = E2 v + Q N(a)
             evaluate(b, fb, work)
-            mul(fb, Q2, out=tmp)
-            mul(ra, E2, out=rc)
-            add(rc, rtmp, out=rc)
-            sub(rc, rqnv, out=rc)  # c = E2 a + Q (2 N(b) - N(v))
+            mul(mfb, Q2, mtmp)
+            mul(ra, E2, rc)
+            add(c, tmp, c)
+            sub(c, qnv, c)
+            if qs is not None:
+                add(c, qs, c)  # c = E2 a + Q (2 N(b) - N(v))
             evaluate(c, fc, work)
-            mul(rv, E, out=rv)
-            mul(fv, f1, out=tmp)
-            add(rv, rtmp, out=rv)
-            add(fa, fb, out=tmp)
-            mul(tmp, f2x2, out=tmp)
-            add(rv, rtmp, out=rv)
-            mul(fc, f3, out=tmp)
-            add(rv, rtmp, out=rv)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
+            mul(rv, E, rv)
+            mul(mfv, f1, mtmp)
+            add(v, tmp, v)
+            add(fa, fb, tmp)
+            mul(mtmp, f2x2, mtmp)
+            add(v, tmp, v)
+            mul(mfc, f3, mtmp)
+            add(v, tmp, v)
+            if ps is not None:
+                add(v, ps, v)  # v = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
 
-    def start(self, initial: np.ndarray, rows: slice) -> np.ndarray:
-        """Real FFT of ``[b, n]`` physical fields: the state :meth:`advance` works on."""
-        return np.fft.rfft(initial, axis=-1)
+    def start(self, initial: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """Spectra of ``[b, *grid]`` physical fields: the state :meth:`advance` works on."""
+        return self.nonlinear.start(initial)
 
     def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fields ``[b, n]`` and ``max |u|`` per sample."""
-        u = np.fft.irfft(state, n=self.grid_points, axis=-1)
-        return u, np.max(np.abs(u), axis=1)
+        """Fields ``[b, *grid]`` and the largest advection speed of each sample."""
+        return self.nonlinear.observe(state)

@@ -1,8 +1,8 @@
 """The Kuramoto–Sivashinsky equation ``u_t + u u_x + u_xx + u_xxxx = 0`` on ``[0, L)``, periodic.
 
 Written as ``u_t = L u - (u^2 / 2)_x`` with the diagonal ``L = k^2 - k^4`` in Fourier space and
-integrated by :class:`~solvers.etdrk4.ETDRK4` (float64, 2/3-dealiased nonlinear term). The domain
-length may differ per sample.
+integrated by :class:`~solvers.etdrk4.ETDRK4` (float64 or float32, 2/3-dealiased nonlinear term).
+The domain length may differ per sample.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ def kuramoto_sivashinsky_linear(n: int, length: float | np.ndarray) -> np.ndarra
     return k**2 - k**4
 
 
-def kuramoto_sivashinsky_stepper(n: int, length: float | np.ndarray, dt: float) -> ETDRK4:
+def kuramoto_sivashinsky_stepper(n: int, length: float | np.ndarray, dt: float, dtype: type = np.float64) -> ETDRK4:
     """ETDRK4 integrator of the KS equation on ``n`` points with time step ``dt``.
 
-    ``length`` is ``L``, scalar or one per sample (shape ``[batch]``).
+    ``length`` is ``L``, scalar or one per sample (shape ``[batch]``); ``dtype`` the real
+    precision of the state (``numpy.float64`` or ``numpy.float32``).
     """
-    return ETDRK4(kuramoto_sivashinsky_linear(n, length), dt, ConservativeAdvection1D(n, length))
+    return ETDRK4(kuramoto_sivashinsky_linear(n, length), dt, ConservativeAdvection1D(n, length, dtype))

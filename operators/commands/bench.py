@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import runpy
 import sys
 from pathlib import Path
@@ -42,13 +44,25 @@ def run(args: argparse.Namespace) -> int:
     name = args.name.replace("-", "_")
     if name not in names:
         raise ConfigError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
+    script = folder / f"{name}.py"
     sys.path.insert(0, str(folder))
     saved_argv = sys.argv
-    sys.argv = [str(folder / f"{name}.py"), *args.args]
+    sys.argv = [str(script), *args.args]
     try:
-        runpy.run_path(str(folder / f"{name}.py"), run_name="__main__")
+        harness = importlib.import_module("harness")
+        missing = harness.missing_packages(script)
+        if missing:
+            raise ConfigError(f"benchmark {name} needs the Python package {missing[0]!r}, which is not installed; "
+                              f"install it with: {harness.install_hint(missing[0])}")
+        runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ModuleNotFoundError as exc:  # an import the static check could not see (built at run time)
+        top = (exc.name or "").split(".")[0]
+        if not top or importlib.util.find_spec(top) is not None:
+            raise
+        raise ConfigError(f"benchmark {name} needs the Python package {top!r}, which is not installed; "
+                          f"install it with: {harness.install_hint(top)}") from None
     finally:
         sys.argv = saved_argv
         sys.path.remove(str(folder))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from solvers.errors import ConfigError
+from operators.commands.arguments import positive_int, threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,41 +15,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="dataset file (default: the run's); its last n_test samples are the test split")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
-    parser.add_argument("--samples", type=int, default=None, help="test samples (default: the run's n_test)")
-    parser.add_argument("--horizon", type=int, default=None, help="rollout steps of autoregressive models")
+    parser.add_argument("--samples", type=positive_int, default=None, help="test samples (default: the run's n_test)")
+    parser.add_argument("--horizon", type=positive_int, default=None, help="rollout steps of autoregressive models")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out", type=Path, default=None, help="metrics file (default RUN_DIR/metrics.json)")
+    parser.add_argument("--threads", type=threads, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="metrics file (default RUN_DIR/metrics.json, which is replaced: it is the run's own)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
+    from operators import strict_json
+    from operators.atomic_files import check_output_file, write_text
     from operators.commands.train import check_device, set_threads
     from operators.physics.evaluation import is_physics_run
+    from operators.training.run_folder import read_config
     from operators.training.runs import evaluate_run, load_run
 
     set_threads(args.threads)
-
+    read_config(args.run_dir)  # a run folder at all, before anything else
+    # the run's own metrics.json is replaced; a file the user names needs --overwrite
+    out = check_output_file(args.out, args.overwrite) if args.out else check_output_file(
+        args.run_dir / "metrics.json", overwrite=True)
     if is_physics_run(args.run_dir):  # a 'pde:' run: errors against the exact / reference solution
         from operators.physics.evaluation import evaluate
 
-        metrics = evaluate(args.run_dir, args.checkpoint)
+        metrics = evaluate(args.run_dir, args.checkpoint, out=out, overwrite=args.overwrite or args.out is None)
         print(f"{metrics['method']} on {metrics['pde']['name']}: rel L2 {metrics['rel_l2']:.4g} "
-              f"(max abs error {metrics['max_abs_error']:.4g}); metrics written to {args.run_dir / 'metrics.json'}")
+              f"(max abs error {metrics['max_abs_error']:.4g}); metrics written to {out}")
         return 0
-    for name in ("samples", "horizon"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name} must be an integer >= 1 (got {value})")
     check_device(args.device)
     loaded = load_run(args.run_dir, args.checkpoint, args.device)
     metrics = evaluate_run(loaded, args.data, args.samples, args.horizon, args.device)
-    out = args.out or args.run_dir / "metrics.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    write_text(out, strict_json.dumps(metrics) + "\n", overwrite=args.overwrite or args.out is None)
     print(summary(metrics))
-    print(f"metrics written to {out}")
+    print(f"metrics written to {out}" + (" (non-finite values written as null; see 'non_finite')"
+                                         if _non_finite(metrics) else ""))
     return 0
+
+
+def _non_finite(metrics: dict[str, Any]) -> bool:
+    from operators import strict_json
+
+    found: dict[str, str] = {}
+    strict_json.sanitize(metrics, found=found)
+    return bool(found)
 
 
 def summary(metrics: dict[str, Any]) -> str:

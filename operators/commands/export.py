@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from solvers.errors import ConfigError
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach this command's arguments to parser."""
@@ -14,26 +12,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("torchscript", "torch-export"), required=True,
                         help="torchscript (load with torch.jit.load) or torch-export (torch.export.load)")
     parser.add_argument("--out", type=Path, required=True, help="file to write (.pt / .pt2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from operators.training.export import example_inputs, export_surrogate
+    from operators.atomic_files import check_output_file
+    from operators.training.export import export_run
     from operators.training.runs import load_run
 
-    if args.out.exists() and args.out.is_dir():
-        raise ConfigError(f"--out {args.out} is a directory; give a file name such as {args.out / 'model.pt'}")
+    check_output_file(args.out, args.overwrite)
     loaded = load_run(args.run_dir, args.checkpoint)
-    protocol = loaded.metadata["protocol"]
-    grid = tuple(loaded.metadata["grid"]["shape"])
-    in_channels = protocol["t_in"] if protocol["variable"] else len(protocol["inputs"])
-    inputs = example_inputs(in_channels, len(protocol["conditioning"]), grid)
-    error = export_surrogate(loaded.surrogate, inputs, args.format, args.out)
-    scale = float(loaded.surrogate(*inputs).abs().max().detach())
-    if error > 1e-4 * max(scale, 1.0):
-        raise RuntimeError(f"the exported program differs from the model by {error:.3g} (output scale {scale:.3g})")
-    signature = "forward(x)" if len(inputs) == 1 else "forward(x, cond)"
-    shape = "x: [batch, " + ", ".join(map(str, inputs[0].shape[1:])) + "]"
-    print(f"wrote {args.out} ({args.format}, {signature} with {shape}; max difference to the model {error:.2g})")
+    result = export_run(loaded, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out} ({args.format}, {result.signature} with {result.shape}; max difference to the "
+          f"model {result.error:.2g})")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from solvers.errors import ConfigError
@@ -23,24 +22,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
+    from operators.atomic_files import check_folder_writable
     from operators.physics.evaluation import is_physics_run
     from operators.training import plots
+    from operators.training.run_folder import read_config, read_history
+    from operators.training.runs import read_metrics
 
+    read_config(args.run_dir)  # a run folder at all, before anything else
+    out = args.out or args.run_dir / "plots"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the PNGs")
+    check_folder_writable(out, "--out")
     if is_physics_run(args.run_dir):  # a 'pde:' run: solution, error, loss and causal-weight figures
         from operators.physics.plots import plot
 
-        for path in plot(args.run_dir, args.out):
+        for path in plot(args.run_dir, out):
             print(path)
         return 0
-    from operators.training.run_folder import read_history
-
-    out = args.out or args.run_dir / "plots"
     written: list[Path] = []
-    history = read_history(args.run_dir)
+    history = read_history(args.run_dir, required=("epoch", "train_loss", "lr"))
     if history:
         written.append(plots.training_curves(history, out / "training.png"))
     metrics_path = args.run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
+    metrics = read_metrics(metrics_path) if metrics_path.is_file() else None
     written += _sample_figures(args, out, metrics)
     if metrics is None:
         print(f"no {metrics_path}: run 'pdeop evaluate {args.run_dir}' for rollout, correlation and spectrum plots")
@@ -66,7 +70,7 @@ def _sample_figures(args: argparse.Namespace, out: Path, metrics: dict | None) -
     from pde_data.loading import make_dataset
 
     loaded = load_run(args.run_dir, args.checkpoint)
-    data = args.data or (Path(metrics["data"]) if metrics and "data" in metrics else None)
+    data = args.data or (Path(metrics["data"]) if metrics and metrics.get("data") else None)
     dataset = make_dataset(evaluation_data(loaded, data), "test")
     bad = [i for i in args.samples if not 0 <= i < len(dataset)]
     if bad:

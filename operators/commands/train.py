@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from operators.commands.arguments import minutes, threads
 from solvers.errors import ConfigError
 
 
@@ -27,12 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training config (e.g. configs/train/fno_ns_quick.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, dotted keys nest (repeatable), e.g. --set training.epochs=5")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/CONFIG_NAME)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default: runs/CONFIG_NAME); must be new or empty unless --resume")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
-    parser.add_argument("--max-minutes", type=float, default=None,
+    parser.add_argument("--max-minutes", type=minutes, default=None,
                         help="stop after the epoch that ends past this time; --resume continues")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=threads, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -40,13 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
     from operators.training.config import load_run_config
+    from operators.training.run_folder import check_target
 
-    if args.max_minutes is not None and args.max_minutes < 0:
-        raise ConfigError(f"--max-minutes must be >= 0 (got {args.max_minutes})")
     set_threads(args.threads)
     check_device(args.device)
     mapping = load_run_config(args.config, args.overrides)
     run_dir = args.out or Path("runs") / args.config.stem
+    check_target(run_dir, args.resume)  # before data are generated or loaded; again under the lock
     if "pde" in mapping:
         return _run_physics(mapping, run_dir, args)
     from operators.training.config import run_config_from_mapping
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit(resume=args.resume, max_minutes=args.max_minutes)
     last = result.history[-1] if result.history else {}
     state = "finished" if result.finished else "stopped early"
-    scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("train_loss", "val_l2"))
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("train_loss", "val_l2") and v is not None)
     print(f"{state} after {result.epochs_done}/{config.training.epochs} epochs ({scores}); "
           f"best {result.best_score:.4g}; checkpoints in {run_dir}/best and {run_dir}/last")
     return 0
@@ -91,8 +93,8 @@ def set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (None leaves torch's default)."""
     if threads is None:
         return
-    if threads < 1:
-        raise ConfigError(f"--threads must be an integer >= 1 (got {threads})")
+    if not 1 <= threads <= 4096:
+        raise ConfigError(f"--threads must be an integer from 1 to 4096 (got {threads})")
     import torch
 
     torch.set_num_threads(threads)

@@ -167,6 +167,8 @@ class GRKAN(nn.Module):
         (:meth:`GroupRational.second_moment`), so that ``E[y^2] = Var[x]`` for zero bias. Bias is
         set to zero.
         """
+        if self.linear.weight.is_meta:  # a shape-only build (operators.registry.layout): no data to draw
+            return
         moment = float(self.rational.second_moment(input_std).mean())
         std = input_std / math.sqrt(self.linear.in_features * moment)
         with torch.no_grad():

@@ -2,13 +2,12 @@
 
 ``evaluate(run_dir)`` loads ``run_dir/best`` (via :func:`operators.load`), predicts the observable
 on the ``evaluation`` grid (LPINN predictions are first mapped back to the Eulerian grid),
-compares with :func:`operators.physics.exact.reference` and writes ``metrics.json`` and
-``prediction.npz`` (t, x, (y), prediction, reference) into the run folder.
+compares with :func:`operators.physics.exact.reference` and writes ``metrics.json`` (strict JSON) and
+``prediction.npz`` (t, x, (y), prediction, reference) into the run folder, each through a staged file.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -85,17 +84,21 @@ def load_physics_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[Phy
 
 def is_physics_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds a physics-informed run (its config has a ``pde`` section)."""
-    from operators.training.run_folder import RUN_CONFIG
+    from operators.training.run_folder import RUN_CONFIG, read_config
 
-    path = Path(run_dir) / RUN_CONFIG
-    return path.is_file() and "pde" in json.loads(path.read_text(encoding="utf-8"))
+    return (Path(run_dir) / RUN_CONFIG).is_file() and "pde" in read_config(Path(run_dir))
 
 
-def evaluate(run_dir: Path, checkpoint: str = "best") -> dict[str, Any]:
+def evaluate(run_dir: Path, checkpoint: str = "best", out: Path | None = None,
+             overwrite: bool = True) -> dict[str, Any]:
     """Relative L2 of the run's prediction against the exact / reference solution.
 
-    Writes ``run_dir/metrics.json`` and ``run_dir/prediction.npz``; returns the metrics.
+    Writes the metrics to ``out`` (default ``run_dir/metrics.json``; an existing ``out`` is replaced
+    only with ``overwrite``) and ``run_dir/prediction.npz``; returns the metrics.
     """
+    from operators import strict_json
+    from operators.atomic_files import staged_file, write_text
+
     run_dir = Path(run_dir)
     config, spec, model = load_physics_run(run_dir, checkpoint)
     ev = config.evaluation
@@ -106,7 +109,8 @@ def evaluate(run_dir: Path, checkpoint: str = "best") -> dict[str, Any]:
                "grid": {"n_t": ev.n_t, "n_space": ev.n_space, "t_end": spec.t_end},
                "observable": spec.observable_names[0], **error_metrics(prediction, truth), **extra,
                "reference_seconds": time.perf_counter() - started}
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     names = ["t", "x", "y"][: len(axes)]
-    np.savez(run_dir / PREDICTION, prediction=prediction, reference=truth, **dict(zip(names, axes)))
+    with staged_file(run_dir / PREDICTION, overwrite=True) as tmp:
+        np.savez(tmp, prediction=prediction, reference=truth, **dict(zip(names, axes)))
+    write_text(out or run_dir / METRICS, strict_json.dumps(metrics) + "\n", overwrite=overwrite)
     return metrics

@@ -9,17 +9,19 @@
 
 from __future__ import annotations
 
-import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from operators import strict_json
 from operators.physics.evaluation import METRICS, PREDICTION, evaluate, load_physics_run
 from operators.physics.lagrangian import lagrangian_state
 from operators.physics.training import CAUSAL_WEIGHTS
 from operators.training.plots import pyplot, save_figure
 from operators.training.run_folder import read_history
+from solvers.errors import ConfigError
 
 
 def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
@@ -32,17 +34,20 @@ def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     if not (run_dir / PREDICTION).is_file() or not (run_dir / METRICS).is_file():
         evaluate(run_dir)
-    metrics = json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
-    with np.load(run_dir / PREDICTION) as data:
-        arrays = {k: data[k] for k in data.files}
+    metrics = strict_json.check_fields(strict_json.read(run_dir / METRICS), {
+        "method": "string", "pde": "mapping", "rel_l2": "number?", "rel_l2_per_time": "numbers",
+        "checkpoint": "string"}, str(run_dir / METRICS))
+    arrays = _prediction_arrays(run_dir / PREDICTION)
     written = [solution_panels(arrays, metrics, out / "solution.png"),
                error_in_time(arrays["t"], metrics, out / "error_in_time.png")]
-    history = read_history(run_dir)
+    history = read_history(run_dir, required=("step",))
     if history:
         written.append(training_curves(history, out / "training.png"))
     causal_path = run_dir / CAUSAL_WEIGHTS
     if causal_path.is_file():
-        rows = json.loads(causal_path.read_text(encoding="utf-8"))["rows"]
+        rows = strict_json.check_fields(strict_json.read(causal_path), {"rows": "list"}, str(causal_path))["rows"]
+        for i, row in enumerate(rows):
+            strict_json.check_fields(row, {"step": "int", "weights": "numbers"}, f"{causal_path} row {i}")
         if rows:
             written.append(causal_weight_curves(rows, out / "causal_weights.png"))
     if metrics["method"] == "lpinn":
@@ -51,13 +56,30 @@ def plot(run_dir: Path, out: Path | None = None) -> list[Path]:
     return written
 
 
+def _prediction_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``prediction.npz`` (no pickles), checked to be what the plots draw."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                          f"rerun 'pdeop evaluate'") from None
+    needed = ("t", "x", "prediction", "reference")
+    if any(k not in arrays for k in needed) or arrays["prediction"].shape != arrays["reference"].shape or \
+            arrays["prediction"].shape[:1] != arrays["t"].shape or arrays["prediction"].ndim not in (2, 3):
+        raise ConfigError(f"{path} does not hold the arrays {', '.join(needed)} of matching shapes; rerun "
+                          f"'pdeop evaluate'")
+    return arrays
+
+
 def solution_panels(arrays: dict[str, np.ndarray], metrics: dict[str, Any], path: Path) -> Path:
     """Prediction, reference and |error| side by side."""
     plt = pyplot()
 
     pred, ref = arrays["prediction"], arrays["reference"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    title = f"{metrics['method']} on {metrics['pde'].get('name')}: rel. L2 {metrics['rel_l2']:.3g}"
+    error = "n/a" if metrics["rel_l2"] is None else format(metrics["rel_l2"], ".3g")
+    title = f"{metrics['method']} on {metrics['pde'].get('name')}: rel. L2 {error}"
     if pred.ndim == 2:
         t, x = arrays["t"], arrays["x"]
         extent = (t[0], t[-1], x[0], x[-1])
@@ -86,7 +108,11 @@ def error_in_time(t: np.ndarray, metrics: dict[str, Any], path: Path) -> Path:
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    ax.semilogy(t, metrics["rel_l2_per_time"])
+    per_time = np.asarray(metrics["rel_l2_per_time"], dtype=float)
+    if per_time.shape != t.shape:
+        raise ConfigError(f"metrics.json: rel_l2_per_time has {per_time.size} values for {t.size} times; "
+                          f"rerun 'pdeop evaluate'")
+    ax.semilogy(t, per_time)
     ax.set_xlabel("t")
     ax.set_ylabel("relative L2 error")
     ax.grid(True, which="both", alpha=0.3)
@@ -101,14 +127,16 @@ def training_curves(history: list[dict[str, Any]], path: Path) -> Path:
     steps = [row["step"] for row in history]
     skip = {"step", "window", "lr", "seconds", "val_loss", "rel_l2", "epsilon", "min_weight"}
     for key in dict.fromkeys(k for row in history for k in row if k not in skip):
-        left.semilogy(steps, [row.get(key, np.nan) for row in history], label=key)
+        left.semilogy(steps, np.asarray([row.get(key) for row in history], dtype=float), label=key)
     left.set_xlabel("step")
     left.set_title("training loss terms")
     left.legend()
     validated = [row for row in history if "val_loss" in row]
-    right.semilogy([r["step"] for r in validated], [r["val_loss"] for r in validated], "o-", label="validation loss")
+    right.semilogy([r["step"] for r in validated], np.asarray([r["val_loss"] for r in validated], dtype=float), "o-",
+                   label="validation loss")
     if any("rel_l2" in r for r in validated):
-        right.semilogy([r["step"] for r in validated], [r.get("rel_l2", np.nan) for r in validated], "s-",
+        right.semilogy([r["step"] for r in validated], np.asarray([r.get("rel_l2") for r in validated], dtype=float),
+                       "s-",
                        label="relative L2 (monitor grid)")
     right.set_xlabel("step")
     right.legend()

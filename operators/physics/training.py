@@ -14,11 +14,15 @@ depend only on ``(seed, s)``; the learning rate is a pure function of the step; 
 running averages and the optimiser moments are saved in ``last/``. Resuming after a kill or a
 ``max_minutes`` stop therefore gives the run an uninterrupted one gives (Adam phase; an L-BFGS
 phase restarts its curvature history from the checkpoint).
+
+Safety as in the operator trainer: the run folder is claimed (:func:`operators.training.run_folder.claim`),
+the model's size is checked on the meta device before it is built, and the first non-finite loss or
+gradient stops training before the step is taken (:mod:`operators.training.divergence`), leaving
+``last/`` at the last validation.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from operators import strict_json
 from operators.physics import sampling
 from operators.physics.causal import EpsilonSchedule
 from operators.physics.evaluation import predict, relative_l2
@@ -36,8 +41,11 @@ from operators.physics.exact import reference
 from operators.physics.objectives import Objective
 from operators.physics.pde_specs import PDESpec, build_pde, describe_pde
 from operators.physics.run_config import PhysicsRunConfig, model_settings, parse_run_config
-from operators.registry import build
+from operators.registry import build, check_fits_memory, layout
+from operators.strict_json import check_fields
 from operators.training import run_folder
+from operators.training.divergence import (NonFiniteStep, TrainingDiverged, check_gradients, check_loss,
+                                           optimizer_step, stop_message)
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
@@ -93,7 +101,10 @@ class PhysicsTrainer:
         self.spec: PDESpec = build_pde(config.pde)
         self.dtype = torch.float64 if config.training.dtype == "float64" else torch.float32
         torch.manual_seed(config.seed)
-        self.model = build(model_settings(config, self.spec)).to(device=self.device, dtype=self.dtype)
+        settings = model_settings(config, self.spec)
+        check_fits_memory(layout(settings), copies=4 * (2 if self.dtype == torch.float64 else 1),
+                          what="the model of this config")
+        self.model = build(settings).to(device=self.device, dtype=self.dtype)
         self.optimizer = build_optimizer(self.model.parameters(), config.training.optimizer)
         self.objective = Objective(config, self.spec, self.dtype, self.device)
         self._monitor: tuple[list[np.ndarray], np.ndarray] | None | bool = False
@@ -106,7 +117,8 @@ class PhysicsTrainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         try:
-            return self._fit(resume, max_minutes)
+            with run_folder.claim(self.run_dir, resume):
+                return self._fit(resume, max_minutes)
         finally:
             torch.set_num_threads(threads)
 
@@ -118,7 +130,10 @@ class PhysicsTrainer:
         stopped = False
         while progress["step"] < total and not stopped:
             tick = time.perf_counter()
-            terms = self._adam_step(progress) if progress["step"] < cfg.steps else self._lbfgs_step(progress)
+            try:
+                terms = self._adam_step(progress) if progress["step"] < cfg.steps else self._lbfgs_step(progress)
+            except NonFiniteStep as exc:
+                raise TrainingDiverged(self._stop_message(exc, progress)) from None
             progress["step"] += 1
             progress["elapsed"] += time.perf_counter() - tick
             self._accumulate(progress, terms)
@@ -145,11 +160,13 @@ class PhysicsTrainer:
         set_lr(self.optimizer, cfg.optimizer.lr * lr_factor(cfg.scheduler, local, 1, per_window))
         schedule = EpsilonSchedule(self.config.causal.epsilons, self.config.causal.tolerance, progress["stage"])
         result = self.objective.step_loss(self.model, step, window, schedule.epsilon)
+        check_loss(result.loss)
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
+        check_gradients(self.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer)
         if result.weights is not None:
             schedule.update(result.weights)
             progress["stage"] = schedule.stage
@@ -174,12 +191,23 @@ class PhysicsTrainer:
         def closure() -> torch.Tensor:
             self._lbfgs.zero_grad(set_to_none=True)
             result = self.objective.step_loss(self.model, cfg.steps, cfg.windows - 1, epsilon)
+            check_loss(result.loss)
             result.loss.backward()
+            check_gradients(self.model.named_parameters())
             holder.setdefault("result", result)  # the first evaluation: the loss at the current weights
             return result.loss
 
         self._lbfgs.step(closure)
         return {**holder["result"].terms, "window": cfg.windows - 1, "lr": 1.0}
+
+    def _stop_message(self, error: NonFiniteStep, progress: dict[str, Any]) -> str:
+        saved = progress.get("saved_step", 0)
+        if saved:
+            where = f"{self.run_dir / 'last'} holds step {saved} (--resume continues from it)"
+        else:
+            where = "no validation step had finished, so no checkpoint was written"
+        lr = self.optimizer.param_groups[0]["lr"] if progress["step"] < self.config.training.steps else 1.0
+        return stop_message(error, f"step {progress['step'] + 1}", lr, progress["step"] == 0, where)
 
     # ------------------------------------------------------------------ logging and validation
     @staticmethod
@@ -247,6 +275,13 @@ class PhysicsTrainer:
             self.log(f"no checkpoint in {self.run_dir} yet; starting from the beginning")
             return self._fresh_progress()
         progress = load_training_state(last, self.model, self.optimizer, self.device)
+        check_fields(progress, {"step": "int", "stage": "int", "history": "list", "causal": "list",
+                                "running": "mapping", "best_score": "number", "elapsed": "number"},
+                     f"the progress recorded in {last}")
+        total = self.config.training.steps + self.config.training.lbfgs_steps
+        if not (0 <= progress["step"] <= total and 0 <= progress["stage"] < len(self.config.causal.epsilons)):
+            raise ConfigError(f"the progress recorded in {last} (step {progress['step']}, eps stage "
+                              f"{progress['stage']}) does not fit this run of {total} steps")
         self.log(f"resuming {self.run_dir} at step {progress['step']}")
         return progress
 
@@ -260,6 +295,8 @@ class PhysicsTrainer:
                              "fields": list(spec.fields), "observable": list(spec.observable_names)},
                  "run_config": self.config.to_dict()}
 
+        progress["saved_step"] = progress["step"]
+
         def save_model(folder: Path, name: str) -> None:
             save(self.model, folder, grid=grid, extra={**extra, "step": progress["step"]} if name == "best" else extra)
 
@@ -268,4 +305,5 @@ class PhysicsTrainer:
             improved)
         run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
         if progress["causal"]:
-            run_folder.write_atomic(self.run_dir / CAUSAL_WEIGHTS, json.dumps({"rows": progress["causal"]}))
+            run_folder.write_atomic(self.run_dir / CAUSAL_WEIGHTS, strict_json.dumps({"rows": progress["causal"]},
+                                                                                    indent=None))

@@ -27,14 +27,29 @@ def pyplot():
 def save_figure(fig, path: Path) -> Path:
     """Write ``fig`` to ``path`` as PNG (folders created), close it and return ``path``.
 
-    Figures made without a layout engine get ``tight_layout`` first; ``constrained_layout`` ones keep theirs.
+    The PNG is written to a staged file and renamed into place (:mod:`operators.atomic_files`), so a
+    figure is never half-written. Figures made without a layout engine get ``tight_layout`` first;
+    ``constrained_layout`` ones keep theirs.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from operators.atomic_files import staged_file
+
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    try:
+        with staged_file(path, overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        pyplot().close(fig)
     return path
+
+
+def _floats(values: Any) -> np.ndarray:
+    """A metrics list as floats (null, a non-finite value in strict JSON, becomes NaN)."""
+    return np.asarray(values, dtype=float)
+
+
+def _g(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
 
 
 def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -43,14 +58,14 @@ def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
-    ax.semilogy(epochs, [row["train_loss"] for row in history], label="train loss")
+    ax.semilogy(epochs, _floats([row["train_loss"] for row in history]), label="train loss")
     for key, label in (("physics_loss", "PDE residual (unweighted)"), ("val_l2", "validation rel. L2")):
         if any(key in row for row in history):
-            ax.semilogy(epochs, [row.get(key, np.nan) for row in history], label=label)
+            ax.semilogy(epochs, _floats([row.get(key) for row in history]), label=label)
     ax.set_xlabel("epoch")
     ax.legend(loc="upper right")
     lr_axis = ax.twinx()
-    lr_axis.plot(epochs, [row["lr"] for row in history], color="0.6", linestyle=":", label="learning rate")
+    lr_axis.plot(epochs, _floats([row["lr"] for row in history]), color="0.6", linestyle=":", label="learning rate")
     lr_axis.set_ylabel("learning rate", color="0.4")
     return save_figure(fig, path)
 
@@ -62,18 +77,19 @@ def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2 if has_corr else 1, figsize=(10 if has_corr else 5, 4), squeeze=False)
     rollout = metrics["rollout"]
     marker = "." if len(rollout["t"]) <= 40 else None
-    axes[0, 0].plot(rollout["t"], rollout["rel_l2"], marker=marker)
+    axes[0, 0].plot(_floats(rollout["t"]), _floats(rollout["rel_l2"]), marker=marker)
     if "super_resolution" in metrics and "rollout" in metrics["super_resolution"]:
         sr = metrics["super_resolution"]
-        axes[0, 0].plot(sr["rollout"]["t"], sr["rollout"]["rel_l2"], marker=marker,
+        axes[0, 0].plot(_floats(sr["rollout"]["t"]), _floats(sr["rollout"]["rel_l2"]), marker=marker,
                         label=f"zero-shot {'x'.join(map(str, sr['resolution']))}")
         axes[0, 0].legend()
     axes[0, 0].set(xlabel="time after the last input step", ylabel="relative L2 error", title="rollout error")
     if has_corr:
         corr = metrics["correlation"]
-        axes[0, 1].plot(corr["t"], corr["mean"], marker=marker)
+        axes[0, 1].plot(_floats(corr["t"]), _floats(corr["mean"]), marker=marker)
         axes[0, 1].axhline(corr["threshold"], color="k", linestyle="--", linewidth=0.8)
-        axes[0, 1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"mean time {corr['time_mean']:.3g}")
+        if corr.get("time_mean") is not None:
+            axes[0, 1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"mean time {_g(corr['time_mean'])}")
         axes[0, 1].set(xlabel="time after the last input step", ylabel="Pearson correlation",
                        title="correlation with the truth")
         axes[0, 1].legend()
@@ -84,12 +100,12 @@ def energy_spectra(metrics: dict[str, Any], path: Path) -> Path:
     """Shell-summed energy spectra of truth and prediction on log-log axes."""
     plt = pyplot()
     spectrum = metrics["energy_spectrum"]
-    k = np.asarray(spectrum["k"])[1:]
+    k = _floats(spectrum["k"])[1:]
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.loglog(k, np.asarray(spectrum["truth"])[1:], label="truth")
-    ax.loglog(k, np.asarray(spectrum["prediction"])[1:], "--", label="prediction")
+    ax.loglog(k, _floats(spectrum["truth"])[1:], label="truth")
+    ax.loglog(k, _floats(spectrum["prediction"])[1:], "--", label="prediction")
     ax.set(xlabel="wavenumber |k|", ylabel="E(k)",
-           title=f"energy spectrum (rel. error {spectrum['rel_l2']:.2g})")
+           title=f"energy spectrum (rel. error {_g(spectrum.get('rel_l2'), 2)})")
     ax.legend()
     return save_figure(fig, path)
 

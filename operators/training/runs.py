@@ -1,19 +1,71 @@
 """Reading a finished (or running) training run back: its config, its surrogate, its test data.
 
-``pdeop evaluate``, ``pdeop plot`` and ``pdeop export`` all start here.
+``pdeop evaluate``, ``pdeop plot`` and ``pdeop export`` all start here. The trainer's checkpoint
+metadata (surrogate protocol, grid) is checked field by field (:class:`SurrogateMeta`,
+:class:`ProtocolMeta`, :class:`GridMeta`) and against the model config and the run's
+``run_config.json`` before it is used, so an edited or damaged checkpoint is a one-line error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from operators.training.config import RunConfig, run_config_from_mapping
 from operators.training.surrogate import Surrogate
-from operators.training.run_folder import read_config
+from operators.training.run_folder import first_difference, read_config
+from pde_data.config import check, from_mapping, to_mapping
 from pde_data.loading import DataConfig
 from solvers.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class SurrogateMeta:
+    """``extra.surrogate`` of a trainer checkpoint: steps in the input window and per call (time-dependent data)."""
+
+    history: Optional[int] = None
+    step: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("history", "step"):
+            value = getattr(self, name)
+            check(value is None or value >= 1, f"checkpoint extra.surrogate.{name} must be >= 1 or null (got {value})")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolMeta:
+    """``extra.protocol`` of a trainer checkpoint: what one model call takes and gives."""
+
+    protocol: str
+    variable: Optional[str]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    conditioning: tuple[str, ...]
+    t_in: int
+    t_out: Optional[int]
+    periodic: bool
+    subsample: int
+
+    def __post_init__(self) -> None:
+        check(self.t_in >= 1 and (self.t_out is None or self.t_out >= 1) and self.subsample >= 1,
+              f"checkpoint extra.protocol: t_in, t_out and subsample must be >= 1 (got {self.t_in}, {self.t_out}, "
+              f"{self.subsample})")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridMeta:
+    """``grid`` of a trainer checkpoint: the training grid."""
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    coords: dict
+    periodic: bool
+
+    def __post_init__(self) -> None:
+        check(len(self.dims) == len(self.shape) and 1 <= len(self.shape) <= 3 and all(n >= 1 for n in self.shape),
+              f"checkpoint grid: shape {list(self.shape)[:4]} must give 1 to 3 sizes >= 1, one per dim "
+              f"{list(self.dims)[:4]}")
 
 
 @dataclasses.dataclass
@@ -41,11 +93,22 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
         If the folder is not a pdeop run or the checkpoint is missing.
     """
     run_dir = Path(run_dir)
-    config = run_config_from_mapping(read_config(run_dir))
+    recorded = read_config(run_dir)
+    if "pde" in recorded:
+        raise ConfigError(f"{run_dir} holds a physics-informed run (a 'pde' section); it has no operator surrogate")
+    config = run_config_from_mapping(recorded)
     path = run_dir / checkpoint
     if not path.is_dir():
-        raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint yet (no epoch has finished)")
+        from operators.checkpoint_folder import recover
+
+        recover(path)  # finishes a swap a kill interrupted, if that is what happened
+        if not path.is_dir():
+            raise ConfigError(f"{run_dir} has no '{checkpoint}' checkpoint (no epoch has finished, or it was removed)")
     surrogate, metadata = load_surrogate(path, device)
+    difference = first_difference(metadata["run_config"], config.to_dict())
+    if difference:
+        raise ConfigError(f"{path} was not written by the run in {run_dir} ({difference}, checkpoint then, "
+                          f"run_config.json now)")
     return LoadedRun(run_dir, config, surrogate, path, metadata)
 
 
@@ -59,10 +122,29 @@ def load_surrogate(checkpoint: str | Path, device: str = "cpu") -> tuple[Surroga
 
     operator = load(checkpoint, device=device)
     extra = operator.extra if isinstance(operator.extra, dict) else {}
-    if "surrogate" not in extra or "protocol" not in extra:
+    if not all(isinstance(extra.get(key), dict) for key in ("surrogate", "protocol", "run_config")):
         raise ConfigError(f"{checkpoint} was not written by the pdeop trainer (it has no protocol metadata)")
-    metadata = {**extra, "grid": operator.grid, "dataset": operator.dataset}
-    return Surrogate(operator, **extra["surrogate"]).eval(), metadata
+    surrogate = from_mapping(SurrogateMeta, extra["surrogate"], where="checkpoint extra.surrogate.")
+    protocol = from_mapping(ProtocolMeta, extra["protocol"], where="checkpoint extra.protocol.")
+    grid = from_mapping(GridMeta, operator.grid if isinstance(operator.grid, dict) else {}, where="checkpoint grid.")
+    _check_channels(operator, surrogate, protocol, checkpoint)
+    metadata = {"surrogate": to_mapping(surrogate), "protocol": to_mapping(protocol), "run_config": extra["run_config"],
+                "grid": to_mapping(grid), "dataset": operator.dataset}
+    return Surrogate(operator, surrogate.history, surrogate.step).eval(), metadata
+
+
+def _check_channels(operator: Any, surrogate: SurrogateMeta, protocol: ProtocolMeta, checkpoint: str | Path) -> None:
+    """The model's channel counts (when its config states them) must be what the protocol feeds and expects."""
+    config = operator.model.config
+    if protocol.variable is not None and (surrogate.history is None or surrogate.step is None):
+        raise ConfigError(f"{checkpoint}: time-dependent protocol without extra.surrogate history and step")
+    takes = (surrogate.history if protocol.variable else len(protocol.inputs)) + len(protocol.conditioning)
+    gives = surrogate.step if protocol.variable else len(protocol.outputs)
+    for field, value in (("in_channels", takes), ("out_channels", gives)):
+        stated = getattr(config, field, None)
+        if isinstance(stated, int) and stated != value:
+            raise ConfigError(f"{checkpoint}: the model has {field} = {stated} but its protocol metadata gives "
+                              f"{value}; the checkpoint's metadata is inconsistent")
 
 
 def evaluation_data(loaded: LoadedRun, path: str | Path | None = None, horizon: int | None = None,
@@ -135,3 +217,38 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
         if "rollout" in result:
             metrics["super_resolution"]["rollout"] = result["rollout"]
     return metrics
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """``metrics.json`` as :func:`evaluate_run` wrote it, checked to hold what the plots draw.
+
+    Raises
+    ------
+    ConfigError
+        If the file is not strict JSON or an entry the plots use is missing, of the wrong kind or
+        of a mismatched length.
+    """
+    from operators.strict_json import check_fields, read
+
+    what = str(path)
+    metrics = check_fields(read(path), {"energy_spectrum": "mapping", "data": "string?"}, what)
+    spectrum = check_fields(metrics["energy_spectrum"], {"k": "numbers", "truth": "numbers", "prediction": "numbers",
+                                                         "rel_l2": "number?"}, f"{what}: energy_spectrum")
+    _same_lengths(spectrum, ("k", "truth", "prediction"), f"{what}: energy_spectrum")
+    parts = [("rollout", metrics, {"t": "numbers", "rel_l2": "numbers"}),
+             ("correlation", metrics, {"t": "numbers", "mean": "numbers", "threshold": "number",
+                                       "time_mean": "number?"})]
+    if "super_resolution" in metrics:
+        sr = check_fields(metrics["super_resolution"], {"resolution": "numbers"}, f"{what}: super_resolution")
+        parts.append(("rollout", sr, {"t": "numbers", "rel_l2": "numbers"}))
+    for key, parent, spec in parts:
+        if key in parent:
+            check_fields(parent[key], spec, f"{what}: {key}")
+            _same_lengths(parent[key], [k for k, kind in spec.items() if kind == "numbers"], f"{what}: {key}")
+    return metrics
+
+
+def _same_lengths(mapping: dict[str, Any], keys, what: str) -> None:
+    lengths = {key: len(mapping[key]) for key in keys}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"{what}: the lists {', '.join(lengths)} differ in length ({list(lengths.values())})")

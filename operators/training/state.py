@@ -6,11 +6,14 @@ per-parameter tensors (``optimizer.<param id>.<name>``) and the random generator
 per-parameter values, the run's progress (epoch, step, history, best score) and which tensors were
 complex. Complex tensors are stored as their real views (``[..., 2]``) because older safetensors
 releases have no complex dtype.
+
+``training_state.json`` is strict JSON (:mod:`operators.strict_json`): an infinite best score (no
+epoch improved yet) is stored as null and read back as infinity. Reading refuses damaged files
+(truncated or bit-flipped tensors, malformed JSON, entries of the wrong type) with a ConfigError.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from operators import strict_json
+from operators.checkpoint_folder import TRAINING_STATE_FILES
 from solvers.errors import ConfigError
 
-TENSORS = "training_state.safetensors"
-META = "training_state.json"
+TENSORS, META = TRAINING_STATE_FILES
 
 
 def _plain(value: Any) -> Any:
@@ -54,7 +58,7 @@ def save_training_state(directory: Path, model: nn.Module, optimizer: torch.opti
     save_file(stored, str(directory / TENSORS))
     groups = [{k: _plain(v) for k, v in group.items()} for group in opt["param_groups"]]
     meta = {"progress": progress, "param_groups": groups, "optimizer_scalars": scalars, "complex": complex_keys}
-    (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    (directory / META).write_text(strict_json.dumps(meta), encoding="utf-8")
 
 
 def load_training_state(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -68,8 +72,27 @@ def load_training_state(directory: Path, model: nn.Module, optimizer: torch.opti
     """
     if not (directory / TENSORS).is_file() or not (directory / META).is_file():
         raise ConfigError(f"{directory} holds no training state to resume from")
-    meta = json.loads((directory / META).read_text(encoding="utf-8"))
-    tensors = load_file(str(directory / TENSORS))
+    meta = strict_json.check_fields(strict_json.read(directory / META), {
+        "progress": "mapping", "param_groups": "list", "optimizer_scalars": "mapping", "complex": "list"},
+        str(directory / META))
+    from safetensors import SafetensorError
+
+    try:
+        tensors = load_file(str(directory / TENSORS))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{directory / TENSORS} is not a valid safetensors file ({first})") from None
+    try:
+        return _restore(meta, tensors, model, optimizer, device, directory)
+    except ConfigError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:  # entries of a damaged file
+        raise ConfigError(f"the training state in {directory} is damaged or does not fit this run "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+
+
+def _restore(meta: dict[str, Any], tensors: dict[str, torch.Tensor], model: nn.Module,
+             optimizer: torch.optim.Optimizer, device: torch.device | str, directory: Path) -> dict[str, Any]:
     for key in meta["complex"]:
         tensors[key] = torch.view_as_complex(tensors[key])
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -95,4 +118,7 @@ def load_training_state(directory: Path, model: nn.Module, optimizer: torch.opti
     cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    return meta["progress"]
+    progress = meta["progress"]
+    if "best_score" in progress and progress["best_score"] is None:  # strict JSON stores infinity as null
+        progress["best_score"] = float("inf")
+    return progress

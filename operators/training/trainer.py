@@ -11,6 +11,12 @@ seeded from ``(seed, e)``; the learning rate is a pure function of the step (see
 :mod:`.schedules`); other randomness (pushforward depths, dropout) uses torch's global generator,
 whose state is saved with every ``last/`` checkpoint. Resuming from ``last/`` therefore replays
 exactly what an uninterrupted run does, whether the run was killed or stopped by ``max_minutes``.
+
+Safety: :meth:`Trainer.fit` claims the run folder (:func:`.run_folder.claim`: a new or empty folder,
+one trainer at a time), records the identity of the data (:mod:`.dataset_identity`; a resume on other
+data is refused), and stops at the first non-finite loss or gradient (:mod:`.divergence`) before the
+optimiser takes that step, so ``last/`` stays the last good epoch. The model's size is checked against
+free memory on the meta device before it is built.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ from typing import Any
 
 import torch
 
+from operators.strict_json import check_fields
 from operators.training import run_folder
 from operators.training.config import RunConfig
+from operators.training.divergence import (NonFiniteStep, TrainingDiverged, check_gradients, check_loss,
+                                           optimizer_step, stop_message)
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer
@@ -127,8 +136,10 @@ class Trainer:
         settings = model_settings(config, train.in_channels + train.cond_channels, out_channels,
                                   train.space_shape, self.data.info["periodic"])
         from operators.checkpoint import Operator
-        from operators.registry import build
+        from operators.registry import build, check_fits_memory, layout
 
+        # weights, gradients and two Adam moments, before anything is allocated
+        check_fits_memory(layout(settings), copies=4, what="the model of this config")
         info = self.data.info
         history = train.t_in if train.time_dependent else None
         operator = Operator(build(settings), self.data.normalizers.to_dict(),
@@ -226,6 +237,11 @@ class Trainer:
         loss, terms, physics
             The data loss, its number of terms (see :meth:`batch_loss`) and the unweighted physics
             residual (None without a physics term).
+
+        Raises
+        ------
+        NonFiniteStep
+            If the loss, the physics residual or a gradient is not finite; the step is not taken.
         """
         cfg = self.config.training
         pred, target, trajectory, terms = self._predict(x, y, c)
@@ -234,12 +250,15 @@ class Trainer:
         physics = self._physics_loss(x, trajectory, items)
         if physics is not None and cfg.physics.weight > 0:
             objective = loss + cfg.physics.weight * physics
+        loss_value = check_loss(loss)
+        physics_value = None if physics is None else check_loss(physics, "the physics residual")
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        check_gradients(self.surrogate.model.named_parameters())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.surrogate.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
-        return float(loss.detach()), terms, None if physics is None else float(physics.detach())
+        optimizer_step(self.optimizer)
+        return loss_value, terms, physics_value
 
     def _physics_loss(self, x: torch.Tensor, prediction: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
         """The unweighted residual term (no gradient when its weight is 0: it is only logged)."""
@@ -265,18 +284,40 @@ class Trainer:
         max_minutes
             Stop after the first epoch that ends past this wall time (``last/`` is saved, so
             ``resume`` continues the same run).
+
+        Raises
+        ------
+        ConfigError
+            If the run folder cannot be claimed (:func:`.run_folder.claim`), the resume does not
+            match the run, or training diverged (:class:`.divergence.TrainingDiverged`).
         """
+        with run_folder.claim(self.run_dir, resume):
+            return self._fit(resume, max_minutes)
+
+    def _fit(self, resume: bool, max_minutes: float | None) -> TrainResult:
         cfg = self.config.training
         progress: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf,
                                     "elapsed": 0.0}
         if resume:
             progress = self._resume()
         else:
-            run_folder.start(self.run_dir, self.config.to_dict())
+            run_folder.start(self.run_dir, self.config.to_dict(), self.dataset_identity())
         train = self.data.train
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         started = time.perf_counter()
         bar = self._bar(progress["epoch"])
+        try:
+            finished = self._epochs(progress, steps_per_epoch, started, bar, max_minutes)
+        finally:
+            if bar is not None:
+                bar.close()
+        return TrainResult(self.run_dir, progress["epoch"], finished, progress["best_score"], progress["history"])
+
+    def _epochs(self, progress: dict[str, Any], steps_per_epoch: int, started: float, bar,
+                max_minutes: float | None) -> bool:
+        """Run epochs until done or past ``max_minutes``; returns whether training finished."""
+        cfg = self.config.training
+        train = self.data.train
         finished = progress["epoch"] >= cfg.epochs
         while not finished:
             epoch = progress["epoch"]
@@ -290,7 +331,10 @@ class Trainer:
                 set_lr(self.optimizer, lr)
                 items = order[first:first + cfg.batch_size]
                 x, y, c = (t.to(self.device) for t in train.batch(items))
-                loss, n_terms, physics = self.train_step(x, y, c, items)
+                try:
+                    loss, n_terms, physics = self.train_step(x, y, c, items)
+                except NonFiniteStep as exc:
+                    raise TrainingDiverged(self._stop_message(exc, progress, lr)) from None
                 if physics is not None:
                     physics_sum += physics
                 batches += 1
@@ -319,9 +363,22 @@ class Trainer:
                 self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "
                          f"reached; continue with --resume")
                 break
-        if bar is not None:
-            bar.close()
-        return TrainResult(self.run_dir, progress["epoch"], finished, progress["best_score"], progress["history"])
+        return finished
+
+    def _stop_message(self, error: NonFiniteStep, progress: dict[str, Any], lr: float) -> str:
+        epoch = progress["epoch"]
+        if epoch:
+            saved = f"{self.run_dir / 'last'} holds epoch {epoch} (--resume continues from it)"
+        else:
+            saved = "no epoch had finished, so no checkpoint was written"
+        return stop_message(error, f"epoch {epoch + 1}, step {progress['step'] + 1}", lr, progress["step"] == 0, saved)
+
+    def dataset_identity(self) -> dict[str, Any]:
+        """The identity of the loaded data (:func:`.dataset_identity.identify`), as recorded in the run folder."""
+        from operators.training.dataset_identity import identify
+
+        return identify(self.config.data.path, self.data.info["fingerprint"],
+                        (self.data.train, self.data.val, self.data.test))
 
     # ------------------------------------------------------------------ files
     def _bar(self, initial: int):
@@ -333,11 +390,16 @@ class Trainer:
                     dynamic_ncols=True)
 
     def _resume(self) -> dict[str, Any]:
-        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict())
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), self.dataset_identity())
         if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
             return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
+        check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
+                                "elapsed": "number"}, f"the progress recorded in {last}")
+        if not 0 <= progress["epoch"] <= self.config.training.epochs or progress["step"] < 0:
+            raise ConfigError(f"the progress recorded in {last} (epoch {progress['epoch']}, step {progress['step']}) "
+                              f"does not fit this run of {self.config.training.epochs} epochs")
         self.log(f"resuming {self.run_dir} after epoch {progress['epoch']}/{self.config.training.epochs}")
         return progress
 

@@ -4,7 +4,7 @@
 ``sigma^2 (-lap + tau^2)^(-alpha)`` — the classic FNO set ``625 (-lap + 25)^-2`` (std ~ 0.594) or
 the sharper ``nu = 1e-3`` variant ``7^4 (-lap + 49)^-2.5`` (std ~ 0.274) — projected onto the
 modes kept by the 2/3 rule (it changes the field by far less than float32 rounding). The viscous
-part is integrated exactly in Fourier space, the advection by ETDRK4 (float64,
+part is integrated exactly in Fourier space, the advection by ETDRK4 (float64 or float32,
 :mod:`solvers.burgers`); snapshots every ``record_every`` from ``t = 0`` (the initial condition)
 to ``T`` at every ``internal_resolution / resolution``-th point ``x_i = i / resolution``.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -50,6 +51,8 @@ class BurgersConfig(RecordedGrid):
         Time between stored snapshots; a whole multiple of ``dt``.
     ic_alpha, ic_tau, ic_sigma
         Covariance ``ic_sigma^2 (-lap + ic_tau^2)^(-ic_alpha)`` of ``u0``.
+    precision
+        Real precision of the integration: ``float64`` or ``float32`` (snapshots are stored as float32).
     """
 
     resolution: int = 1024
@@ -61,6 +64,7 @@ class BurgersConfig(RecordedGrid):
     ic_alpha: float = 2.0
     ic_tau: float = 5.0
     ic_sigma: float = 25.0
+    precision: Literal["float64", "float32"] = "float64"
 
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
@@ -104,7 +108,7 @@ class Burgers(Family):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt)
+        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision))
         u = stepper.rollout(u0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                             progress=self.report_progress)
         return {"u": u}

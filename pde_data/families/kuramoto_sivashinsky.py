@@ -1,6 +1,6 @@
 """Kuramoto–Sivashinsky 1-D: ``u_t + u u_x + u_xx + u_xxxx = 0`` on ``[0, L)``, periodic (DESIGN.md §4).
 
-Integrated by ETDRK4 in float64 with 2/3 dealiasing (:mod:`solvers.kuramoto_sivashinsky`) on
+Integrated by ETDRK4 in float64 (or float32: ``precision``) with 2/3 dealiasing (:mod:`solvers.kuramoto_sivashinsky`) on
 ``internal_resolution`` points ``x_j = j L / N``. ``warmup_steps`` steps are discarded, then a
 snapshot is stored every ``record_every`` until ``T`` (the first snapshot, ``t = 0``, is the state
 right after the warm-up). ``L`` is one length, or a range ``[low, high]`` from which each sample
@@ -62,6 +62,8 @@ class KuramotoSivashinskyConfig(RecordedGrid):
         Number of sines, the wavenumbers ``l`` they draw from, and ``a`` in ``A ~ U(-a, a)``.
     cutoff
         Highest mode of the ``fourier`` initial condition.
+    precision
+        Real precision of the integration: ``float64`` or ``float32`` (snapshots are stored as float32).
     """
 
     resolution: int = 256
@@ -76,6 +78,7 @@ class KuramotoSivashinskyConfig(RecordedGrid):
     sine_wavenumbers: tuple[int, ...] = (1, 2)
     sine_amplitude: float = 0.5
     cutoff: int = 5
+    precision: Literal["float64", "float32"] = "float64"
 
     def __post_init__(self) -> None:
         check(len(self.L) in (1, 2), f"L must be one length or a range [low, high] (got {list(self.L)})")
@@ -163,7 +166,8 @@ class KuramotoSivashinsky(Family):
         c = self.config
         lengths = np.array([self.length(i, seed) for i in indices])
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0], c.dt)
+        stepper = kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0], c.dt,
+                                              np.dtype(c.precision))
         u = stepper.rollout(u0, c.steps_per_record, c.records, warmup_steps=c.warmup_steps, stride=c.stride,
                             labels=list(indices), progress=self.report_progress)
         out = {"u": u}

@@ -4,15 +4,19 @@
 ``w0`` a zero-mean periodic Gaussian random field with covariance
 ``sigma^2 (-lap + tau^2)^(-alpha)`` (``alpha = 2.5``, ``tau = 7``, ``sigma = sqrt(2) 7^1.5``:
 std ~ 0.262 on 256^2, as in the released data). Integrated on the internal grid with the classic
-Crank–Nicolson / forward-Euler scheme (:class:`solvers.navier_stokes.VorticityCN`) and stored every
-``record_every`` at ``resolution^2`` points (every ``internal_resolution / resolution``-th point,
-``x_i = i / resolution``), including the initial state at ``t = 0``.
+Crank–Nicolson / forward-Euler scheme (``scheme: classic``, the presets that reproduce the released
+data) or with exact viscosity and fourth-order exponential Runge–Kutta advection (``scheme:
+etdrk4``, steps as large as the advective CFL number allows; :mod:`solvers.navier_stokes`), in
+float64 or float32 (``precision``), and stored every ``record_every`` at ``resolution^2`` points
+(every ``internal_resolution / resolution``-th point, ``x_i = i / resolution``), including the
+initial state at ``t = 0``. The file's attributes record the scheme and the time step used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -20,7 +24,7 @@ from pde_data.config import check, check_finite
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
-from solvers.navier_stokes import NAVIER_STOKES_CFL_LIMIT, VorticityCN
+from solvers.navier_stokes import SCHEME_CFL_LIMITS, navier_stokes_stepper
 
 #: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
 INITIAL_STREAM = 0
@@ -51,6 +55,11 @@ class NavierStokesConfig(RecordedGrid):
     ic_alpha, ic_tau, ic_sigma
         Covariance ``ic_sigma^2 (-lap + ic_tau^2)^(-ic_alpha)`` of ``w0``; ``ic_sigma`` None means
         ``sqrt(2) ic_tau^(ic_alpha - 1)``, the released FNO data's amplitude.
+    scheme
+        Time scheme: ``classic`` (Crank–Nicolson / forward Euler, first order, CFL limit 1) or
+        ``etdrk4`` (exact viscosity, fourth order, CFL limit 2 sqrt(2)).
+    precision
+        Real precision of the integration: ``float64`` or ``float32`` (snapshots are stored as float32).
     """
 
     resolution: int = 64
@@ -63,6 +72,8 @@ class NavierStokesConfig(RecordedGrid):
     ic_alpha: float = 2.5
     ic_tau: float = 7.0
     ic_sigma: float | None = None
+    scheme: Literal["classic", "etdrk4"] = "classic"
+    precision: Literal["float64", "float32"] = "float64"
 
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
@@ -70,7 +81,7 @@ class NavierStokesConfig(RecordedGrid):
         check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
         speed = self.initial_speed()
-        self.check_initial_cfl(speed, NAVIER_STOKES_CFL_LIMIT, f"the initial velocity (about {speed:.3g})")
+        self.check_initial_cfl(speed, SCHEME_CFL_LIMITS[self.scheme], f"the initial velocity (about {speed:.3g})")
 
     @property
     def sigma(self) -> float:
@@ -96,7 +107,7 @@ def forcing_field(n: int, amplitude: float) -> np.ndarray:
 
 @register_family("navier-stokes")
 class NavierStokes(Family):
-    """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme)."""
+    """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme or ETDRK4)."""
 
     config_class = NavierStokesConfig
     default_preset = "fno"
@@ -104,7 +115,7 @@ class NavierStokes(Family):
     default_chunk_size = 8
 
     def layout(self) -> Layout:
-        """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)`` and the viscosity."""
+        """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)``, the viscosity, time scheme and step."""
         c = self.config
         x = c.stored_points
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
@@ -112,7 +123,7 @@ class NavierStokes(Family):
             coords={"x": x, "y": x, "t": c.record_times},
             variables={"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})},
             static={"f": (("x", "y"), forcing)},
-            attrs={"viscosity": c.viscosity},
+            attrs={"viscosity": c.viscosity, "scheme": c.scheme, "dt": c.dt, "precision": c.precision},
         )
 
     def initial_vorticity(self, index: int, seed: int) -> np.ndarray:
@@ -125,7 +136,8 @@ class NavierStokes(Family):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude) if c.forcing_amplitude else None
-        solver = VorticityCN(c.internal_resolution, c.viscosity, c.dt, forcing)
+        solver = navier_stokes_stepper(c.internal_resolution, c.viscosity, c.dt, forcing, c.scheme,
+                                       np.dtype(c.precision))
         w0 = np.stack([self.initial_vorticity(i, seed) for i in indices])
         w = solver.rollout(w0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                            progress=self.report_progress)

@@ -139,3 +139,33 @@ def test_cfl_violation_names_the_sample() -> None:
     u0 = np.stack([1e-3 * np.sin(2 * np.pi * x), np.sin(2 * np.pi * x)])
     with pytest.raises(StabilityError, match=r"^sample 42 became unstable by t = 0: the CFL number .*smaller dt"):
         burgers_stepper(64, 0.01, 0.05).rollout(u0, 1, 1, labels=[41, 42])
+
+
+def test_float32_burgers_matches_cole_hopf() -> None:
+    """In float32 the Burgers stepper still follows Cole–Hopf, to the accumulated float32 rounding.
+
+    nu = 0.02 from u0 = sin(2 pi x), 500 steps of 1e-3 as in the float64 test (whose error is 1e-9):
+    each step's four stages round every value at ~6e-8 relative and max|u| <= 1 never grows, so
+    500 x 4 x 6e-8 = 1.2e-4 bounds the sum (5e-6 is typical), while the state must really be float32.
+    """
+    n, nu = 128, 0.02
+    x = np.arange(n) / n
+    stepper = burgers_stepper(n, nu, 1e-3, dtype=np.float32)
+    assert stepper.start(np.sin(2 * np.pi * x)[None]).dtype == np.complex64
+    u = stepper.rollout(np.sin(2 * np.pi * x)[None], 500, 1, out_dtype=np.float64)[0, -1]
+    assert np.max(np.abs(u - _cole_hopf(x, 0.5, nu, 1.0))) < 1.2e-4
+
+
+def test_float32_ks_follows_float64() -> None:
+    """The float32 KS run stays within float32 rounding of the float64 one on Kassam & Trefethen's case.
+
+    32 steps of 1/32 to T = 1: 32 steps x 4 stages x 6e-8 x max|u| (1.3), amplified at most by the
+    fastest linear growth exp(T max(k^2 - k^4)) = exp(1/4), gives a bound of 1.3e-5 (4.5e-7 seen).
+    """
+    float64 = _ks_final(1 / 32)
+    n, length = 64, 32 * np.pi
+    x = length * np.arange(n) / n
+    u0 = np.cos(x / 16) * (1 + np.sin(x / 16))
+    float32 = kuramoto_sivashinsky_stepper(n, length, 1 / 32, np.float32).rollout(u0[None], 32, 1)[0, -1]
+    assert float32.dtype == np.float32
+    assert np.max(np.abs(float32 - float64)) < 1.3e-5

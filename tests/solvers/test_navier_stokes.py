@@ -7,25 +7,9 @@ import pytest
 
 from solvers.errors import StabilityError
 from solvers.navier_stokes import VorticityCN
-
-
-def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
-    x = np.arange(n) / n
-    return np.meshgrid(x, x, indexing="ij")
-
-
-def _smooth_field(rng: np.random.Generator, n: int, count: int, amplitude: float = 1.0) -> np.ndarray:
-    """Random zero-mean fields with exponentially decaying spectrum (resolved on the grid)."""
-    k = np.abs(np.fft.fftfreq(n, 1.0 / n))
-    decay = np.exp(-0.4 * (k[:, None] + k[None, : n // 2 + 1]))
-    w = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((count, n, n))) * decay, s=(n, n))
-    w -= w.mean(axis=(1, 2), keepdims=True)
-    return amplitude * w / w.std()
-
-
-def _forcing(n: int) -> np.ndarray:
-    x, y = _grid(n)
-    return 0.1 * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
+from tests.solvers.vorticity_fields import grid as _grid
+from tests.solvers.vorticity_fields import kolmogorov_forcing as _forcing
+from tests.solvers.vorticity_fields import smooth_field as _smooth_field
 
 
 @pytest.mark.parametrize("shape", ["taylor-green", "plane-wave"])
