@@ -151,29 +151,82 @@ def axis_dft_matrices(n: int, modes: int, norm: str, dtype: torch.dtype,
     return _cached(("axis", n, modes, norm), _axis_dft_arrays(n, modes, norm), dtype, device)
 
 
-def gather_modes(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
-    """Select the ``m`` kept frequencies of a full FFT axis, in FFT order."""
+def _gathered(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
+    """:func:`gather_modes` by concatenation (differentiable by autograd's own rules)."""
     n = x.shape[axis]
-    if m == n:
-        return x
     positive, negative = kept_split(m)
     if negative == 0:
         return x.narrow(axis, 0, positive)
     return torch.cat((x.narrow(axis, 0, positive), x.narrow(axis, n - negative, negative)), dim=axis)
 
 
+def _scattered(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+    """:func:`scatter_modes` into one new tensor, each element written once (not differentiable)."""
+    m = x.shape[axis]
+    positive, negative = kept_split(m)
+    shape = list(x.shape)
+    shape[axis] = n
+    out = x.new_empty(shape)
+    out.narrow(axis, 0, positive).copy_(x.narrow(axis, 0, positive))
+    out.narrow(axis, positive, n - m).zero_()
+    if negative:
+        out.narrow(axis, n - negative, negative).copy_(x.narrow(axis, positive, negative))
+    return out
+
+
+class _GatherModes(torch.autograd.Function):
+    """:func:`gather_modes` whose backward is :func:`scatter_modes` (and the reverse, :class:`_ScatterModes`).
+
+    Autograd's backward of the concatenated slices builds one zero-filled full-size gradient per slice
+    and adds them, five passes over the full axis where one suffices; with long axes and few modes
+    (1-D layers) those passes cost as much as the FFTs. Both are differentiable to any order.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int, m: int) -> torch.Tensor:  # noqa: D102
+        ctx.axis, ctx.n = axis, x.shape[axis]
+        return _gathered(x, axis, m)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        return _ScatterModes.apply(grad, ctx.axis, ctx.n), None, None
+
+
+class _ScatterModes(torch.autograd.Function):
+    """:func:`scatter_modes` whose backward is :func:`gather_modes` (see :class:`_GatherModes`)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int, n: int) -> torch.Tensor:  # noqa: D102
+        ctx.axis, ctx.m = axis, x.shape[axis]
+        return _scattered(x, axis, n)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        return _GatherModes.apply(grad, ctx.axis, ctx.m), None, None
+
+
+def gather_modes(x: torch.Tensor, axis: int, m: int) -> torch.Tensor:
+    """Select the ``m`` kept frequencies of a full FFT axis, in FFT order."""
+    axis %= x.ndim
+    if m == x.shape[axis]:
+        return x
+    if torch.jit.is_tracing():  # a traced program cannot hold a Python autograd.Function
+        return _gathered(x, axis, m)
+    return _GatherModes.apply(x, axis, m)
+
+
 def scatter_modes(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
     """Inverse of :func:`gather_modes`: place ``m`` kept frequencies on a full axis of length ``n``."""
-    m = x.shape[axis]
-    if m == n:
+    axis %= x.ndim
+    if x.shape[axis] == n:
         return x
-    positive, negative = kept_split(m)
-    zeros_shape = list(x.shape)
-    zeros_shape[axis] = n - m
-    pieces = [x.narrow(axis, 0, positive), x.new_zeros(zeros_shape)]
-    if negative:
-        pieces.append(x.narrow(axis, positive, negative))
-    return torch.cat(pieces, dim=axis)
+    if torch.jit.is_tracing():  # concatenated with zeros, as autograd and the tracer know it
+        positive, negative = kept_split(x.shape[axis])
+        zeros_shape = list(x.shape)
+        zeros_shape[axis] = n - x.shape[axis]
+        pieces = [x.narrow(axis, 0, positive), x.new_zeros(zeros_shape), x.narrow(axis, positive, negative)]
+        return torch.cat(pieces, dim=axis)
+    return _ScatterModes.apply(x, axis, n)
 
 
 def _pairs(z: torch.Tensor) -> torch.Tensor:
@@ -191,10 +244,38 @@ def fft_last(x: torch.Tensor, columns: int, norm: str, complex_data: bool) -> to
     if not use_dft_matrix(n, columns):
         if complex_data:
             return gather_modes(torch.fft.fft(x, dim=-1, norm=norm), -1, columns)
-        return torch.fft.rfft(x, dim=-1, norm=norm).narrow(-1, 0, columns)
+        if torch.jit.is_tracing():  # a traced program cannot hold a Python autograd.Function
+            return torch.fft.rfft(x, dim=-1, norm=norm).narrow(-1, 0, columns)
+        return _TruncatedRfft.apply(x, columns, norm)
     real_dtype = x.real.dtype if complex_data else x.dtype
     forward, _ = dft_matrices(n, columns, norm, real_dtype, x.device, complex_data)
     return _as_complex((_pairs(x) if complex_data else x) @ forward)
+
+
+class _TruncatedRfft(torch.autograd.Function):
+    """``rfft(x)[..., :columns]`` with the backward by one inverse real FFT.
+
+    Autograd's backward of ``rfft`` zero-pads the gradient to the full complex spectrum and runs a
+    complex FFT of the whole axis; the gradient ``Re(F^H G)`` is an inverse real FFT of ``G`` with the
+    interior columns halved (they stand for a conjugate pair), half the work and no full-size complex
+    buffer. The backward is made of differentiable torch operations, so it has a gradient itself.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, columns: int, norm: str) -> torch.Tensor:  # noqa: D102
+        ctx.n, ctx.norm = int(x.shape[-1]), norm
+        return torch.fft.rfft(x, dim=-1, norm=norm).narrow(-1, 0, columns)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        n, columns = ctx.n, int(grad.shape[-1])
+        weight = torch.full((columns,), 0.5, dtype=grad.real.dtype, device=grad.device)
+        weight[0] = 1.0
+        if n % 2 == 0 and columns == n // 2 + 1:
+            weight[-1] = 1.0
+        # grad_x = scale * Re(sum_k G_k exp(2 pi i k j / n)): the unnormalised irfft of the halved interior columns
+        scale = _SCALES[ctx.norm][0](n)
+        return torch.fft.irfft(grad * (weight * scale), n=n, dim=-1, norm="forward"), None, None
 
 
 def ifft_last(spectrum: torch.Tensor, n: int, norm: str, complex_data: bool,
