@@ -3,7 +3,11 @@ Navier-Stokes nu = 1e-3 data, MgNO vs FNO on Darcy, and FNO's correlation time o
 
 Every contender is trained by the same trainer (``operators.training.Trainer``) on the same data
 with the same epochs, batch size, optimiser and schedule, then scored by ``pdeop evaluate``'s code
-on the test split. The data and protocols are those of the shipped quick configs
+on the test split, which also scores the trivial baselines on the same items
+(``operators.training.baselines``): each row carries the baseline's error and the model's skill
+``1 - error_model / error_baseline`` — persistence (last input frame repeated) for time-dependent
+data, with the skill at the first and the worst rollout step, and the training-set mean output for
+Darcy. The data and protocols are those of the shipped quick configs
 (``configs/train/{fno_ns,fno_darcy,fno_ks}_quick.yaml``; data generated on first use); only the
 ``model`` section and the budget change here. neuralop's ``FNO`` is registered for this script as
 model ``neuralop-fno`` with the same width, modes and layers as ours (both at neuralop's default
@@ -143,7 +147,22 @@ def run_one(task: str, label: str, model: dict[str, Any], seed: int, quick: bool
         row["correlation_time"] = metrics["correlation"]["time_mean"]
         row["correlation_censored"] = metrics["correlation"]["censored"]
         row["rollout_steps"] = len(metrics["rollout"]["rel_l2"])
+    row.update(baseline_columns(metrics))
     return row
+
+
+def baseline_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The reference baseline of a run's metrics (persistence, else the training mean), its test error and the
+    model's skill against it; for rollouts also the skill at the first step and at the worst step."""
+    name = next(n for n in ("persistence", "training_mean") if n in metrics["skill"])
+    skill = metrics["skill"][name]
+    columns = {"baseline": name, "baseline_rel_l2": metrics["baselines"][name]["rel_l2"], "skill": skill["rel_l2"]}
+    if "rollout" in skill:
+        steps = skill["rollout"]["rel_l2"]
+        columns.update({"baseline_rel_l2_step1": metrics["baselines"][name]["rollout"]["rel_l2"][0],
+                        "rel_l2_step1": metrics["rollout"]["rel_l2"][0], "skill_step1": steps[0],
+                        "skill_worst_step": min((v for v in steps if v is not None), default=None)})
+    return columns
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -151,6 +170,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def mean(task: str, label: str, key: str = "test_rel_l2") -> float:
         values = [r[key] for r in rows if r["task"] == task and r["model"] == label]
         return statistics.fmean(values) if values else float("nan")
+
+    skills = {f"{task}_{label.replace(' ', '_').replace(',', '')}_{key}": mean(task, label, key)
+              for task, (_, contenders) in CONTENDERS.items() for label, _ in contenders
+              for key in ("baseline_rel_l2", "skill", "skill_step1", "skill_worst_step")
+              if any(r["task"] == task and r["model"] == label and key in r for r in rows)}
 
     ours, theirs = mean("navier-stokes", "pdeop fno"), mean("navier-stokes", "neuralop fno")
     fno, mgno = mean("darcy", "pdeop fno"), mean("darcy", "pdeop mgno")
@@ -166,6 +190,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "darcy_target_met (ratio < 1)": mgno < fno,
         "ks_correlation_time_fno": mean("kuramoto-sivashinsky", "pdeop fno", "correlation_time"),
         "ks_rel_l2_fno": mean("kuramoto-sivashinsky", "pdeop fno"),
+        "every_model_beats_its_baseline_at_every_step": all(
+            (r.get("skill_worst_step", r["skill"]) or 0.0) > 0 for r in rows),
+        **skills,
     }
 
 
@@ -187,6 +214,8 @@ def main() -> None:
     summary = summarise(rows)
     print(format_table(rows, ["task", "model", "seed", "epochs", "parameters", "train_seconds", "test_rel_l2",
                               "test_rel_h1", "correlation_time"]))
+    print(format_table(rows, ["task", "model", "seed", "test_rel_l2", "baseline", "baseline_rel_l2", "skill",
+                              "rel_l2_step1", "baseline_rel_l2_step1", "skill_step1", "skill_worst_step"]))
     for key, value in summary.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     name = "operator_accuracy_quick" if args.quick else "operator_accuracy"

@@ -63,19 +63,70 @@ def _non_finite(metrics: dict[str, Any]) -> bool:
     return bool(found)
 
 
-def summary(metrics: dict[str, Any]) -> str:
-    """A few human-readable lines of the headline numbers."""
+#: how the printed summary names each baseline
+BASELINE_NAMES = {"persistence": "persistence", "linear_extrapolation": "linear extrapolation",
+                  "training_mean": "training-mean output"}
+
+
+def summary(metrics: dict[str, Any], max_rows: int = 10) -> str:
+    """A few human-readable lines of the headline numbers, the baselines' beside the model's.
+
+    Time-dependent runs get a per-step table (at most ``max_rows`` steps, evenly spread, first and last
+    always) of the model's relative L2 error, each baseline's, and the model's skill against persistence.
+    """
     lines = [f"test ({metrics['n_items']} items at {'x'.join(map(str, metrics['resolution']))}): "
              f"rel L2 {metrics['rel_l2']:.4g}, rel H1 {metrics['rel_h1']:.4g}, "
              f"spectrum error {metrics['energy_spectrum']['rel_l2']:.3g}"]
+    baselines = metrics.get("baselines", {})
+    if baselines:
+        parts = [f"{BASELINE_NAMES.get(name, name)} rel L2 {b['rel_l2']:.4g} (model skill "
+                 f"{_number(metrics['skill'][name]['rel_l2'])})" for name, b in baselines.items()]
+        lines.append("baselines on the same items: " + "; ".join(parts))
+    for name, reason in metrics.get("baselines_unavailable", {}).items():
+        lines.append(f"no {BASELINE_NAMES.get(name, name)} baseline: {reason}")
     if "rollout" in metrics:
-        curve = metrics["rollout"]["rel_l2"]
-        lines.append(f"rollout over {len(curve)} steps: rel L2 first {curve[0]:.4g}, last {curve[-1]:.4g}")
+        lines += _rollout_table(metrics, baselines, max_rows)
         corr = metrics["correlation"]
+        times = [f"{BASELINE_NAMES.get(n, n)} {b['correlation']['time_mean']:.4g}" for n, b in baselines.items()]
         lines.append(f"correlation time (corr < {corr['threshold']}): mean {corr['time_mean']:.4g}, "
-                     f"median {corr['time_median']:.4g} ({corr['censored']} never dropped)")
+                     f"median {corr['time_median']:.4g} ({corr['censored']} never dropped)"
+                     + (f"; {', '.join(times)}" if times else ""))
     if "super_resolution" in metrics:
         sr = metrics["super_resolution"]
         lines.append(f"zero-shot at {'x'.join(map(str, sr['resolution']))}: rel L2 {sr['rel_l2']:.4g}, "
                      f"rel H1 {sr['rel_h1']:.4g}")
     return "\n".join(lines)
+
+
+def _rollout_table(metrics: dict[str, Any], baselines: dict[str, Any], max_rows: int) -> list[str]:
+    """Per-step relative L2 of the model and the baselines, and the skill against persistence."""
+    rollout = metrics["rollout"]
+    n = len(rollout["t"])
+    rows = sorted({round(i * (n - 1) / max(max_rows - 1, 1)) for i in range(min(n, max_rows))})
+    names = list(baselines)
+    header = ["t", "model"] + [BASELINE_NAMES.get(name, name) for name in names]
+    skill = metrics.get("skill", {}).get("persistence")
+    if skill is not None:
+        header.append("skill vs persistence")
+    table = [header]
+    for i in rows:
+        row = [f"{rollout['t'][i]:.4g}", f"{rollout['rel_l2'][i]:.4g}"]
+        row += [f"{baselines[name]['rollout']['rel_l2'][i]:.4g}" for name in names]
+        if skill is not None:
+            row.append(_number(skill["rollout"]["rel_l2"][i]))
+        table.append(row)
+    widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+    lines = [f"rollout rel L2 per step ({n} steps{', ' + str(len(rows)) + ' shown' if len(rows) < n else ''}):"]
+    lines += ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
+    if skill is not None:
+        worse = [t for t, v in zip(rollout["t"], skill["rollout"]["rel_l2"]) if v is not None and v <= 0]
+        if worse:
+            lines.append(f"warning: the model is no better than persistence at {len(worse)} of {n} steps "
+                         f"(t = {', '.join(f'{t:.4g}' for t in worse[:8])}{', ...' if len(worse) > 8 else ''}); "
+                         f"a model that predicts the state itself often is at small budgets: try "
+                         f"training.predict: increment")
+    return lines
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3g}"

@@ -140,6 +140,10 @@ class TrainingConfig:
         ``pushforward`` (a random number of calls without gradient, then one call with it).
     step
         Time steps per model call (default: the whole target in ``direct`` mode, 1 otherwise).
+    predict
+        What the model outputs for time-dependent data: ``state`` (the next steps themselves) or
+        ``increment`` (their change from the last input frame, added back by the surrogate; see
+        :class:`~operators.training.surrogate.Surrogate`). The loss is on the state either way.
     grad_clip
         Clip the global gradient norm (null: no clipping).
     physics
@@ -157,6 +161,7 @@ class TrainingConfig:
     loss_reduction: Literal["mean", "sum"] = "mean"
     mode: Mode = "direct"
     step: Optional[int] = None
+    predict: Literal["state", "increment"] = "state"
     grad_clip: Optional[float] = None
     eval_batch_size: int = 64
     physics: Optional[PhysicsLossConfig] = None
@@ -236,10 +241,15 @@ class RunConfig(RunSettings):
             check(mode == "direct", f"training.mode {mode!r} needs a time-dependent protocol; "
                                     f"data.protocol is 'static' (use mode 'direct')")
             check(self.training.step is None, "training.step applies to time-dependent protocols only")
+            check(self.training.predict == "state", "training.predict 'increment' needs a time-dependent protocol; "
+                                                    "data.protocol is 'static' (use predict 'state')")
         elif mode == "direct":
             check(self.training.step is None or self.data.t_out is None or self.training.step == self.data.t_out,
                   f"training.mode 'direct' predicts all data.t_out = {self.data.t_out} steps at once "
                   f"(got training.step = {self.training.step})")
+        check(not (self.training.predict == "increment" and self.model.get("input_residual")),
+              "training.predict 'increment' and model.input_residual both add the input to the output; "
+              "keep one of them")
         if self.data.time_dependent and mode != "direct" and self.data.t_out is not None:
             step = self.call_steps(self.data.t_out)
             check(self.data.t_out % step == 0,

@@ -4,12 +4,15 @@
 batches and accumulates:
 
 * ``rel_l2`` / ``rel_h1``: mean over test items of the relative error of the whole predicted target;
-* ``rollout``: for time-dependent data, the mean relative L2 error of every predicted step;
+* ``rollout``: for time-dependent data, the mean relative L2 and H1 errors of every predicted step;
 * ``correlation``: the mean Pearson correlation with the truth per step and the *correlation
   time*, the first time after the last input step at which the correlation drops below the
   threshold (items that never drop count as the horizon; ``censored`` says how many);
 * ``energy_spectrum``: shell-averaged spectra of truth and prediction (pooled over items and
   steps) and their errors.
+
+:func:`evaluate_with_baselines` scores trivial predictors (:mod:`.baselines`) with the same
+function on the same items and adds the model's skill against each.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from operators.training.losses import per_step_relative_l2, relative_h1, relative_l2
+from operators.training.losses import per_step_relative_h1, per_step_relative_l2, relative_h1, relative_l2
 
 
 def energy_spectrum(u: torch.Tensor) -> torch.Tensor:
@@ -153,6 +156,7 @@ def evaluate(surrogate, dataset, periodic: bool, n_steps: int | None = None, thr
         acc.add("spectrum_pred", energy_spectrum(pred).sum(dim=(0, 1)) / y.shape[1])
         if time_dependent:
             acc.add("per_step", per_step_relative_l2(pred, y).sum(dim=0))
+            acc.add("per_step_h1", per_step_relative_h1(pred, y, periodic).sum(dim=0))
             corr = pearson_per_step(pred, y)
             acc.add("correlation", corr.sum(dim=0))
             times, censored = correlation_time(corr, _lead_times(dataset, y.shape[1]), threshold)
@@ -169,7 +173,7 @@ def evaluate(surrogate, dataset, periodic: bool, n_steps: int | None = None, thr
         lead = _lead_times(dataset, n_steps)
         times = np.concatenate(acc.corr_times)
         censored = np.concatenate(acc.censored)
-        result["rollout"] = {"t": lead.tolist(), "rel_l2": acc.mean("per_step")}
+        result["rollout"] = {"t": lead.tolist(), "rel_l2": acc.mean("per_step"), "rel_h1": acc.mean("per_step_h1")}
         result["correlation"] = {
             "t": lead.tolist(),
             "mean": acc.mean("correlation"),
@@ -179,6 +183,38 @@ def evaluate(surrogate, dataset, periodic: bool, n_steps: int | None = None, thr
             "censored": int(censored.sum()),
         }
     return result
+
+
+def evaluate_with_baselines(surrogate, dataset, baselines: dict[str, tuple[Any, Any]],
+                            unavailable: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """:func:`evaluate` of ``surrogate`` plus the same metrics of each baseline and the model's skill.
+
+    Parameters
+    ----------
+    surrogate, dataset
+        As in :func:`evaluate`.
+    baselines
+        ``{name: (predictor, dataset)}`` (see :func:`operators.training.baselines.time_baselines`); each
+        predictor is scored on its dataset, which holds the same items and targets as ``dataset``.
+    unavailable
+        ``{name: reason}`` of baselines that do not apply, recorded as they are.
+    **kwargs
+        Passed to :func:`evaluate` for the model and every baseline alike.
+
+    Returns
+    -------
+    dict
+        The model's metrics with ``baselines`` (name -> metrics), ``baselines_unavailable`` (name ->
+        reason) and ``skill`` (name -> :func:`~operators.training.baselines.skill_summary`).
+    """
+    from operators.training.baselines import skill_summary
+
+    metrics = evaluate(surrogate, dataset, **kwargs)
+    scored = {name: evaluate(predictor, data, **kwargs) for name, (predictor, data) in baselines.items()}
+    metrics["baselines"] = scored
+    metrics["baselines_unavailable"] = dict(unavailable or {})
+    metrics["skill"] = {name: skill_summary(metrics, result) for name, result in scored.items()}
+    return metrics
 
 
 def _lead_times(dataset, n_steps: int) -> np.ndarray:

@@ -118,6 +118,13 @@ def per_step_relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return diff / target.flatten(2).norm(dim=2).clamp_min(_TINY)
 
 
+def per_step_relative_h1(pred: torch.Tensor, target: torch.Tensor, periodic: bool = True,
+                         lengths: Sequence[float] | None = None) -> torch.Tensor:
+    """Relative H1 error (:func:`relative_h1`) of every channel (time step) separately: ``[B, C, *space]`` -> ``[B, C]``."""
+    steps = lambda u: u.reshape(u.shape[0] * u.shape[1], 1, *u.shape[2:])  # noqa: E731
+    return relative_h1(steps(pred), steps(target), periodic, lengths, reduction="none").reshape(pred.shape[:2])
+
+
 def loss_function(name: str, periodic: bool, lengths: Sequence[float] | None = None):
     """Training loss ``f(pred, target, reduction)`` by name: ``l2`` or ``h1`` (relative)."""
     if name == "l2":

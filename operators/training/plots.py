@@ -70,29 +70,56 @@ def training_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+#: line style and label of each baseline in the rollout figure
+_BASELINE_STYLES = {"persistence": ("--", "persistence"), "linear_extrapolation": (":", "linear extrapolation")}
+
+
 def rollout_curves(metrics: dict[str, Any], path: Path) -> Path:
-    """Relative L2 error per predicted step and, when present, the mean correlation with the truth."""
+    """Relative L2 error per predicted step and, when present, the mean correlation with the truth, each with
+    the baselines' curves on the same items, and the model's skill per step against each baseline."""
     plt = pyplot()
     has_corr = "correlation" in metrics
-    fig, axes = plt.subplots(1, 2 if has_corr else 1, figsize=(10 if has_corr else 5, 4), squeeze=False)
+    baselines = {k: v for k, v in metrics.get("baselines", {}).items() if "rollout" in v}
+    panels = 1 + has_corr + bool(baselines)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), squeeze=False)
+    axes = axes[0]
     rollout = metrics["rollout"]
     marker = "." if len(rollout["t"]) <= 40 else None
-    axes[0, 0].plot(_floats(rollout["t"]), _floats(rollout["rel_l2"]), marker=marker)
+    axes[0].plot(_floats(rollout["t"]), _floats(rollout["rel_l2"]), marker=marker, color="C0", label="model")
+    for name, result in baselines.items():
+        style, label = _BASELINE_STYLES.get(name, ("-.", name))
+        axes[0].plot(_floats(result["rollout"]["t"]), _floats(result["rollout"]["rel_l2"]), style, color="0.35", label=label)
     if "super_resolution" in metrics and "rollout" in metrics["super_resolution"]:
         sr = metrics["super_resolution"]
-        axes[0, 0].plot(_floats(sr["rollout"]["t"]), _floats(sr["rollout"]["rel_l2"]), marker=marker,
-                        label=f"zero-shot {'x'.join(map(str, sr['resolution']))}")
-        axes[0, 0].legend()
-    axes[0, 0].set(xlabel="time after the last input step", ylabel="relative L2 error", title="rollout error")
+        axes[0].plot(_floats(sr["rollout"]["t"]), _floats(sr["rollout"]["rel_l2"]), marker=marker, color="C1",
+                     label=f"model, zero-shot {'x'.join(map(str, sr['resolution']))}")
+    axes[0].set(xlabel="time after the last input step", ylabel="relative L2 error", title="rollout error")
+    axes[0].legend()
     if has_corr:
         corr = metrics["correlation"]
-        axes[0, 1].plot(_floats(corr["t"]), _floats(corr["mean"]), marker=marker)
-        axes[0, 1].axhline(corr["threshold"], color="k", linestyle="--", linewidth=0.8)
+        axes[1].plot(_floats(corr["t"]), _floats(corr["mean"]), marker=marker, color="C0", label="model")
+        for name, result in baselines.items():
+            style, label = _BASELINE_STYLES.get(name, ("-.", name))
+            axes[1].plot(_floats(result["correlation"]["t"]), _floats(result["correlation"]["mean"]), style, color="0.35", label=label)
+        axes[1].axhline(corr["threshold"], color="k", linestyle="--", linewidth=0.8)
         if corr.get("time_mean") is not None:
-            axes[0, 1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"mean time {_g(corr['time_mean'])}")
-        axes[0, 1].set(xlabel="time after the last input step", ylabel="Pearson correlation",
-                       title="correlation with the truth")
-        axes[0, 1].legend()
+            axes[1].axvline(corr["time_mean"], color="C3", linestyle=":", label=f"model's mean time {_g(corr['time_mean'])}")
+        axes[1].set(xlabel="time after the last input step", ylabel="Pearson correlation",
+                    title="correlation with the truth")
+        axes[1].legend()
+    if baselines:
+        ax = axes[-1]
+        lowest = 0.0
+        for name in baselines:
+            style, label = _BASELINE_STYLES.get(name, ("-.", name))
+            values = _floats(metrics["skill"][name]["rollout"]["rel_l2"])  # null (undefined) -> NaN
+            lowest = min(lowest, np.nanmin(values, initial=0.0))
+            ax.plot(_floats(rollout["t"]), values, style, marker=marker, color="C0", label=f"vs {label}")
+        ax.axhline(0.0, color="k", linewidth=0.8)
+        ax.set_ylim(max(lowest, -2.0) - 0.05, 1.05)  # a very negative skill is cut off at -2: it is bad enough
+        ax.set(xlabel="time after the last input step", ylabel="1 - error_model / error_baseline",
+               title="model skill (> 0: better than the baseline)")
+        ax.legend()
     return save_figure(fig, path)
 
 

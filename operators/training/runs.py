@@ -26,11 +26,15 @@ class SurrogateMeta:
 
     history: Optional[int] = None
     step: Optional[int] = None
+    #: the model predicts the change from the last input frame (``training.predict: increment``)
+    increment: bool = False
 
     def __post_init__(self) -> None:
         for name in ("history", "step"):
             value = getattr(self, name)
             check(value is None or value >= 1, f"checkpoint extra.surrogate.{name} must be >= 1 or null (got {value})")
+        check(not self.increment or self.history is not None,
+              "checkpoint extra.surrogate.increment needs a time-dependent surrogate (history set)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +134,7 @@ def load_surrogate(checkpoint: str | Path, device: str = "cpu") -> tuple[Surroga
     _check_channels(operator, surrogate, protocol, checkpoint)
     metadata = {"surrogate": to_mapping(surrogate), "protocol": to_mapping(protocol), "run_config": extra["run_config"],
                 "grid": to_mapping(grid), "dataset": operator.dataset}
-    return Surrogate(operator, surrogate.history, surrogate.step).eval(), metadata
+    return Surrogate(operator, surrogate.history, surrogate.step, surrogate.increment).eval(), metadata
 
 
 def _check_channels(operator: Any, surrogate: SurrogateMeta, protocol: ProtocolMeta, checkpoint: str | Path) -> None:
@@ -186,12 +190,15 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
     Returns
     -------
     dict
-        :func:`~operators.training.evaluation.evaluate`'s metrics plus the data used, whether it is
-        the training dataset, the training grid and, when training used a coarser grid than the
-        file's (or ``evaluation.super_resolution_subsample`` is set), ``super_resolution``: the
-        zero-shot errors on the finer grid.
+        :func:`~operators.training.evaluation.evaluate_with_baselines`'s metrics (the model's, the
+        same metrics of the trivial baselines on the same items — persistence and linear
+        extrapolation for time-dependent data, the training-set mean output for static maps — and
+        the model's skill against each) plus the data used, whether it is the training dataset, the
+        training grid and, when training used a coarser grid than the file's (or
+        ``evaluation.super_resolution_subsample`` is set), ``super_resolution``: the zero-shot errors
+        on the finer grid.
     """
-    from operators.training.evaluation import evaluate
+    from operators.training.evaluation import evaluate, evaluate_with_baselines
     from pde_data.loading import fingerprint, make_dataset, open_dataset
 
     config = evaluation_data(loaded, data, horizon)
@@ -206,7 +213,8 @@ def evaluate_run(loaded: LoadedRun, data: Path | None = None, samples: int | Non
     metrics["same_dataset_as_training"] = fingerprint(ds) == loaded.metadata["dataset"]
     ds.close()
     metrics["train_resolution"] = loaded.metadata["grid"]["shape"]
-    metrics.update(evaluate(loaded.surrogate, dataset, **kwargs))
+    baselines, unavailable = run_baselines(loaded, dataset)
+    metrics.update(evaluate_with_baselines(loaded.surrogate, dataset, baselines, unavailable, **kwargs))
     sub = loaded.config.evaluation.super_resolution_subsample
     if sub is None and config.subsample > 1:
         sub = 1
@@ -241,6 +249,14 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     if "super_resolution" in metrics:
         sr = check_fields(metrics["super_resolution"], {"resolution": "numbers"}, f"{what}: super_resolution")
         parts.append(("rollout", sr, {"t": "numbers", "rel_l2": "numbers"}))
+    baselines = check_fields(metrics, {"baselines": "mapping", "skill": "mapping"}, what, required=False)
+    for name, baseline in baselines.get("baselines", {}).items():
+        where = f"{what}: baselines.{name}"
+        if "rollout" in check_fields(baseline, {}, where):
+            parts += [("rollout", baseline, {"t": "numbers", "rel_l2": "numbers"}),
+                      ("correlation", baseline, {"t": "numbers", "mean": "numbers"})]
+            skill = check_fields(baselines.get("skill", {}), {name: "mapping"}, f"{what}: skill")[name]
+            parts.append(("rollout", skill, {"rel_l2": "numbers"}))
     for key, parent, spec in parts:
         if key in parent:
             check_fields(parent[key], spec, f"{what}: {key}")
@@ -252,3 +268,30 @@ def _same_lengths(mapping: dict[str, Any], keys, what: str) -> None:
     lengths = {key: len(mapping[key]) for key in keys}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"{what}: the lists {', '.join(lengths)} differ in length ({list(lengths.values())})")
+
+
+def run_baselines(loaded: LoadedRun, dataset) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+    """The trivial baselines of a run's test ``dataset`` (see :mod:`operators.training.baselines`).
+
+    Time-dependent data: persistence and linear extrapolation. Static maps: the mean output of the
+    run's training split (read from the run's data file, resampled to the test grid if it differs).
+
+    Returns
+    -------
+    (baselines, unavailable)
+        ``{name: (predictor, dataset)}`` and ``{name: reason}`` for those that cannot be computed.
+    """
+    from operators.training.baselines import TrainingMean, time_baselines
+    from pde_data.loading import make_dataset
+    from pde_data.normalization import resample
+
+    if getattr(dataset, "time_dependent", False):
+        return time_baselines(dataset)
+    data = loaded.config.data
+    try:
+        train = make_dataset(data, "train")
+    except ConfigError as exc:
+        return {}, {"training_mean": f"the training data cannot be read ({exc})"}
+    mean = TrainingMean.fit(train.outputs).mean
+    mean = resample(mean, dataset.space_shape, loaded.periodic)
+    return {"training_mean": (TrainingMean(mean), dataset)}, {}

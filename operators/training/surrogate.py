@@ -7,6 +7,11 @@ call takes physical fields ``x`` ``[B, C_in, *space]`` and conditioning channels
 time-dependent data ``x`` holds ``history`` time steps and one call predicts the next ``step``
 steps; :meth:`rollout` feeds predictions back to go further. Every training mode of the trainer is
 one of the methods here, so training, evaluation and export run the same code.
+
+With ``increment`` set, the operator predicts the change from the last input frame and one call
+returns ``x[:, -1] + operator(x)`` for each of its ``step`` output steps: the untrained model starts
+near persistence ("nothing changes") instead of having to learn to copy the state through its
+spectral truncation, and its capacity goes into the dynamics.
 """
 
 from __future__ import annotations
@@ -28,13 +33,19 @@ class Surrogate(nn.Module):
     history, step
         For time-dependent data: steps in the input window and steps predicted per call
         (None for static maps).
+    increment
+        The operator's output is the change from the last input frame (time-dependent data only).
     """
 
-    def __init__(self, operator: nn.Module, history: Optional[int] = None, step: Optional[int] = None) -> None:
+    def __init__(self, operator: nn.Module, history: Optional[int] = None, step: Optional[int] = None,
+                 increment: bool = False) -> None:
         super().__init__()
+        if increment and history is None:
+            raise ValueError("increment prediction needs a time-dependent surrogate (history and step set)")
         self.operator = operator
         self.history = history
         self.step = step
+        self.increment = bool(increment)
 
     @property
     def model(self) -> nn.Module:
@@ -43,9 +54,11 @@ class Surrogate(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One model call on physical fields: ``[B, C_in, *space]`` -> ``[B, C_out, *space]``."""
-        if cond is not None and cond.shape[1] > 0:
-            x = torch.cat([x, cond], dim=1)
-        return self.operator(x)
+        inputs = torch.cat([x, cond], dim=1) if cond is not None and cond.shape[1] > 0 else x
+        out = self.operator(inputs)
+        if self.increment:
+            out = out + x[:, -1:]
+        return out
 
     def rollout(self, x: torch.Tensor, cond: Optional[torch.Tensor], n_calls: int,
                 grad_calls: Optional[int] = None) -> torch.Tensor:
@@ -105,3 +118,28 @@ class Surrogate(nn.Module):
             return self(x, cond)
         n_calls = -(-n_steps // self.step)
         return self.rollout(x, cond, n_calls)[:, :n_steps]
+
+
+def fit_increment_normalizer(trajectories: torch.Tensor, step: int, kind: str, periodic: bool):
+    """Output normaliser of an ``increment`` surrogate: statistics of the changes it predicts.
+
+    Output channel ``j`` (0-based) of one call is the change over ``j + 1`` stored steps, so its
+    statistics are fitted on ``u(t + j + 1) - u(t)`` over every sample and time of the training
+    ``trajectories`` ``[N, T, *space]``, one statistic per channel.
+
+    Returns
+    -------
+    UnitGaussianNormalizer or None
+        ``kind`` as in :func:`pde_data.normalization.fit_normalizer` (None for ``"none"``).
+    """
+    from pde_data.normalization import concat_channels, fit_normalizer
+
+    if kind == "none":
+        return None
+    if step >= trajectories.shape[1]:
+        raise ValueError(f"trajectories of {trajectories.shape[1]} steps hold no change over {step} steps")
+    parts = []
+    for lead in range(1, step + 1):
+        change = trajectories[:, lead:] - trajectories[:, :-lead]
+        parts.append((fit_normalizer(change.reshape(-1, 1, *trajectories.shape[2:]), kind, periodic=periodic), 1))
+    return concat_channels(parts)

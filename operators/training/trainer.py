@@ -41,7 +41,7 @@ from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer
 from operators.training.schedules import lr_factor, set_lr
 from operators.training.state import load_training_state, save_training_state
-from operators.training.surrogate import Surrogate
+from operators.training.surrogate import Surrogate, fit_increment_normalizer
 from pde_data.loading import DataBundle, make_datasets
 from solvers.errors import ConfigError
 
@@ -142,11 +142,16 @@ class Trainer:
         check_fits_memory(layout(settings), copies=4, what="the model of this config")
         info = self.data.info
         history = train.t_in if train.time_dependent else None
-        operator = Operator(build(settings), self.data.normalizers.to_dict(),
+        normalizers = self.data.normalizers
+        if config.training.predict == "increment":  # the model's outputs are changes: normalise them as such
+            normalizers = dataclasses.replace(normalizers, output=fit_increment_normalizer(
+                train.trajectories, self.step, config.data.normalization, info["periodic"]))
+        operator = Operator(build(settings), normalizers.to_dict(),
                             grid={"dims": info["space_dims"], "shape": list(train.space_shape), "coords": info["grid"],
                                   "periodic": info["periodic"]},
                             dataset=info["fingerprint"], extra=self._checkpoint_extra(history))
-        self.surrogate = Surrogate(operator, history=history, step=self.step)
+        self.surrogate = Surrogate(operator, history=history, step=self.step,
+                                   increment=config.training.predict == "increment")
         self.surrogate.to(self.device)
         self.optimizer = build_optimizer(self.surrogate.model.parameters(), config.training.optimizer)
         periodic = self.data.info["periodic"]
@@ -407,7 +412,8 @@ class Trainer:
         """What a checkpoint carries besides model, normalisers, grid and dataset: protocol and config."""
         data = self.config.data
         return {
-            "surrogate": {"history": history, "step": self.step},
+            "surrogate": {"history": history, "step": self.step,
+                          "increment": self.config.training.predict == "increment"},
             "protocol": {"protocol": data.protocol, "variable": self.data.info["variable"],
                          "inputs": list(data.inputs), "outputs": list(data.outputs),
                          "conditioning": list(data.conditioning), "t_in": data.t_in, "t_out": self.t_out,

@@ -46,11 +46,17 @@ def test_train_evaluate_plot_export_end_to_end(heat, tmp_path, capsys):
     config = _write(tmp_path / "fno.yaml", fno_config(heat))
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
+    printed = capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["same_dataset_as_training"] and metrics["test_samples"] == [24, 25, 26, 27]
     assert metrics["rel_l2"] < 0.1, metrics["rel_l2"]
-    assert len(metrics["rollout"]["rel_l2"]) == 3  # the rest of each trajectory, autoregressively
+    assert len(metrics["rollout"]["rel_l2"]) == len(metrics["rollout"]["rel_h1"]) == 3  # the rest, autoregressively
+    # persistence on the same items beside the model (one-frame windows from t = 0: no linear extrapolation)
+    assert list(metrics["baselines"]) == ["persistence"] and "linear_extrapolation" in metrics["baselines_unavailable"]
+    assert len(metrics["skill"]["persistence"]["rollout"]["rel_l2"]) == 3
+    assert "skill vs persistence" in printed and "baselines on the same items: persistence" in printed
     assert main(["plot", str(run), "--samples", "0", "3"]) == 0
     for name in ("training", "sample_0", "sample_3", "rollout", "spectrum"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000
@@ -61,6 +67,32 @@ def test_train_evaluate_plot_export_end_to_end(heat, tmp_path, capsys):
 
     # a fresh interpreter that imports nothing but torch (no pdeop ops registered) runs the program
     assert_program_reproduces("torch-export", out, x, load_run(run).surrogate(x).detach())
+
+
+def test_static_map_is_compared_with_the_training_mean(tmp_path, capsys):
+    """For a static map `evaluate` scores the mean training output on the test items: its error equals NumPy's
+    mean over test items of ||u_i - mean_train(u)|| / ||u_i|| on the stored arrays (float32 data: rtol 1e-5),
+    and the model's skill against it is reported."""
+    import h5py
+    import numpy as np
+
+    path = tiny_data.screened_poisson(tmp_path / "sp.h5", n_samples=20, n=16)
+    mapping = {"seed": 0, "data": {"path": str(path), "protocol": "static", "inputs": ["a"], "outputs": ["u"],
+                                   "n_train": 12, "n_val": 0, "n_test": 4, "periodic": True},
+               "model": {"model": "fno", "n_modes": [4, 4], "width": 8, "n_layers": 1},
+               "training": {"epochs": 1, "batch_size": 6}}
+    run = tmp_path / "run"
+    assert main(["train", str(_write(tmp_path / "s.yaml", mapping)), "--out", str(run), "--quiet"]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    with h5py.File(path, "r") as f:
+        u = f["u"][:].astype(np.float64)
+    mean, test = u[:12].mean(axis=0), u[16:]
+    expected = np.mean([np.linalg.norm(v - mean) / np.linalg.norm(v) for v in test])
+    np.testing.assert_allclose(metrics["baselines"]["training_mean"]["rel_l2"], expected, rtol=1e-5)
+    baseline = metrics["baselines"]["training_mean"]["rel_l2"]
+    np.testing.assert_allclose(metrics["skill"]["training_mean"]["rel_l2"], 1 - metrics["rel_l2"] / baseline, rtol=1e-12)
+    assert "training-mean output rel L2" in capsys.readouterr().out
 
 
 def test_torchscript_export_runs_without_pdeop(heat, tmp_path):
