@@ -10,16 +10,19 @@ rounds):
   (``rational_reference``), ``torch.compile`` of that reference (inductor; skipped in ``--quick``
   mode unless ``--compile``: its first compilation alone takes about a minute here), the C++ op, and
   the CUDA op and GPU reference when a GPU is present. A memory copy of x is timed alongside for scale.
-* **spectral conv**, forward + backward at FNO sizes: neuralop's ``SpectralConv``, pdeop's
-  ``SpectralConv`` with the reference mixing (einsum) and with the C++ mixing; plus the mixing op
-  alone (forward + both gradients) in the two layouts it meets: channel-major (slices of an rfft
-  output) and mode-major (pdeop's DFT-by-matmul layer), einsum against C++.
+* **spectral conv**, forward + backward at FNO sizes, real and complex data (``complex_data``), 1-D to
+  3-D + time (4-D): neuralop's ``SpectralConv``, pdeop's ``SpectralConv`` with the reference mixing
+  (einsum) and with the C++ mixing; the forward alone (``no_grad``), neuralop against C++; and the
+  bytes each layer's autograd graph saves for the backward (``saved_for_bwd``, activation memory); plus the mixing op alone (forward + both gradients) in the two
+  layouts it meets: channel-major (slices of an rfft output) and mode-major (pdeop's DFT-by-matmul
+  layer), einsum against C++, with 2, 3 and 4 mode axes.
 * **KAN-FNO training step** (forward, backward, Adam step), C++ kernels against the reference ones.
 
 ``summary`` holds the ratios (competitor time / pdeop time) of the medians and, less sensitive to
 other processes on a shared machine, of the minima; ``*_min`` entries are the smallest over cases.
 
-Run: ``python benchmarks/kernels.py [--quick] [--threads N] [--compile]`` or ``pdeop bench kernels``.
+Run: ``python benchmarks/kernels.py [--quick] [--threads N] [--compile] [--sections S,...]`` or
+``pdeop bench kernels``.
 """
 
 from __future__ import annotations
@@ -100,27 +103,39 @@ def rational_rows(quick: bool, compile_reference: bool, device: str) -> list[dic
     return rows
 
 
-def _spectral_layers(channels: int, modes: tuple[int, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _spectral_layers(channels: int, modes: tuple[int, ...], complex_data: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """neuralop's layer and ours with its weights (where both are Fourier multipliers, the same function)."""
     from neuralop.layers.spectral_convolution import SpectralConv as NeuralopSpectralConv
 
+    from operators.layers.neuralop_interop import spectral_conv_state_from_neuralop
     from operators.layers.spectral_conv import SpectralConv
 
     torch.manual_seed(0)
-    return NeuralopSpectralConv(channels, channels, n_modes=modes), SpectralConv(channels, channels, modes)
+    theirs = NeuralopSpectralConv(channels, channels, n_modes=modes, complex_data=complex_data)
+    ours = SpectralConv(channels, channels, modes, complex_data=complex_data)
+    state = {k: v for k, v in theirs.state_dict().items() if isinstance(v, torch.Tensor)}
+    ours.load_state_dict(spectral_conv_state_from_neuralop(state, len(modes), complex_data))
+    return theirs, ours
 
 
 def spectral_rows(quick: bool) -> list[dict[str, Any]]:
     """Spectral convolution forward + backward: neuralop, pdeop with einsum, pdeop with C++ mixing."""
+    # (batch, channels, grid, modes, complex data)
     if quick:
-        cases = [(16, 32, (64, 64), (16, 16))]
+        cases = [(16, 32, (64, 64), (16, 16), False), (16, 32, (64, 64), (16, 16), True),
+                 (2, 16, (16, 16, 16, 8), (8, 8, 8, 4), True)]
     else:
-        cases = [(16, 32, (64, 64), (16, 16)), (16, 64, (64, 64), (16, 16)), (8, 64, (128, 128), (24, 24)),
-                 (32, 64, (1024,), (64,)), (4, 32, (32, 32, 32), (8, 8, 8))]
+        cases = [(16, 32, (64, 64), (16, 16), False), (16, 64, (64, 64), (16, 16), False),
+                 (8, 64, (128, 128), (24, 24), False), (32, 64, (1024,), (64,), False),
+                 (4, 32, (32, 32, 32), (8, 8, 8), False), (16, 32, (64, 64), (16, 16), True),
+                 (32, 64, (1024,), (64,), True), (4, 16, (16, 16, 16, 8), (8, 8, 8, 4), False),
+                 (4, 16, (16, 16, 16, 8), (8, 8, 8, 4), True)]
     rows = []
-    for batch, channels, grid, modes in cases:
-        theirs, ours = _spectral_layers(channels, modes)
-        x = torch.randn(batch, channels, *grid, requires_grad=True)
-        grad = torch.randn(batch, channels, *grid)
+    for batch, channels, grid, modes, complex_data in cases:
+        theirs, ours = _spectral_layers(channels, modes, complex_data)
+        dtype = torch.complex64 if complex_data else torch.float32
+        x = torch.randn(batch, channels, *grid, dtype=dtype, requires_grad=True)
+        grad = torch.randn(batch, channels, *grid, dtype=dtype)
 
         def step(layer: torch.nn.Module, reference: bool = False) -> Callable[[], None]:
             def run() -> None:
@@ -134,18 +149,52 @@ def spectral_rows(quick: bool) -> list[dict[str, Any]]:
 
             return run
 
-        timings = _time({"neuralop": step(theirs), "pdeop_einsum": step(ours, reference=True),
-                         "pdeop_cpp": step(ours)}, quick, "cpu")
-        case = f"B={batch} C={channels} grid={list(grid)} modes={list(modes)}"
-        for name, t in timings.items():
-            rows.append({"section": "spectral_conv", "case": case, "device": "cpu", "pass": "fwd_bwd", "impl": name,
-                         "median_s": t["median_s"], "min_s": t["min_s"]})
+        def forward(layer: torch.nn.Module) -> Callable[[], None]:
+            def run() -> None:
+                with torch.no_grad():
+                    layer(x)
+
+            return run
+
+        case = f"{'complex' if complex_data else 'real'} B={batch} C={channels} grid={list(grid)} modes={list(modes)}"
+        passes = {"fwd_bwd": {"neuralop": step(theirs), "pdeop_einsum": step(ours, reference=True),
+                              "pdeop_cpp": step(ours)},
+                  "fwd": {"neuralop": forward(theirs), "pdeop_cpp": forward(ours)}}
+        for part, contenders in passes.items():
+            for name, t in _time(contenders, quick, "cpu").items():
+                rows.append({"section": "spectral_conv", "case": case, "device": "cpu", "pass": part, "impl": name,
+                             "median_s": t["median_s"], "min_s": t["min_s"]})
+        for name, layer in (("neuralop", theirs), ("pdeop_cpp", ours)):
+            rows.append({"section": "spectral_conv", "case": case, "device": "cpu", "pass": "saved_for_bwd",
+                         "impl": name, "saved_bytes": saved_for_backward_bytes(layer, x)})
     return rows
+
+
+def saved_for_backward_bytes(layer: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes the autograd graph of ``layer(x)`` keeps for the backward pass (activation memory).
+
+    Counted once per storage, over every tensor the forward saves (``saved_tensors_hooks``), leaving out
+    the input and the parameters, which exist anyway. Deterministic, unlike a timing.
+    """
+    kept = {p.untyped_storage().data_ptr() for p in layer.parameters()} | {x.untyped_storage().data_ptr()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in kept:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = layer(x)
+    del out
+    return sum(saved.values())
 
 
 def mixing_rows(quick: bool) -> list[dict[str, Any]]:
     """The mixing op alone (forward and both gradients) in its two layouts, einsum against C++."""
-    cases = [(16, 64, (16, 9))] if quick else [(16, 64, (16, 9)), (32, 64, (24, 13)), (4, 32, (8, 8, 5))]
+    cases = [(16, 64, (16, 9)), (4, 16, (8, 8, 8, 4))] if quick else [
+        (16, 64, (16, 9)), (32, 64, (24, 13)), (4, 32, (8, 8, 5)), (4, 16, (8, 8, 8, 4)), (16, 32, (16, 16))]
     rows = []
     for batch, channels, modes in cases:
         d = len(modes)
@@ -229,6 +278,13 @@ def _ratio(rows: list[dict[str, Any]], section: str, case: str, part: str, slow:
     return None
 
 
+def _grid_dims(case: str) -> int:
+    """Spatial dimensions of a case named ``... grid=[n_1, ..., n_d] ...`` (0 without a grid)."""
+    if "grid=[" not in case:
+        return 0
+    return case.split("grid=[", 1)[1].split("]", 1)[0].count(",") + 1
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Speed-up ratios (competitor median / pdeop median) per case, their minima, and the targets."""
     summary: dict[str, Any] = {"targets": {
@@ -253,8 +309,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 entry["bwd_over_fwd"] = round((times[(fast, "fwd_bwd")] - times[(fast, "fwd")]) / times[(fast, "fwd")], 3)
             per_case[key] = entry
         elif section == "spectral_conv":
+            saved = {r["impl"]: r["saved_bytes"] for r in rows
+                     if r["section"] == section and r["case"] == case and r["pass"] == "saved_for_bwd"}
             per_case[key] = {
                 "cpp_vs_neuralop": _ratio(rows, section, case, "fwd_bwd", "neuralop", "pdeop_cpp"),
+                "fwd_cpp_vs_neuralop": _ratio(rows, section, case, "fwd", "neuralop", "pdeop_cpp"),
+                "fwd_cpp_vs_neuralop_of_minima": _ratio(rows, section, case, "fwd", "neuralop", "pdeop_cpp", "min_s"),
+                "saved_for_bwd_neuralop_over_cpp": (round(saved["neuralop"] / saved["pdeop_cpp"], 3)
+                                                    if saved.get("pdeop_cpp") else None),
                 "cpp_vs_einsum": _ratio(rows, section, case, "fwd_bwd", "pdeop_einsum", "pdeop_cpp"),
                 "einsum_vs_neuralop": _ratio(rows, section, case, "fwd_bwd", "neuralop", "pdeop_einsum"),
                 "cpp_vs_neuralop_of_minima": _ratio(rows, section, case, "fwd_bwd", "neuralop", "pdeop_cpp", "min_s"),
@@ -278,6 +340,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary["cpu_spectral_conv_vs_neuralop_min"] = smallest("spectral_conv", "cpp_vs_neuralop")
     summary["cpu_spectral_conv_vs_neuralop_of_minima_min"] = smallest("spectral_conv", "cpp_vs_neuralop_of_minima")
     summary["cpu_spectral_conv_cpp_vs_einsum_min"] = smallest("spectral_conv", "cpp_vs_einsum")
+    for kind in ("real", "complex"):
+        summary[f"cpu_spectral_conv_{kind}_vs_neuralop_min"] = smallest(f"spectral_conv cpu {kind}", "cpp_vs_neuralop")
+        summary[f"cpu_spectral_conv_{kind}_fwd_vs_neuralop_min"] = smallest(f"spectral_conv cpu {kind}",
+                                                                           "fwd_cpp_vs_neuralop")
+        summary[f"cpu_spectral_conv_{kind}_saved_for_bwd_neuralop_over_cpp_min"] = smallest(
+            f"spectral_conv cpu {kind}", "saved_for_bwd_neuralop_over_cpp")
+    four_d = [v["cpp_vs_neuralop"] for k, v in per_case.items()
+              if k.startswith("spectral_conv") and _grid_dims(k) == 4 and v.get("cpp_vs_neuralop") is not None]
+    summary["cpu_spectral_conv_4d_vs_neuralop_min"] = min(four_d) if four_d else None
     summary["cpu_spectral_mix_cpp_vs_einsum_min"] = smallest("spectral_mix", "cpp_vs_einsum")
     summary["kan_fno_step_cpp_vs_reference"] = smallest("kan_fno_step", "cpp_vs_reference")
     if any(r.get("device") == "cuda" for r in rows):
@@ -288,20 +359,33 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+SECTIONS: dict[str, Callable[[bool], list[dict[str, Any]]] | None] = {
+    "rational": None, "spectral_conv": spectral_rows, "spectral_mix": mixing_rows, "kan_fno_step": kan_fno_rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--compile", action="store_true", help="time torch.compile of the reference in --quick mode too")
+    p.add_argument("--sections", default=None,
+                   help=f"comma-separated subset of {','.join(SECTIONS)} to run (default: all; "
+                        "use with --out so the full results file is not replaced)")
     args = p.parse_args(argv)
     set_threads(args.threads)
     compile_reference = args.compile or not args.quick
     load_before = os.getloadavg()[0]
     print(f"kernel backend: {kernels.backend()}, threads: {torch.get_num_threads()}")
-    rows = rational_rows(args.quick, compile_reference, "cpu")
-    if torch.cuda.is_available():
-        rows += rational_rows(args.quick, True, "cuda")
-    rows += spectral_rows(args.quick) + mixing_rows(args.quick) + kan_fno_rows(args.quick)
+    sections = args.sections.split(",") if args.sections else list(SECTIONS)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        p.error(f"--sections: unknown {unknown}; expected a comma-separated subset of {list(SECTIONS)}")
+    rows = []
+    if "rational" in sections:
+        rows += rational_rows(args.quick, compile_reference, "cpu")
+        if torch.cuda.is_available():
+            rows += rational_rows(args.quick, True, "cuda")
+    rows += [row for name in sections if SECTIONS[name] for row in SECTIONS[name](args.quick)]
     summary = summarize(rows)
-    print(format_table(rows, ["section", "case", "device", "pass", "impl", "median_s", "min_s"]))
+    print(format_table(rows, ["section", "case", "device", "pass", "impl", "median_s", "min_s", "saved_bytes"]))
     print({k: v for k, v in summary.items() if k != "per_case"})
     out = args.out or (RESULTS / "kernels_quick.json" if args.quick else None)
     path = write_results("kernels", rows, summary, out=out, extra={

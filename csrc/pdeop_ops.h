@@ -4,7 +4,8 @@
 //   * rational_forward / rational_backward: the group-rational (GR-KAN) activation P(x)/Q(x),
 //     P = a0 + a1 x + ... + a5 x^5, Q = 1 + |b1||x| + ... + |b4||x|^4, sign(0) = 0.
 //   * spectral_mix_forward / spectral_mix_backward_input / spectral_mix_backward_weight:
-//     out[b, o, k] = sum_i x[b, i, k] w[i, o, k] for every Fourier mode k.
+//     out[b, o, k] = sum_i x[b, i, k] w[i, o, k] for every Fourier mode k (complex values; any
+//     number of mode axes up to kMaxModeAxes).
 //
 // The argument checks live in registration.cpp so that the CPU and the CUDA kernels apply exactly
 // the same rules; the kernels themselves only see the views described by the structs below.
@@ -41,6 +42,11 @@ struct RationalView {
 RationalView check_rational(const at::Tensor& x, const at::Tensor& numerator,
                             const at::Tensor& denominator, int64_t groups, int64_t channel_dim);
 
+// Most mode axes (spatial dimensions of the spectral convolution) the kernels take. A fixed bound keeps
+// the structs below plain values that a CUDA kernel can take by value; operators/kernels reads it
+// (operators._C.MAX_MODE_AXES) and runs the pure-PyTorch reference beyond it.
+constexpr int kMaxModeAxes = 8;
+
 // A complex operand of the per-mode product C[m, n, k] = sum_r A[m, r, k] B[r, n, k], read in
 // place through strides (counted in complex elements) so that slices of an FFT output need no copy.
 // `conj` reads the conjugate.
@@ -48,20 +54,25 @@ struct ModeOperand {
   const void* data = nullptr;
   int64_t stride_row = 0;
   int64_t stride_col = 0;
-  int64_t stride_mode[3] = {0, 0, 0};
+  int64_t stride_mode[kMaxModeAxes] = {};
   bool conj = false;
 };
 
-// The whole product: sizes, mode grid (unused trailing mode axes have size 1) and both operands.
+// The whole product: sizes, mode grid (axes 0 .. mode_axes - 1, row-major) and both operands.
 struct ModeProduct {
   int64_t rows = 0;    // M
   int64_t inner = 0;   // R (contracted)
   int64_t cols = 0;    // N
-  int64_t modes[3] = {1, 1, 1};
+  int mode_axes = 0;
+  int64_t modes[kMaxModeAxes] = {};
   ModeOperand a;       // [M, R, modes]
   ModeOperand b;       // [R, N, modes]
 
-  int64_t num_modes() const { return modes[0] * modes[1] * modes[2]; }
+  int64_t num_modes() const {
+    int64_t count = 1;
+    for (int d = 0; d < mode_axes; ++d) count *= modes[d];
+    return count;
+  }
 };
 
 // CPU kernels (always built).
@@ -75,7 +86,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rational_backward_cpu(
 inline bool is_mode_major(const at::Tensor& t) { return t.stride(1) < t.stride(t.dim() - 1); }
 
 // Offsets (in complex elements) of the modes of an operand, in row-major mode order.
-std::vector<int64_t> mode_offsets(const ModeOperand& op, const int64_t modes[3]);
+std::vector<int64_t> mode_offsets(const ModeOperand& op, const ModeProduct& product);
 
 // Computes the product into `out` [M, N, modes...], laid out as registration.cpp allocates it:
 // contiguous, or mode-major ([modes..., M, N] in memory).

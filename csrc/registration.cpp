@@ -66,9 +66,9 @@ void check_spectral(const at::Tensor& x, const at::Tensor& weight) {
   TORCH_CHECK(is_complex_floating(x), "pdeop.spectral_mix: x must be complex64 or complex128 (got ",
               x.scalar_type(), ")");
   check_same_device_and_dtype(x, weight, "weight");
-  TORCH_CHECK(x.dim() >= 3 && x.dim() <= 5,
-              "pdeop.spectral_mix: x must be [B, C_in, m_1..m_d] with d = 1, 2 or 3 (got shape ",
-              x.sizes(), ")");
+  TORCH_CHECK(x.dim() >= 3 && x.dim() <= 2 + kMaxModeAxes,
+              "pdeop.spectral_mix: x must be [B, C_in, m_1..m_d] with 1 <= d <= ", kMaxModeAxes,
+              " (got shape ", x.sizes(), ")");
   TORCH_CHECK(weight.dim() == x.dim(), "pdeop.spectral_mix: weight must be [C_in, C_out, m_1..m_d] "
               "with x's d (got weight ", weight.sizes(), " for x ", x.sizes(), ")");
   TORCH_CHECK(weight.size(0) == x.size(1), "pdeop.spectral_mix: weight.shape[0] must equal C_in = ",
@@ -81,6 +81,7 @@ void check_spectral(const at::Tensor& x, const at::Tensor& weight) {
 
 // Fills the mode sizes and each operand's mode strides from `t`'s trailing axes.
 void set_modes(ModeProduct& p, ModeOperand& op, const at::Tensor& t) {
+  p.mode_axes = static_cast<int>(t.dim() - 2);
   for (int64_t d = 2; d < t.dim(); ++d) {
     p.modes[d - 2] = t.size(d);
     op.stride_mode[d - 2] = t.stride(d);
@@ -148,11 +149,11 @@ void mode_product_batched(const ModeProduct& p, at::Tensor& out) {
   // The operand as a [K, rows, cols] batch (a view when its mode axes merge, as in mode-major
   // layouts; a copy otherwise), lazily conjugated where asked.
   auto batch = [&](const ModeOperand& op, int64_t rows, int64_t cols) {
-    const at::Tensor t = at::from_blob(const_cast<void*>(op.data), {p.modes[0], p.modes[1], p.modes[2], rows, cols},
-                                       {op.stride_mode[0], op.stride_mode[1], op.stride_mode[2], op.stride_row,
-                                        op.stride_col},
-                                       options)
-                             .reshape({K, rows, cols});
+    std::vector<int64_t> sizes(p.modes, p.modes + p.mode_axes);
+    std::vector<int64_t> strides(op.stride_mode, op.stride_mode + p.mode_axes);
+    sizes.insert(sizes.end(), {rows, cols});
+    strides.insert(strides.end(), {op.stride_row, op.stride_col});
+    const at::Tensor t = at::from_blob(const_cast<void*>(op.data), sizes, strides, options).reshape({K, rows, cols});
     return op.conj ? t.conj() : t;
   };
   std::vector<int64_t> modes_first;
@@ -233,12 +234,13 @@ TORCH_LIBRARY_IMPL(pdeop, CPU, m) {
 #endif
 
 // `import operators._C` loads this library (running the registrations above) and exposes
-// WITH_CUDA: whether CUDA kernels were compiled in.
+// WITH_CUDA (whether CUDA kernels were compiled in) and MAX_MODE_AXES (pdeop::kMaxModeAxes).
 PyMODINIT_FUNC PyInit__C(void) {
   static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C",
                                "pdeop custom ops (registered under torch.ops.pdeop).", -1, nullptr};
   PyObject* m = PyModule_Create(&module);
-  if (m != nullptr && PyModule_AddIntConstant(m, "WITH_CUDA", PDEOP_HAS_CUDA_KERNELS) != 0) {
+  if (m != nullptr && (PyModule_AddIntConstant(m, "WITH_CUDA", PDEOP_HAS_CUDA_KERNELS) != 0 ||
+                       PyModule_AddIntConstant(m, "MAX_MODE_AXES", pdeop::kMaxModeAxes) != 0)) {
     Py_DECREF(m);
     return nullptr;
   }

@@ -50,14 +50,22 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-std::vector<int64_t> mode_offsets(const ModeOperand& op, const int64_t modes[3]) {
+std::vector<int64_t> mode_offsets(const ModeOperand& op, const ModeProduct& product) {
+  // Row-major odometer over the mode axes; the offset is updated incrementally as digits roll over.
+  const int axes = product.mode_axes;
   std::vector<int64_t> offsets;
-  offsets.reserve(static_cast<size_t>(modes[0] * modes[1] * modes[2]));
-  for (int64_t i0 = 0; i0 < modes[0]; ++i0) {
-    for (int64_t i1 = 0; i1 < modes[1]; ++i1) {
-      for (int64_t i2 = 0; i2 < modes[2]; ++i2) {
-        offsets.push_back(i0 * op.stride_mode[0] + i1 * op.stride_mode[1] + i2 * op.stride_mode[2]);
+  offsets.reserve(static_cast<size_t>(product.num_modes()));
+  int64_t index[kMaxModeAxes] = {};
+  int64_t offset = 0;
+  for (int64_t k = 0, total = product.num_modes(); k < total; ++k) {
+    offsets.push_back(offset);
+    for (int d = axes - 1; d >= 0; --d) {
+      if (++index[d] < product.modes[d]) {
+        offset += op.stride_mode[d];
+        break;
       }
+      offset -= (product.modes[d] - 1) * op.stride_mode[d];
+      index[d] = 0;
     }
   }
   return offsets;
@@ -159,8 +167,8 @@ template <typename T, int W, int RM, int RN>
 void pack_operands(const ModeProduct& product, int64_t tiles, T* a_dst, T* b_dst) {
   const int64_t R = product.inner, M = product.rows, N = product.cols;
   const int64_t padded_m = ceil_div(M, RM) * RM, blocked_n = N / RN * RN;
-  const std::vector<int64_t> a_offsets = mode_offsets(product.a, product.modes);
-  const std::vector<int64_t> b_offsets = mode_offsets(product.b, product.modes);
+  const std::vector<int64_t> a_offsets = mode_offsets(product.a, product);
+  const std::vector<int64_t> b_offsets = mode_offsets(product.b, product);
   const bool a_contiguous = contiguous_modes(a_offsets), b_contiguous = contiguous_modes(b_offsets);
   const T a_sign = product.a.conj ? T(-1) : T(1), b_sign = product.b.conj ? T(-1) : T(1);
   const auto* a_src = static_cast<const c10::complex<T>*>(product.a.data);

@@ -22,16 +22,18 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct Strides3 {
-  int64_t size[3];
-  int64_t a[3], b[3], out[3];
+// The mode grid and each tensor's strides along it (complex elements), axes 0 .. axes - 1.
+struct ModeStrides {
+  int axes;
+  int64_t size[kMaxModeAxes];
+  int64_t a[kMaxModeAxes], b[kMaxModeAxes], out[kMaxModeAxes];
 };
 
 struct DeviceProduct {
   int64_t rows, inner, cols, num_modes;
   int64_t a_row, a_col, b_row, b_col, out_row, out_col;
   bool a_conj, b_conj, mode_major;
-  Strides3 modes;
+  ModeStrides modes;
 };
 
 template <typename T>
@@ -50,11 +52,15 @@ __global__ void mode_product_kernel(const c10::complex<T>* __restrict__ a, const
       n = i / p.num_modes % p.cols;
       m = i / (p.num_modes * p.cols);
     }
-    const int64_t k2 = k % p.modes.size[2], k1 = k / p.modes.size[2] % p.modes.size[1];
-    const int64_t k0 = k / (p.modes.size[2] * p.modes.size[1]);
-    const int64_t a_mode = k0 * p.modes.a[0] + k1 * p.modes.a[1] + k2 * p.modes.a[2];
-    const int64_t b_mode = k0 * p.modes.b[0] + k1 * p.modes.b[1] + k2 * p.modes.b[2];
-    const int64_t out_mode = k0 * p.modes.out[0] + k1 * p.modes.out[1] + k2 * p.modes.out[2];
+    // k in row-major order over the mode axes: peel the digits off from the last axis.
+    int64_t a_mode = 0, b_mode = 0, out_mode = 0;
+    for (int d = p.modes.axes - 1; d >= 0; --d) {
+      const int64_t digit = k % p.modes.size[d];
+      k /= p.modes.size[d];
+      a_mode += digit * p.modes.a[d];
+      b_mode += digit * p.modes.b[d];
+      out_mode += digit * p.modes.out[d];
+    }
     const c10::complex<T>* a_line = a + m * p.a_row + a_mode;
     const c10::complex<T>* b_line = b + n * p.b_col + b_mode;
     T re = T(0), im = T(0);
@@ -90,11 +96,13 @@ void mode_product_cuda(const ModeProduct& product, at::Tensor& out) {
   p.a_conj = product.a.conj;
   p.b_conj = product.b.conj;
   p.mode_major = is_mode_major(out);
-  for (int d = 0; d < 3; ++d) {
-    p.modes.size[d] = product.modes[d];
-    p.modes.a[d] = product.a.stride_mode[d];
-    p.modes.b[d] = product.b.stride_mode[d];
-    p.modes.out[d] = 2 + d < out.dim() ? out.stride(2 + d) : 0;
+  p.modes.axes = product.mode_axes;
+  for (int d = 0; d < kMaxModeAxes; ++d) {
+    const bool used = d < product.mode_axes;
+    p.modes.size[d] = used ? product.modes[d] : 1;
+    p.modes.a[d] = used ? product.a.stride_mode[d] : 0;
+    p.modes.b[d] = used ? product.b.stride_mode[d] : 0;
+    p.modes.out[d] = used ? out.stride(2 + d) : 0;
   }
   const int64_t total = p.rows * p.cols * p.num_modes;
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((total + kThreads - 1) / kThreads, 65535));

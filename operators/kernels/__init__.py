@@ -75,8 +75,9 @@ def spectral_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     x
-        Complex Fourier coefficients ``[B, C_in, m_1, ..., m_d]`` (d = 1, 2 or 3); any strides
-        (slices of an FFT output are read in place by the compiled kernels).
+        Complex Fourier coefficients ``[B, C_in, m_1, ..., m_d]``, ``d >= 1``; any strides
+        (slices of an FFT output are read in place by the compiled kernels, which take up to
+        :func:`operators.kernels.ops.max_mode_axes` mode axes, 8; more run the reference).
     weight
         Complex weights ``[C_in, C_out, m_1, ..., m_d]``, same dtype as ``x``.
 
@@ -85,7 +86,7 @@ def spectral_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``[B, C_out, m_1, ..., m_d]``, contiguous. Differentiable in ``x`` and ``weight``.
     """
-    if 3 <= x.dim() <= 5 and _compiled((x, weight), _COMPLEX_DTYPES):
+    if 3 <= x.dim() <= 2 + ops.max_mode_axes() and _compiled((x, weight), _COMPLEX_DTYPES):
         return torch.ops.pdeop.spectral_mix_forward(x, weight)
     return spectral_mix_reference(x, weight)
 

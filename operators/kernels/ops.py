@@ -30,6 +30,7 @@ import torch
 
 _LOADED: bool | None = None  # None: not tried yet
 _WITH_CUDA = False
+_MAX_MODE_AXES = 0
 
 
 def load() -> bool:
@@ -52,8 +53,13 @@ def has_cuda_kernels() -> bool:
     return load() and _WITH_CUDA
 
 
+def max_mode_axes() -> int:
+    """Most mode axes (spatial dimensions) the compiled spectral-mixing ops take; 0 without them."""
+    return _MAX_MODE_AXES if load() else 0
+
+
 def _try_load() -> bool:
-    global _WITH_CUDA
+    global _WITH_CUDA, _MAX_MODE_AXES
     if os.environ.get("PDEOP_NO_EXT", "0") not in ("", "0"):
         return False
     try:
@@ -68,6 +74,7 @@ def _try_load() -> bool:
         )
         return False
     _WITH_CUDA = bool(getattr(_C, "WITH_CUDA", 0))
+    _MAX_MODE_AXES = int(getattr(_C, "MAX_MODE_AXES", 3))  # an extension built before the bound was exported
     _register_fake_kernels()
     _register_autograd()
     return True

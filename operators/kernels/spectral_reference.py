@@ -11,7 +11,7 @@ def spectral_mix_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     Parameters
     ----------
     x
-        Complex Fourier coefficients, shape ``[B, C_in, m_1, ..., m_d]`` (d = 1, 2 or 3).
+        Complex Fourier coefficients, shape ``[B, C_in, m_1, ..., m_d]`` (any ``d >= 1``).
     weight
         Complex weights, shape ``[C_in, C_out, m_1, ..., m_d]``.
 

@@ -9,6 +9,11 @@ domain padding, ``n_layers`` Fourier blocks, a pointwise projection MLP. A block
     y = GELU(MLP(z) + G x)         # MLP: channel MLP, G: its skip (soft gating by default)
 
 without the GELUs in the last block.
+
+With ``complex_data`` the fields are complex (a complex field in, a complex field out): the spectral
+convolutions transform with full FFTs, and the pointwise layers act through
+:class:`~operators.layers.complex_valued.ComplexValued` pairs with the GELU applied to the real and
+imaginary parts, as in neuralop's FNO with ``complex_data=True``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from operators.layers.channel_mlp import ChannelMLP
+from operators.layers.complex_valued import ComplexValued, complex_gelu
 from operators.layers.padding import pad_domain, padding_widths, unpad_domain
 from operators.layers.positional import append_grid_channels
 from operators.layers.skip import make_skip
@@ -47,8 +53,8 @@ class FNOConfig:
     in_channels, out_channels
         Channels of the input and output fields.
     n_modes
-        Fourier modes kept per spatial axis (1 to 3 axes; the last axis keeps ``m // 2 + 1`` real-FFT
-        columns, as in neuralop).
+        Fourier modes kept per spatial axis (one or more axes; for real data the last axis keeps
+        ``m // 2 + 1`` real-FFT columns, as in neuralop).
     width
         Channels of the hidden fields.
     n_layers
@@ -72,6 +78,8 @@ class FNOConfig:
         parameter count kept by a factorisation.
     spectral_bias
         Learn a bias in each spectral convolution (neuralop does).
+    complex_data
+        Complex-valued fields (inputs, hidden fields and outputs); see the module docstring.
     """
 
     in_channels: int
@@ -90,11 +98,12 @@ class FNOConfig:
     factorization: Literal["dense", "tucker", "cp"] = "dense"
     rank: float = 1.0
     spectral_bias: bool = True
+    complex_data: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_modes", tuple(self.n_modes))
         object.__setattr__(self, "domain_padding", tuple(self.domain_padding))
-        check(1 <= len(self.n_modes) <= 3, f"n_modes must list 1 to 3 mode counts (got {list(self.n_modes)})")
+        check(len(self.n_modes) >= 1, f"n_modes must list one mode count per spatial axis (got {list(self.n_modes)})")
         check(all(m >= 1 for m in self.n_modes), f"n_modes must be positive (got {list(self.n_modes)})")
         check(self.in_channels >= 1, f"in_channels must be >= 1 (got {self.in_channels})")
         check(self.out_channels >= 1, f"out_channels must be >= 1 (got {self.out_channels})")
@@ -142,12 +151,14 @@ class FourierBlock(nn.Module):
         width, d = config.width, config.n_dim
         self.last = last
         self.conv = SpectralConv(width, width, config.n_modes, bias=config.spectral_bias,
-                                 factorization=config.factorization, rank=config.rank)
-        self.skip = make_skip(config.skip, width, width, d)
+                                 factorization=config.factorization, rank=config.rank,
+                                 complex_data=config.complex_data)
+        self.activation = complex_gelu if config.complex_data else F.gelu
+        self.skip = _complex_if(config, make_skip(config.skip, width, width, d))
         if config.channel_mlp:
             hidden = int(round(width * config.channel_mlp_expansion))
             self.mlp = pointwise(width, width, hidden, 2)
-            self.mlp_skip = make_skip(config.channel_mlp_skip, width, width, d)
+            self.mlp_skip = _complex_if(config, make_skip(config.channel_mlp_skip, width, width, d))
         else:
             self.mlp = None
             self.mlp_skip = None
@@ -156,18 +167,23 @@ class FourierBlock(nn.Module):
         """Map hidden fields ``[B, width, *space]`` to the next ones."""
         z = self.conv(x, residual=self.skip(x) if self.skip is not None else None)
         if not self.last:
-            z = F.gelu(z)
+            z = self.activation(z)
         if self.mlp is not None:
             y = self.mlp(z)
             z = y + self.mlp_skip(x) if self.mlp_skip is not None else y
         if not self.last:
-            z = F.gelu(z)
+            z = self.activation(z)
         return z
+
+
+def _complex_if(config: FNOConfig, module: nn.Module | None) -> nn.Module | None:
+    """``module`` wrapped for complex fields when the model has ``complex_data``."""
+    return ComplexValued(module) if config.complex_data and module is not None else module
 
 
 @register_model("fno", FNOConfig)
 class FNO(nn.Module):
-    """Fourier neural operator on 1, 2 or 3-D grids of any resolution.
+    """Fourier neural operator on grids of any dimension and resolution, for real or complex fields.
 
     Parameters
     ----------
@@ -176,7 +192,8 @@ class FNO(nn.Module):
 
     Notes
     -----
-    ``forward(x)`` maps ``[B, in_channels, n_1..n_d]`` to ``[B, out_channels, n_1..n_d]``.
+    ``forward(x)`` maps ``[B, in_channels, n_1..n_d]`` to ``[B, out_channels, n_1..n_d]``, complex to
+    complex with ``config.complex_data``.
     """
 
     def __init__(self, config: FNOConfig) -> None:
@@ -186,12 +203,16 @@ class FNO(nn.Module):
         lift_in = config.in_channels + (d if config.positional_grid else 0)
         lift_hidden = int(config.lifting_ratio * width)
         if lift_hidden:
-            self.lifting = self.make_pointwise(lift_in, width, lift_hidden, 2)
+            self.lifting = self._pointwise(lift_in, width, lift_hidden, 2)
         else:
-            self.lifting = self.make_pointwise(lift_in, width, width, 1)
-        self.blocks = nn.ModuleList(FourierBlock(config, i == config.n_layers - 1, self.make_pointwise)
+            self.lifting = self._pointwise(lift_in, width, width, 1)
+        self.blocks = nn.ModuleList(FourierBlock(config, i == config.n_layers - 1, self._pointwise)
                                     for i in range(config.n_layers))
-        self.projection = self.make_pointwise(width, config.out_channels, int(config.projection_ratio * width), 2)
+        self.projection = self._pointwise(width, config.out_channels, int(config.projection_ratio * width), 2)
+
+    def _pointwise(self, in_channels: int, out_channels: int, hidden_channels: int, n_layers: int) -> nn.Module:
+        """:meth:`make_pointwise`, wrapped for complex fields when the model has ``complex_data``."""
+        return _complex_if(self.config, self.make_pointwise(in_channels, out_channels, hidden_channels, n_layers))
 
     def make_pointwise(self, in_channels: int, out_channels: int, hidden_channels: int, n_layers: int) -> nn.Module:
         """Build the pointwise MLPs (lifting, block MLPs, projection); subclasses swap them here.
@@ -207,6 +228,9 @@ class FNO(nn.Module):
         if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
             raise ConfigError(f"{type(self).__name__} expects [B, {self.config.in_channels}, {d} spatial axes], "
                              f"got {list(x.shape)}")
+        if x.is_complex() and not self.config.complex_data:
+            raise ConfigError(f"{type(self).__name__} got a complex input; set complex_data: true in its config "
+                              "for complex-valued fields")
         if self.config.positional_grid:
             x = append_grid_channels(x, d)
         x = self.lifting(x)

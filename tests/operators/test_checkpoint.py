@@ -22,6 +22,8 @@ MODELS = {
     "cp": {"model": "fno", "in_channels": 2, "out_channels": 1, "n_modes": [6, 6], "width": 8, "n_layers": 2,
            "factorization": "cp", "rank": 0.5, "domain_padding": [0.1]},
     "fno1d": {"model": "fno", "in_channels": 2, "out_channels": 1, "n_modes": [6], "width": 8, "n_layers": 2},
+    "complex-tfno": {"model": "tfno", "in_channels": 2, "out_channels": 1, "n_modes": [6, 5], "width": 8,
+                     "n_layers": 2, "complex_data": True},
     "deeponet": {"model": "deeponet", "sensor_shape": [16, 16], "in_channels": 2, "branch_width": 16,
                  "trunk_width": 16, "basis": 8},
     "mgno": {"model": "mgno", "in_channels": 2, "width": 4, "n_layers": 2, "levels": 3, "pre_smoothing": [1]},
@@ -29,6 +31,8 @@ MODELS = {
 
 
 def _input(name: str) -> torch.Tensor:
+    if name == "complex-tfno":
+        return torch.randn(3, 2, 16, 16, dtype=torch.cfloat)
     return torch.randn(3, 2, 16) if name == "fno1d" else torch.randn(3, 2, 16, 16)
 
 

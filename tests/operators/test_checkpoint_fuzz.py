@@ -205,9 +205,11 @@ def test_every_registered_model_builds_on_the_meta_device_as_for_real():
         "mg_tfno": {**SMALL_FNO, "model": "mg_tfno", "levels": 1},
     }
     assert set(model_names()) <= set(examples), "add an example config of the new model"
-    for name in model_names():
-        real = build(dict(examples[name])).state_dict()
-        meta = layout(dict(examples[name]))
+    # complex-data variants: complex spectral weights and the real/imaginary parameter pairs
+    variants = [(name, {**examples[name], "complex_data": True}) for name in ("fno", "tfno", "kan-fno")]
+    for name, config in [(name, examples[name]) for name in model_names()] + variants:
+        real = build(dict(config)).state_dict()
+        meta = layout(dict(config))
         assert meta.tensors == {k: (tuple(v.shape), v.dtype) for k, v in real.items()}, name
         assert meta.elements == sum(v.numel() for v in real.values())
 

@@ -107,8 +107,9 @@ def test_fno_builds_from_a_mapping_and_checks_settings():
     with pytest.raises(ConfigError, match="domain_padding"):
         operators.build({"model": "fno", "in_channels": 1, "out_channels": 1, "n_modes": [4, 4],
                          "domain_padding": [0.1, 0.1, 0.1]})
-    with pytest.raises(ConfigError, match="n_modes"):
-        operators.build({"model": "fno", "in_channels": 1, "out_channels": 1, "n_modes": [4, 4, 4, 4]})
+    for modes in ([], [4, 0]):
+        with pytest.raises(ConfigError, match="n_modes"):
+            operators.build({"model": "fno", "in_channels": 1, "out_channels": 1, "n_modes": modes})
     with pytest.raises(ConfigError, match="factorization"):
         operators.build({"model": "fno", "in_channels": 1, "out_channels": 1, "n_modes": [4], "factorization": "tt"})
     with pytest.raises(ConfigError, match=r"expects \[B, 1, 2 spatial axes\]"):

@@ -22,8 +22,8 @@ needs_cuda = pytest.mark.skipif(
 pytestmark = needs_ext
 
 TOL = {torch.complex64: 1e-5, torch.complex128: 1e-12}
-# (B, C_in, C_out, modes): 1D, 2D and 3D blocks; channel counts off the register-tile sizes.
-SHAPES = [(3, 5, 7, (33,)), (4, 6, 8, (12, 7)), (2, 3, 5, (4, 3, 5)), (1, 9, 1, (5, 9))]
+# (B, C_in, C_out, modes): 1D to 4D blocks (3-D + time); channel counts off the register-tile sizes.
+SHAPES = [(3, 5, 7, (33,)), (4, 6, 8, (12, 7)), (2, 3, 5, (4, 3, 5)), (1, 9, 1, (5, 9)), (2, 3, 4, (3, 4, 2, 5))]
 
 
 def _random(shape, dtype, seed, device="cpu"):
@@ -116,14 +116,16 @@ def test_gradcheck_complex128(layout):
     assert torch.autograd.gradcheck(kernels.spectral_mix, (x, weight), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
+@pytest.mark.parametrize("modes", [(6, 5), (3, 4, 2, 3)])
 @pytest.mark.parametrize("layout", ["contiguous", "mode_major"])
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
-def test_opcheck(layout, dtype):
-    """torch.library.opcheck: schema, fake kernels (with the output layouts), autograd, AOT dispatch."""
+def test_opcheck(layout, dtype, modes):
+    """torch.library.opcheck: schema, fake kernels (with the output layouts), autograd, AOT dispatch,
+    on 2 mode axes and on 4 (3-D + time)."""
     make = LAYOUTS[layout]
-    x = make((3, 4, 6, 5), dtype, 0)
-    weight = make((4, 5, 6, 5), dtype, 1)
-    grad = make((3, 5, 6, 5), dtype, 2)
+    x = make((3, 4, *modes), dtype, 0)
+    weight = make((4, 5, *modes), dtype, 1)
+    grad = make((3, 5, *modes), dtype, 2)
     torch.library.opcheck(
         torch.ops.pdeop.spectral_mix_forward.default, (x.requires_grad_(), weight.requires_grad_())
     )
@@ -161,11 +163,14 @@ def test_torch_compile_traces_through_fake_kernel():
         assert torch.equal(a, b)
 
 
-def test_unsupported_cases_fall_back_to_einsum():
-    """Four mode axes have no compiled kernel: `spectral_mix` gives the reference result."""
-    x = _random((2, 3, 2, 3, 2, 2), torch.complex64, 0)
-    weight = _random((3, 2, 2, 3, 2, 2), torch.complex64, 1)
+def test_more_mode_axes_than_compiled_fall_back_to_einsum():
+    """Beyond the compiled kernels' mode axes (8), `spectral_mix` gives the reference result."""
+    axes = ops.max_mode_axes() + 1
+    x = _random((2, 3, *(2,) * axes), torch.complex64, 0)
+    weight = _random((3, 2, *(2,) * axes), torch.complex64, 1)
     assert torch.equal(kernels.spectral_mix(x, weight), spectral_mix_reference(x, weight))
+    with pytest.raises(RuntimeError, match="1 <= d <= 8"):
+        torch.ops.pdeop.spectral_mix_forward(x, weight)
 
 
 @needs_cuda

@@ -1,4 +1,7 @@
-"""Our spectral convolution against neuralop's, against a direct DFT, and across resolutions."""
+"""Our spectral convolution on real fields against neuralop's, against a direct DFT, and across resolutions.
+
+Complex fields, 4-D grids and output rescaling: test_spectral_conv_complex.py; the truncated transforms:
+test_truncated_dft.py."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import pytest
 import torch
 
 from operators.layers.factorized_weights import cp_rank, tucker_ranks
-from operators.layers.neuralop_interop import spectral_conv_state_from_neuralop
-from operators.layers.spectral_conv import SpectralConv, _irfft_last, _real_dft_matrices, _rfft_last
+from operators.layers.neuralop_interop import pdeop_state_for_neuralop_model, spectral_conv_state_from_neuralop
+from operators.layers.spectral_conv import SpectralConv
+from operators.layers.truncated_dft import use_dft_matrix
 
 neuralop_conv = pytest.importorskip("neuralop.layers.spectral_convolution")
 
@@ -137,29 +141,6 @@ def test_output_grid_is_fourier_interpolation():
     torch.testing.assert_close(fine[..., ::2, ::2], conv(x), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("n,columns", [(64, 9), (64, 33), (17, 5), (17, 9), (10, 6), (40, 3)])
-def test_dft_matrix_path_equals_torch_fft(n, columns):
-    """The matrix-product transforms equal torch.fft's rfft/irfft (float64, 1e-12), including the
-    Nyquist column on even grids and odd lengths, for every normalisation."""
-    torch.manual_seed(6)
-    x = torch.randn(3, n, dtype=torch.float64)
-    spectrum = torch.randn(3, columns, dtype=torch.complex128)
-    for norm in ("forward", "backward", "ortho"):
-        forward, inverse = _real_dft_matrices(n, columns, norm, torch.float64, torch.device("cpu"))
-        ours = torch.view_as_complex((x @ forward).unflatten(-1, (columns, 2)))
-        torch.testing.assert_close(ours, torch.fft.rfft(x, norm=norm)[:, :columns], atol=1e-12, rtol=0)
-        back = torch.view_as_real(spectrum).flatten(-2) @ inverse
-        torch.testing.assert_close(back, torch.fft.irfft(spectrum, n=n, norm=norm), atol=1e-12, rtol=0)
-
-
-def test_last_axis_transforms_have_correct_gradients():
-    """gradcheck (float64) of both last-axis transforms on the matrix-product path."""
-    x = torch.randn(2, 16, dtype=torch.float64, requires_grad=True)
-    spectrum = torch.randn(2, 5, dtype=torch.complex128, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: torch.view_as_real(_rfft_last(v, 5, "forward")), (x,))
-    assert torch.autograd.gradcheck(lambda s: _irfft_last(s, 16, "forward"), (spectrum,))
-
-
 @pytest.mark.parametrize("factorization", ["dense", "tucker", "cp"])
 def test_layer_gradients_are_correct(factorization):
     """gradcheck (float64/complex128) of the whole layer with respect to input and every weight:
@@ -186,17 +167,7 @@ def test_layer_works_as_conv_module_of_neuralop_fno():
     theirs = models.FNO(n_modes=(8, 8), in_channels=2, out_channels=1, hidden_channels=8, n_layers=2)
     hybrid = models.FNO(n_modes=(8, 8), in_channels=2, out_channels=1, hidden_channels=8, n_layers=2,
                         conv_module=SpectralConv)
-    state = {k: v for k, v in theirs.state_dict().items() if isinstance(v, torch.Tensor)}
-    converted = {}
-    for key, value in state.items():
-        if key.startswith("fno_blocks.convs."):
-            index, rest = key[len("fno_blocks.convs."):].split(".", 1)
-            converted.setdefault(index, {})[rest] = value
-    hybrid_state = {k: v for k, v in state.items() if not k.startswith("fno_blocks.convs.")}
-    for index, conv_state in converted.items():
-        for key, value in spectral_conv_state_from_neuralop(conv_state, 2).items():
-            hybrid_state[f"fno_blocks.convs.{index}.{key}"] = value
-    hybrid.load_state_dict(hybrid_state)
+    hybrid.load_state_dict(pdeop_state_for_neuralop_model(theirs.state_dict(), 2))
     x = torch.randn(3, 2, 32, 32)
     torch.testing.assert_close(hybrid(x), theirs(x), atol=1e-5, rtol=1e-5)
     hybrid(x).square().mean().backward()
@@ -206,11 +177,15 @@ def test_layer_works_as_conv_module_of_neuralop_fno():
 
 
 def test_unsupported_neuralop_options_are_refused():
-    """Options our layer does not implement are errors, not silently ignored settings."""
-    with pytest.raises(ValueError, match="separable"):
-        SpectralConv(4, 4, (4, 4), separable=True)
-    with pytest.raises(ValueError, match="complex_data"):
-        SpectralConv(4, 4, (4, 4), complex_data=True)
+    """Options our layer does not implement are errors naming the option, not silently ignored settings."""
+    for name, value in (("fno_block_precision", "half"), ("fixed_rank_modes", True),
+                        ("decomposition_kwargs", {"init": "svd"})):
+        with pytest.raises(ValueError, match=name):
+            SpectralConv(4, 4, (4, 4), **{name: value})
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        SpectralConv(4, 5, (4, 4), separable=True)
+    with pytest.raises(ValueError, match="complex_data=True"):
+        SpectralConv(2, 2, (4, 4))(torch.randn(1, 2, 8, 8, dtype=torch.cfloat))
 
 
 @pytest.mark.parametrize("factorization", ["dense", "tucker", "cp"])
@@ -238,11 +213,9 @@ def test_dtype_conversions_keep_complex_weights(factorization):
 def test_fused_residual_equals_adding_it(modes):
     """``conv(x, residual=r)`` equals ``conv(x) + r`` (1e-6) on the matrix-product path (few columns)
     and on the FFT path (48 modes: 25 of 33 columns), including the bias folded into frequency zero."""
-    from operators.layers.spectral_conv import _use_dft_matrix
-
     torch.manual_seed(10)
     conv = SpectralConv(3, 4, modes)
     kept = conv.kept_modes((64, 64))
-    assert _use_dft_matrix(64, kept[-1]) == (modes[1] == 8)
+    assert use_dft_matrix(64, kept[-1]) == (modes[1] == 8)
     x, r = torch.randn(2, 3, 64, 64), torch.randn(2, 4, 64, 64)
     torch.testing.assert_close(conv(x, residual=r), conv(x) + r, atol=1e-6, rtol=1e-6)
