@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(config, run_dir, device=args.device, progress=not args.quiet)
     result = trainer.fit(resume=args.resume, max_minutes=args.max_minutes)
     last = result.history[-1] if result.history else {}
-    state = "finished" if result.finished else "stopped early"
+    if not result.finished:
+        state = "stopped (--max-minutes)"
+    else:
+        state = "finished" if result.epochs_done >= config.training.epochs else "finished by early stopping"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("train_loss", "val_l2") and v is not None)
     print(f"{state} after {result.epochs_done}/{config.training.epochs} epochs ({scores}); "
           f"best {result.best_score:.4g}; checkpoints in {run_dir}/best and {run_dir}/last")

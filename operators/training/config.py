@@ -82,10 +82,12 @@ class PhysicsLossConfig:
         Weight of the term (0 logs the residual without training on it).
     problem
         PDE of the residual (``burgers``, ``kuramoto-sivashinsky``, ``convection``,
-        ``navier-stokes``); default: the dataset's ``problem`` attribute.
+        ``navier-stokes``); default: the equation the dataset's family declares (its ``equation``
+        attribute; for older files the ``problem``).
     params
-        Equation parameters; each one not given is read from the dataset (root attribute of the
-        same name, e.g. ``viscosity``; the Navier-Stokes ``forcing`` from the static variable ``f``).
+        Equation parameters; each one not given is read from the physical parameters the dataset
+        declares (root attribute of the same name, e.g. ``viscosity``; the Navier-Stokes ``forcing``
+        from the static variable ``f``).
     relative
         Divide by the mean square of the predicted time differences (scale-free, like the data loss).
     """
@@ -121,6 +123,24 @@ def check_physics_params(problem: str, params: dict) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """The optional ``training.early_stopping:`` section: stop when the validation error stalls.
+
+    Training ends (as finished) after the epoch at which ``val_l2`` has not improved for ``patience``
+    epochs; an improvement is ``val_l2 < best * (1 - min_delta)``. The count starts again where an
+    extended run (``--resume --set training.epochs=N``) begins its added epochs. Needs ``data.n_val >= 1``.
+    """
+
+    patience: int = 10
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.patience >= 1, f"training.early_stopping.patience must be an integer >= 1 (got {self.patience})")
+        check(math.isfinite(self.min_delta) and 0 <= self.min_delta < 1,
+              f"training.early_stopping.min_delta must lie in [0, 1) (got {self.min_delta})")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """The ``training:`` section.
 
@@ -151,6 +171,8 @@ class TrainingConfig:
     tensorboard
         Also write the history as TensorBoard scalars to ``RUN_DIR/tensorboard`` (needs the
         optional ``tensorboard`` package).
+    early_stopping
+        Optional stop on a stalled validation error (:class:`EarlyStoppingConfig`).
     """
 
     epochs: int = 10
@@ -166,6 +188,7 @@ class TrainingConfig:
     eval_batch_size: int = 64
     physics: Optional[PhysicsLossConfig] = None
     tensorboard: bool = False
+    early_stopping: Optional[EarlyStoppingConfig] = None
 
     def __post_init__(self) -> None:
         if self.tensorboard:
@@ -234,6 +257,8 @@ class RunConfig(RunSettings):
     def __post_init__(self) -> None:
         self.check_seed()
         check("model" in self.model, "model.model must name a registered model (e.g. fno, tfno, deeponet, mgno)")
+        check(self.training.early_stopping is None or self.data.n_val >= 1,
+              "training.early_stopping watches the validation error; set data.n_val >= 1")
         mode = self.training.mode
         if not self.data.time_dependent:
             check(self.training.physics is None, "training.physics needs a time-dependent protocol (a predicted "

@@ -39,7 +39,7 @@ from operators.training.divergence import (NonFiniteStep, TrainingDiverged, chec
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
 from operators.training.optimizers import build_optimizer
-from operators.training.schedules import lr_factor, set_lr
+from operators.training.schedules import extended_lr_factor, set_lr, stalled_epochs
 from operators.training.state import load_training_state, save_training_state
 from operators.training.surrogate import Surrogate, fit_increment_normalizer
 from pde_data.loading import DataBundle, make_datasets
@@ -302,7 +302,7 @@ class Trainer:
     def _fit(self, resume: bool, max_minutes: float | None) -> TrainResult:
         cfg = self.config.training
         progress: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf,
-                                    "elapsed": 0.0}
+                                    "elapsed": 0.0, "segment_ends": [cfg.epochs]}
         if resume:
             progress = self._resume()
         else:
@@ -323,7 +323,7 @@ class Trainer:
         """Run epochs until done or past ``max_minutes``; returns whether training finished."""
         cfg = self.config.training
         train = self.data.train
-        finished = progress["epoch"] >= cfg.epochs
+        finished = progress["epoch"] >= cfg.epochs or bool(progress.get("stopped_early"))
         while not finished:
             epoch = progress["epoch"]
             epoch_start = time.perf_counter()
@@ -332,7 +332,8 @@ class Trainer:
                 self.config.seed * 1_000_003 + epoch))
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
             for first in range(0, len(train), cfg.batch_size):
-                lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
+                lr = cfg.optimizer.lr * extended_lr_factor(cfg.scheduler, progress["step"], steps_per_epoch,
+                                                           progress["segment_ends"])
                 set_lr(self.optimizer, lr)
                 items = order[first:first + cfg.batch_size]
                 x, y, c = (t.to(self.device) for t in train.batch(items))
@@ -359,11 +360,17 @@ class Trainer:
             improved = score < progress["best_score"]
             if improved:
                 progress["best_score"] = score
+            stall = stalled_epochs(progress, cfg.early_stopping)
+            if stall is not None:
+                progress["stopped_early"] = True
             self._save_epoch(progress, improved)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
-            finished = progress["epoch"] >= cfg.epochs
+            finished = progress["epoch"] >= cfg.epochs or stall is not None
+            if stall is not None:
+                self.log(f"stopped early after epoch {progress['epoch']}/{cfg.epochs}: val_l2 has not improved "
+                         f"for {stall} epochs (best {progress['best_score']:.4g})")
             if not finished and max_minutes is not None and time.perf_counter() - started > 60 * max_minutes:
                 self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "
                          f"reached; continue with --resume")
@@ -395,13 +402,22 @@ class Trainer:
                     dynamic_ncols=True)
 
     def _resume(self) -> dict[str, Any]:
-        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), self.dataset_identity())
+        planned = run_folder.recorded_epochs(run_folder.read_config(self.run_dir)) or self.config.training.epochs
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), self.dataset_identity(),
+                                            extend_epochs=True)
         if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
             return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
         check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
                                 "elapsed": "number"}, f"the progress recorded in {last}")
+        ends = [int(e) for e in progress.get("segment_ends") or [planned]]
+        if self.config.training.epochs > ends[-1]:
+            ends.append(self.config.training.epochs)
+            progress["stopped_early"] = False
+            progress["extended_at"] = progress["epoch"]
+            self.log(f"extending {self.run_dir} from {ends[-2]} to {ends[-1]} epochs")
+        progress["segment_ends"] = ends
         if not 0 <= progress["epoch"] <= self.config.training.epochs or progress["step"] < 0:
             raise ConfigError(f"the progress recorded in {last} (epoch {progress['epoch']}, step {progress['step']}) "
                               f"does not fit this run of {self.config.training.epochs} epochs")
