@@ -198,8 +198,10 @@ def stored_description(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
     Files written since the families describe themselves carry the three root attributes of
     :meth:`Family.description`. For older files (and files written by other tools) the family named
-    by the ``problem`` attribute fills them in when it is registered; otherwise the grid counts as
-    not periodic, no parameter is declared, and the equation is the problem name itself.
+    by the ``problem`` attribute gives ``periodic`` and ``equation`` when it is registered; otherwise
+    the grid counts as not periodic and the equation is the problem name itself. Their
+    ``physical_parameters`` is None: nothing is declared, so readers look parameters up by name as
+    before.
 
     Parameters
     ----------
@@ -212,14 +214,13 @@ def stored_description(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
     problem = str(attrs.get("problem", ""))
     family = FAMILIES.get(problem)
-    fallback = family.description() if family is not None else {
-        "periodic": False, "physical_parameters": [], "equation": problem}
+    fallback = family.description() if family is not None else {"periodic": False, "equation": problem}
     periodic = bool(int(attrs["periodic"])) if "periodic" in attrs else fallback["periodic"]
     names = attrs.get("physical_parameters")
     if isinstance(names, bytes):
         names = names.decode()
     if isinstance(names, str):
         names = json.loads(names) if names.startswith("[") else [n for n in names.split(",") if n]
-    names = list(fallback["physical_parameters"]) if names is None else [str(n) for n in np.atleast_1d(names)]
+    names = None if names is None else [str(n) for n in np.atleast_1d(names)]
     equation = str(attrs["equation"]) if "equation" in attrs else fallback["equation"]
     return {"periodic": periodic, "physical_parameters": names, "equation": equation or None}

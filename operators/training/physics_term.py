@@ -132,8 +132,10 @@ def _problem(configured: str | None, equation: str | None, stored: str) -> str:
 
 def _parameters(ds, problem: str, params: dict[str, Any], info: dict[str, Any], subsample: int) -> dict[str, Any]:
     """``params`` completed from the file: the physical parameters its family declares (root attributes, and
-    the forcing field ``f``); a file that declares none is searched for every parameter by name."""
-    declared = set(info["physical_parameters"]) or {*PARAMETERS[problem], FORCING_VARIABLE}
+    the forcing field ``f``); a file without the declaration (older files) is searched for every
+    parameter by name."""
+    declared = info["physical_parameters"]
+    declared = {*PARAMETERS[problem], FORCING_VARIABLE} if declared is None else set(declared)
     space_dims = info["space_dims"]
     for name in PARAMETERS[problem]:
         if name in params:

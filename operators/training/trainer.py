@@ -407,11 +407,15 @@ class Trainer:
                                             extend_epochs=True)
         if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
-            return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
+            return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0,
+                    "segment_ends": [self.config.training.epochs]}
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
         check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
                                 "elapsed": "number"}, f"the progress recorded in {last}")
-        ends = [int(e) for e in progress.get("segment_ends") or [planned]]
+        ends = progress.get("segment_ends") or [planned]
+        if not (isinstance(ends, list) and all(isinstance(e, int) and e >= 1 for e in ends)
+                and ends == sorted(set(ends))):
+            raise ConfigError(f"the progress recorded in {last} is damaged (segment_ends {ends!r}); start a new run")
         if self.config.training.epochs > ends[-1]:
             ends.append(self.config.training.epochs)
             progress["stopped_early"] = False

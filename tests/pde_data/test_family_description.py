@@ -93,13 +93,14 @@ def test_an_undeclared_attribute_is_not_taken_for_a_parameter(tmp_path):
 
 
 @pytest.mark.parametrize(("problem", "expected"), [
-    ("navier-stokes", {"periodic": True, "physical_parameters": ["viscosity", "f"], "equation": "navier-stokes"}),
-    ("darcy", {"periodic": False, "physical_parameters": ["forcing"], "equation": None}),
-    ("convection", {"periodic": False, "physical_parameters": [], "equation": "convection"}),
+    ("navier-stokes", {"periodic": True, "physical_parameters": None, "equation": "navier-stokes"}),
+    ("darcy", {"periodic": False, "physical_parameters": None, "equation": None}),
+    ("convection", {"periodic": False, "physical_parameters": None, "equation": "convection"}),
 ])
 def test_files_without_the_attributes_fall_back_to_the_family(problem, expected):
     """Files written before the families described themselves (only ``problem``) still load: the registered
-    family fills the description in; an unknown problem is not periodic and names its own equation."""
+    family gives periodicity and equation; an unknown problem is not periodic and names its own equation;
+    no parameter list is declared (the physics term then looks parameters up by name, as before)."""
     assert stored_description({"problem": problem}) == expected
 
 
