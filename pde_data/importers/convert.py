@@ -1,7 +1,7 @@
 """Convert a file in a published layout into a pdeop dataset file (``pdeop import``).
 
 The converted file has the schema of generated ones (DESIGN.md §3: named dims, coordinates, the root
-attributes ``problem``, ``config``, ``complete``...) plus provenance: ``source`` (the path given),
+attributes ``problem``, ``config``, ``complete``...) plus provenance: ``source`` (the absolute path),
 ``source_sha256`` (checksum of its bytes) and ``source_format``. Its ``periodic``,
 ``physical_parameters`` and ``equation`` attributes come from the family of the same problem where
 there is one (:meth:`pde_data.family.Family.description`), else from the layout and ``--set``.
@@ -77,12 +77,12 @@ def import_dataset(source: str | Path, out: str | Path, fmt: str | None = None, 
     plan = chosen.plan(found, settings)
     try:
         description = _description(plan, settings)
-        checksum = sha256(source)
-        config = {"import": {"format": chosen.name, "source": str(source), "source_sha256": checksum,
-                             "settings": {k: v for k, v in sorted(_settings(overrides).items())}}}
+        checksum, origin = sha256(source), str(source.resolve())
+        config = {"import": {"format": chosen.name, "source": origin, "source_sha256": checksum},
+                  "settings": dict(sorted(_settings(overrides).items()))}
         attrs = {"problem": description.pop("problem"), "preset": f"import:{chosen.name}",
                  "config": json.dumps(config, sort_keys=True), "pdeop_version": __version__,
-                 "Conventions": "CF-1.8", "source": str(source), "source_sha256": checksum,
+                 "Conventions": "CF-1.8", "source": origin, "source_sha256": checksum,
                  "source_format": chosen.name, **plan.extra, **settings, **description}
         say(f"importing {source} ({chosen.name}, {plan.n_samples} samples) into {out}")
         _write(plan, out, attrs, block_bytes, say)

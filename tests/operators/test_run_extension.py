@@ -15,24 +15,13 @@ from operators.training.schedules import extended_lr_factor, lr_factor, stalled_
 from operators.training.trainer import Trainer
 from solvers.errors import ConfigError
 from tests.operators import multiplier_model, tiny_data  # noqa: F401  (registers test-multiplier)
+from tests.operators.test_training import heat1d, heat_config  # noqa: F401  (heat1d: the fixture)
 from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
 
 def _config(path, **training):
-    settings = {"epochs": 2, "batch_size": 8, "optimizer": {"lr": 0.05}, "scheduler": {"name": "step", "step_size": 1,
-                                                                                      "gamma": 0.5}, **training}
-    return run_config_from_mapping({
-        "seed": 3,
-        "data": {"path": str(path), "protocol": "window", "t_in": 1, "t_out": 2, "windows": "all",
-                 "n_train": 16, "n_val": 4, "n_test": 4, "periodic": True},
-        "model": {"model": "test-multiplier", "modes": 6},
-        "training": settings,
-    })
-
-
-@pytest.fixture
-def heat1d(tmp_path):
-    return tiny_data.heat(tmp_path / "heat.h5", n_samples=24, n=16, steps=3, dim=1, nu=0.005, dt=0.5)
+    """The trainer tests' heat run, 2 epochs, a step schedule halving the rate every epoch unless given."""
+    return heat_config(path, **{"epochs": 2, "scheduler": {"name": "step", "step_size": 1, "gamma": 0.5}, **training})
 
 
 def test_extending_a_step_schedule_equals_the_longer_run(heat1d, tmp_path):
