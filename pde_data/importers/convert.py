@@ -7,15 +7,15 @@ attributes ``problem``, ``config``, ``complete``...) plus provenance: ``source``
 there is one (:meth:`pde_data.family.Family.description`), else from the layout and ``--set``.
 
 Samples are copied a block at a time (at most :data:`BLOCK_BYTES` of output per block), so files
-larger than memory convert (MATLAB v5 files, which ``scipy.io`` reads whole, excepted). The file is
-written under a temporary name and renamed into place once complete: an interrupted import leaves
-nothing at the output path.
+larger than memory convert (MATLAB v5 files, which ``scipy.io`` reads whole, excepted). The output
+follows :mod:`pde_data.output_files`: one writer at a time (a lock beside it), the file filled under
+a process-unique temporary name and renamed over ``out`` once complete, so an interrupted import
+leaves ``out`` as it was (absent, or the old file with ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pde_data import storage
+from pde_data import output_files, storage
 from pde_data.config import parse_override
 from pde_data.family import FAMILIES
 from pde_data.importers.plan import ImportPlan, choose_format
@@ -69,7 +69,7 @@ def import_dataset(source: str | Path, out: str | Path, fmt: str | None = None, 
     """
     say = log or (lambda message: None)
     started = time.perf_counter()
-    source, out = Path(source), Path(out)
+    source, out = Path(source), output_files.resolve_output(out)
     found = inventory(source)
     chosen = choose_format(found, fmt)
     settings = _settings(overrides)
@@ -145,26 +145,30 @@ def _check_output(source: Path, out: Path, overwrite: bool) -> None:
 
 
 def _write(plan: ImportPlan, out: Path, attrs: dict[str, Any], block_bytes: int, say: Callable[[str], None]) -> None:
-    """Create the file under a temporary name, copy the samples block by block, mark it complete, rename."""
+    """Under ``out``'s writer lock, fill a process-unique temporary file block by block, mark it complete
+    and rename it over ``out`` (:mod:`pde_data.output_files`); on any failure only that file is removed."""
     layout = plan.layout
     per_sample = sum(int(np.prod(layout.shape(name, 1))) * np.dtype(var.dtype).itemsize
                      for name, var in layout.variables.items())
     block = max(1, int(block_bytes // max(per_sample, 1)))
-    partial = out.with_name(f".{out.name}.importing")
-    try:
-        storage.create(partial, layout, plan.n_samples, attrs)
-        nonfinite = 0
-        with storage.DatasetWriter(partial) as writer:
-            for start in range(0, plan.n_samples, block):
-                stop = min(start + block, plan.n_samples)
-                arrays = plan.read(start, stop)
-                nonfinite += sum(int((~np.isfinite(v.reshape(len(v), -1))).any(axis=1).sum())
-                                 for v in arrays.values() if v.dtype.kind in "fc")
-                writer.write(range(start, stop), arrays)
-            writer.finish()
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    nonfinite = 0
+    with output_files.WriterLock(out):
+        for orphan in output_files.remove_orphans(out):
+            say(f"removed {output_files.shown(orphan)}, left by an interrupted run")
+        staged = output_files.temp_path(out, "tmp", keep_suffix=False)
+        try:
+            storage.create(staged, layout, plan.n_samples, attrs)
+            with storage.DatasetWriter(staged) as writer:
+                for start in range(0, plan.n_samples, block):
+                    stop = min(start + block, plan.n_samples)
+                    arrays = plan.read(start, stop)
+                    nonfinite += sum(int((~np.isfinite(v.reshape(len(v), -1))).any(axis=1).sum())
+                                     for v in arrays.values() if v.dtype.kind in "fc")
+                    writer.write(range(start, stop), arrays)
+                writer.finish()
+            output_files.replace(staged, out)
+        finally:
+            staged.unlink(missing_ok=True)
     if nonfinite:
         say(f"warning: {nonfinite} sample variable(s) of the source hold NaN or infinite values; training "
             f"refuses them (choose other samples)")
