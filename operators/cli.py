@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from solvers.errors import PdeopError
 from solvers.version import __version__
 
-COMMANDS = ("generate", "info", "train", "evaluate", "plot", "export", "bench", "simulate")
+COMMANDS = ("generate", "import", "info", "train", "evaluate", "plot", "export", "bench", "simulate")
+#: subcommands whose module name differs (``import`` is a Python keyword)
+MODULES = {"import": "import_"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
-        module = importlib.import_module(f"operators.commands.{name}")
+        module = importlib.import_module(f"operators.commands.{MODULES.get(name, name)}")
         summary = (module.__doc__ or name).strip().splitlines()[0]
         command = sub.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(command)

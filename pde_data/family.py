@@ -103,6 +103,19 @@ class Family(ABC):
     default_chunk_size: ClassVar[int] = 16
     #: the settings that drive memory and file size, named in messages when a run does not fit
     size_settings: ClassVar[str] = "resolution"
+    #: whether the stored grid is periodic (``x_i = i L / n``) rather than a vertex grid with both ends
+    periodic: ClassVar[bool] = False
+    #: names of the physical parameters the file holds, as root attributes or static variables
+    physical_parameters: ClassVar[tuple[str, ...]] = ()
+    #: the time-dependent equation whose residual the physics losses evaluate (a name known to
+    #: :mod:`operators.physics.operator_residual`), or None
+    equation: ClassVar[str | None] = None
+
+    @classmethod
+    def description(cls) -> dict[str, Any]:
+        """Root attributes by which every file of this family describes the problem (see :func:`stored_description`)."""
+        return {"periodic": bool(cls.periodic), "physical_parameters": list(cls.physical_parameters),
+                "equation": cls.equation or ""}
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -242,3 +255,36 @@ def sample_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     right-hand side), so adding a new input never changes the existing ones.
     """
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+
+
+def stored_description(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a dataset file says about its problem: ``periodic``, ``physical_parameters``, ``equation``.
+
+    Files written since the families describe themselves carry the three root attributes of
+    :meth:`Family.description`. For older files (and files written by other tools) the family named
+    by the ``problem`` attribute gives ``periodic`` and ``equation`` when it is registered; otherwise
+    the grid counts as not periodic and the equation is the problem name itself. Their
+    ``physical_parameters`` is None: nothing is declared, so readers look parameters up by name as
+    before.
+
+    Parameters
+    ----------
+    attrs
+        Root attributes of the file (plain Python values, e.g. from :func:`pde_data.storage.read_attrs`).
+    """
+    import json
+
+    import pde_data.families  # noqa: F401  (registers the built-in families)
+
+    problem = str(attrs.get("problem", ""))
+    family = FAMILIES.get(problem)
+    fallback = family.description() if family is not None else {"periodic": False, "equation": problem}
+    periodic = bool(int(attrs["periodic"])) if "periodic" in attrs else fallback["periodic"]
+    names = attrs.get("physical_parameters")
+    if isinstance(names, bytes):
+        names = names.decode()
+    if isinstance(names, str):
+        names = json.loads(names) if names.startswith("[") else [n for n in names.split(",") if n]
+    names = None if names is None else [str(n) for n in np.atleast_1d(names)]
+    equation = str(attrs["equation"]) if "equation" in attrs else fallback["equation"]
+    return {"periodic": periodic, "physical_parameters": names, "equation": equation or None}

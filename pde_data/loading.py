@@ -32,8 +32,6 @@ from pde_data.augmentation import AugmentConfig
 from pde_data.config import check
 from solvers.errors import ConfigError
 
-#: families whose grids are periodic (x_i = i L / n); others are vertex grids with both ends
-PERIODIC_PROBLEMS = frozenset({"navier-stokes", "kuramoto-sivashinsky", "burgers"})
 SPLITS = ("train", "val", "test")
 _COMPLETE_MARKS = "sample_complete"
 
@@ -72,7 +70,8 @@ class DataConfig:
     normalization
         ``none``, ``pointwise`` or ``global`` unit-Gaussian normalisation fitted on the training split.
     periodic
-        Whether the grid is periodic; null infers it from the problem.
+        Whether the grid is periodic; null reads it from the file (the ``periodic`` attribute its
+        family wrote, see :func:`pde_data.family.stored_description`).
     allow_incomplete
         Accept a file whose generation has not finished (only finished samples are used).
     generate
@@ -280,8 +279,10 @@ def load_rows(ds, config: DataConfig, rows: np.ndarray):
 
 def describe(ds, config: DataConfig) -> dict[str, Any]:
     """Facts about the file a checkpoint records: fingerprint, grid, periodicity, variable names."""
-    problem = str(ds.attrs.get("problem"))
-    periodic = config.periodic if config.periodic is not None else problem in PERIODIC_PROBLEMS
+    from pde_data.family import stored_description
+
+    stored = stored_description(ds.attrs)
+    periodic = config.periodic if config.periodic is not None else stored["periodic"]
     variable = _time_variable(ds, config) if config.time_dependent else None
     names = [variable] if variable else list(config.inputs)
     space_dims = [d for d in ds[names[0]].dims if d not in ("sample", "t")]
@@ -290,6 +291,8 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
         "path": str(Path(config.path)),
         "fingerprint": fingerprint(ds),
         "periodic": bool(periodic),
+        "equation": stored["equation"],
+        "physical_parameters": stored["physical_parameters"],
         "variable": variable,
         "space_dims": space_dims,
         "grid": grid,

@@ -58,6 +58,22 @@ def presets(problem: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
+def preset_catalogue() -> list[dict[str, Any]]:
+    """Every shipped preset, by problem then name: ``problem``, ``preset``, ``samples`` (the count
+    ``--samples`` defaults to) and ``default`` (whether it is the family's default preset)."""
+    import pde_data.families  # noqa: F401  (registers the built-in families)
+    from pde_data.family import FAMILIES
+
+    rows = []
+    for problem in sorted(FAMILIES):
+        for preset in presets(problem):
+            mapping = load_yaml(configs_root() / "data" / problem / f"{preset}.yaml", what="preset")
+            rows.append({"problem": problem, "preset": preset,
+                         "samples": coerce(mapping.get("samples", DEFAULT_SAMPLES), int, "samples"),
+                         "default": preset == FAMILIES[problem].default_preset})
+    return rows
+
+
 def resolve_config(
     problem: str,
     preset: str | None = None,
@@ -257,6 +273,7 @@ def _prepare_file(out: Path, config: ResolvedConfig, family: Family, overwrite: 
             "seed": config.seed,
             "pdeop_version": __version__,
             "Conventions": "CF-1.8",
+            **family.description(),
         }
         storage.create(target, family.layout(), config.samples, attrs)
         say(f"writing {config.samples} samples of {config.problem} ({config.preset}) to {output_files.shown(out)}")

@@ -11,12 +11,14 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach ``generate``'s arguments to ``parser``."""
-    parser.add_argument("problem", help="problem family, e.g. navier-stokes, kuramoto-sivashinsky, burgers, darcy")
+    parser.add_argument("problem", help="problem family (the list of problems and presets is at the end)")
     parser.add_argument("--preset", help="preset name (configs/data/PROBLEM/PRESET.yaml); default: the family's")
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings applied over the preset")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting (repeatable), e.g. --set dt=1e-4")
-    parser.add_argument("--samples", type=int, help="number of samples")
+    parser.add_argument("--samples", type=int,
+                        help="number of samples (default: the preset's count, listed below; e.g. 5000 for "
+                             "navier-stokes --preset fno)")
     parser.add_argument("--resolution", help="stored grid size (shorthand for --set resolution=N)")
     parser.add_argument("--solver", help="linear solver for elliptic families: auto|skr|gcrodr|gmres|cg|amg|direct "
                                          "(shorthand for --set solver=NAME)")
@@ -25,6 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file (.h5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    plain_help = parser.format_help
+    parser.format_help = lambda: plain_help() + preset_listing()  # type: ignore[method-assign]
+
+
+def preset_listing() -> str:
+    """The problems and their presets with the sample count each gives by default (read when help is shown)."""
+    from pde_data.pipeline import preset_catalogue
+
+    rows = preset_catalogue()
+    width = max(len(row["problem"]) for row in rows)
+    preset_width = max(len(row["preset"]) for row in rows)
+    lines = ["", "problems and presets (samples when --samples is not given; * = the problem's default preset):"]
+    problem = None
+    for row in rows:
+        name = row["problem"] if row["problem"] != problem else ""
+        problem = row["problem"]
+        mark = "*" if row["default"] else " "
+        lines.append(f"  {name:<{width}}  {mark}{row['preset']:<{preset_width}} {row['samples']:>6,} samples")
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:

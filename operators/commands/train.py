@@ -97,7 +97,10 @@ def _train(args: argparse.Namespace, distributed: Any) -> int:
     if not distributed.is_main:
         return 0
     last = result.history[-1] if result.history else {}
-    state = "finished" if result.finished else "stopped early"
+    if not result.finished:
+        state = "stopped (--max-minutes)"
+    else:
+        state = "finished" if result.epochs_done >= config.training.epochs else "finished by early stopping"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("train_loss", "val_l2") and v is not None)
     print(f"{state} after {result.epochs_done}/{config.training.epochs} epochs ({scores}); "
           f"best {result.best_score:.4g}; checkpoints in {run_dir}/best and {run_dir}/last")

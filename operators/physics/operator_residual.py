@@ -11,7 +11,8 @@ so the term is meaningful when the stored step resolves the dynamics (KS with dt
 with small dt); for the FNO Navier-Stokes data stored once per time unit it mostly measures the
 time discretisation and should be weighted accordingly or used on finer predicted sequences.
 
-Supported problems (``params``):
+Supported equations (:data:`EQUATIONS`, with their ``params``); a problem family names the one it
+solves (``equation`` in its file, see :func:`pde_data.family.stored_description`):
 
 * ``burgers``: u_t + u u_x = nu u_xx (``viscosity``);
 * ``kuramoto-sivashinsky``: u_t + alpha u u_x + beta u_xx + gamma u_xxxx = 0 (``alpha``, ``beta``,
@@ -31,8 +32,9 @@ dataset).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,14 +42,23 @@ import torch
 from solvers.errors import ConfigError
 from solvers.spectral import dealias_mask
 
-#: the parameters each problem's tendency reads (see the module docstring)
-PARAMETERS: dict[str, tuple[str, ...]] = {
-    "burgers": ("viscosity",),
-    "kuramoto-sivashinsky": ("alpha", "beta", "gamma"),
-    "convection": ("c", "viscosity"),
-    "navier-stokes": ("viscosity", "forcing"),
-}
-PROBLEMS = tuple(PARAMETERS)
+@dataclasses.dataclass(frozen=True)
+class Equation:
+    """A time-dependent equation u_t = F(u) whose residual :func:`physics_loss` evaluates.
+
+    Attributes
+    ----------
+    parameters
+        Names of the parameters ``F`` reads (``params`` of :func:`physics_loss`).
+    space
+        Number of spatial axes of a state.
+    tendency
+        ``tendency(prediction, grid, params)`` returns F as a function of states ``[B, T, *space]``.
+    """
+
+    parameters: tuple[str, ...]
+    space: int
+    tendency: Callable[[torch.Tensor, Sequence[Any], Mapping[str, Any]], Callable[[torch.Tensor], torch.Tensor]]
 
 
 def physics_loss(problem: str, prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], dt: float,
@@ -82,9 +93,9 @@ def physics_loss(problem: str, prediction: torch.Tensor, grid: Sequence[float | 
         For an unknown problem, a missing parameter, fewer than two states or a wrong shape.
     """
     params = dict(params or {})
-    if problem not in PROBLEMS:
+    if problem not in EQUATIONS:
         raise ConfigError(f"physics loss: unknown problem {problem!r}; supported: {', '.join(PROBLEMS)}")
-    space = 2 if problem == "navier-stokes" else 1
+    space = EQUATIONS[problem].space
     if prediction.ndim != 2 + space or prediction.shape[1] < 2:
         raise ConfigError(f"physics loss for {problem} needs a prediction [batch, time >= 2, {'X, Y' if space == 2 else 'X'}] "
                           f"(got shape {list(prediction.shape)})")
@@ -103,28 +114,57 @@ def physics_loss(problem: str, prediction: torch.Tensor, grid: Sequence[float | 
 def tendency_function(problem: str, prediction: torch.Tensor, grid: Sequence[float | torch.Tensor],
                       params: Mapping[str, Any]):
     """F such that u_t = F(u), as a function of states ``[B, T, X(, Y)]`` (pseudo-spectral)."""
-    dtype, device = prediction.dtype, prediction.device
-    if problem == "navier-stokes":
-        nu = _required(params, "viscosity", problem)
-        kx = _wavenumbers(prediction.shape[-2], grid[0], dtype, device, half=False)[:, None]
-        ky = _wavenumbers(prediction.shape[-1], grid[1], dtype, device, half=True)[None, :]
-        keep = _mask(prediction.shape[-2], device, half=False)[:, None] & _mask(prediction.shape[-1], device, half=True)[None, :]
-        forcing = params.get("forcing")
-        return lambda w: _vorticity_tendency(w, kx, ky, keep, nu, forcing)
+    return EQUATIONS[problem].tendency(prediction, grid, params)
+
+
+def _navier_stokes(prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], params: Mapping[str, Any]):
+    device = prediction.device
+    nu = _required(params, "viscosity", "navier-stokes")
+    kx = _wavenumbers(prediction.shape[-2], grid[0], prediction.dtype, device, half=False)[:, None]
+    ky = _wavenumbers(prediction.shape[-1], grid[1], prediction.dtype, device, half=True)[None, :]
+    keep = _mask(prediction.shape[-2], device, half=False)[:, None] & _mask(prediction.shape[-1], device, half=True)[None, :]
+    forcing = params.get("forcing")
+    return lambda w: _vorticity_tendency(w, kx, ky, keep, nu, forcing)
+
+
+def _spectral_1d(prediction: torch.Tensor, grid: Sequence[float | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wavenumbers (``[B, 1, K]`` for per-sample periods) and the dealiasing mask of a 1-D state."""
     lengths = grid[0]
-    k = _wavenumbers(prediction.shape[-1], lengths, dtype, device, half=True)
+    k = _wavenumbers(prediction.shape[-1], lengths, prediction.dtype, prediction.device, half=True)
     if isinstance(lengths, torch.Tensor):
         k = k[:, None, :]  # per-sample periods: [B, 1, K]
-    keep = _mask(prediction.shape[-1], device, half=True)
-    if problem == "burgers":
-        nu = _required(params, "viscosity", problem)
-        return lambda u: _one_d(u, k, keep, alpha=1.0, linear=-nu * k**2)
-    if problem == "kuramoto-sivashinsky":
-        alpha, beta, gamma = (float(params.get(name, 1.0)) for name in ("alpha", "beta", "gamma"))
-        return lambda u: _one_d(u, k, keep, alpha=alpha, linear=beta * k**2 - gamma * k**4)
-    c = _required(params, "c", problem)
+    return k, _mask(prediction.shape[-1], prediction.device, half=True)
+
+
+def _burgers(prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], params: Mapping[str, Any]):
+    k, keep = _spectral_1d(prediction, grid)
+    nu = _required(params, "viscosity", "burgers")
+    return lambda u: _one_d(u, k, keep, alpha=1.0, linear=-nu * k**2)
+
+
+def _kuramoto_sivashinsky(prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], params: Mapping[str, Any]):
+    k, keep = _spectral_1d(prediction, grid)
+    alpha, beta, gamma = (float(params.get(name, 1.0)) for name in ("alpha", "beta", "gamma"))
+    return lambda u: _one_d(u, k, keep, alpha=alpha, linear=beta * k**2 - gamma * k**4)
+
+
+def _convection(prediction: torch.Tensor, grid: Sequence[float | torch.Tensor], params: Mapping[str, Any]):
+    k, keep = _spectral_1d(prediction, grid)
+    c = _required(params, "c", "convection")
     nu = float(params.get("viscosity", 0.0))
     return lambda u: _one_d(u, k, keep, alpha=0.0, linear=-1j * c * k - nu * k**2)
+
+
+#: the equations with a residual, by the name a family declares as its ``equation``
+EQUATIONS: dict[str, Equation] = {
+    "burgers": Equation(("viscosity",), 1, _burgers),
+    "kuramoto-sivashinsky": Equation(("alpha", "beta", "gamma"), 1, _kuramoto_sivashinsky),
+    "convection": Equation(("c", "viscosity"), 1, _convection),
+    "navier-stokes": Equation(("viscosity", "forcing"), 2, _navier_stokes),
+}
+#: the parameters each equation's tendency reads
+PARAMETERS: dict[str, tuple[str, ...]] = {name: equation.parameters for name, equation in EQUATIONS.items()}
+PROBLEMS = tuple(EQUATIONS)
 
 
 def _required(params: Mapping[str, Any], name: str, problem: str) -> float:

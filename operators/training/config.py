@@ -82,10 +82,12 @@ class PhysicsLossConfig:
         Weight of the term (0 logs the residual without training on it).
     problem
         PDE of the residual (``burgers``, ``kuramoto-sivashinsky``, ``convection``,
-        ``navier-stokes``); default: the dataset's ``problem`` attribute.
+        ``navier-stokes``); default: the equation the dataset's family declares (its ``equation``
+        attribute; for older files the ``problem``).
     params
-        Equation parameters; each one not given is read from the dataset (root attribute of the
-        same name, e.g. ``viscosity``; the Navier-Stokes ``forcing`` from the static variable ``f``).
+        Equation parameters; each one not given is read from the physical parameters the dataset
+        declares (root attribute of the same name, e.g. ``viscosity``; the Navier-Stokes ``forcing``
+        from the static variable ``f``).
     relative
         Divide by the mean square of the predicted time differences (scale-free, like the data loss).
     """
@@ -118,6 +120,24 @@ def check_physics_params(problem: str, params: dict) -> None:
     if unknown:
         raise ConfigError(f"training.physics.params: {problem} has no parameter {unknown[0]!r} "
                           f"(its parameters: {', '.join(PARAMETERS[problem])})")
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """The optional ``training.early_stopping:`` section: stop when the validation error stalls.
+
+    Training ends (as finished) after the epoch at which ``val_l2`` has not improved for ``patience``
+    epochs; an improvement is ``val_l2 < best * (1 - min_delta)``. The count starts again where an
+    extended run (``--resume --set training.epochs=N``) begins its added epochs. Needs ``data.n_val >= 1``.
+    """
+
+    patience: int = 10
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.patience >= 1, f"training.early_stopping.patience must be an integer >= 1 (got {self.patience})")
+        check(math.isfinite(self.min_delta) and 0 <= self.min_delta < 1,
+              f"training.early_stopping.min_delta must lie in [0, 1) (got {self.min_delta})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +174,8 @@ class TrainingConfig:
     precision
         ``float32``, or mixed precision: ``bfloat16`` / ``float16`` autocast of the forward pass
         (float16 with loss scaling); see :mod:`operators.training.precision` for what runs in which type.
+    early_stopping
+        Optional stop on a stalled validation error (:class:`EarlyStoppingConfig`).
     """
 
     epochs: int = 10
@@ -170,6 +192,7 @@ class TrainingConfig:
     physics: Optional[PhysicsLossConfig] = None
     tensorboard: bool = False
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    early_stopping: Optional[EarlyStoppingConfig] = None
 
     def __post_init__(self) -> None:
         if self.tensorboard:
@@ -238,6 +261,8 @@ class RunConfig(RunSettings):
     def __post_init__(self) -> None:
         self.check_seed()
         check("model" in self.model, "model.model must name a registered model (e.g. fno, tfno, deeponet, mgno)")
+        check(self.training.early_stopping is None or self.data.n_val >= 1,
+              "training.early_stopping watches the validation error; set data.n_val >= 1")
         mode = self.training.mode
         if not self.data.time_dependent:
             check(self.training.physics is None, "training.physics needs a time-dependent protocol (a predicted "

@@ -11,8 +11,10 @@ trajectory is read once from the dataset:
 * the domain periods: ``n * dx`` of each spatial coordinate (``x_j = j L / n``: 1 for Burgers and
   Navier-Stokes, ``L`` for Kuramoto-Sivashinsky with one length), or the per-sample variable
   ``L(sample)`` when the length varies (then ``x`` holds fractions of it);
-* the equation parameters not set in ``training.physics.params``: root attributes of the same
-  name (``viscosity``) and, for Navier-Stokes, the forcing from the static variable ``f(x, y)``.
+* the equation: the one the file's family declares (root attribute ``equation``);
+* the equation parameters not set in ``training.physics.params``: the physical parameters the file
+  declares (``physical_parameters``): root attributes of the same name (``viscosity``) and, for
+  Navier-Stokes, the forcing from the static variable ``f(x, y)``.
 """
 
 from __future__ import annotations
@@ -68,9 +70,9 @@ class PhysicsTerm:
         self._item_sample = getattr(dataset, "item_sample", None)
         ds = open_dataset(data.path, allow_incomplete=data.allow_incomplete)
         try:
-            self.problem = _problem(settings.problem, str(ds.attrs.get("problem")))
+            self.problem = _problem(settings.problem, info["equation"], str(ds.attrs.get("problem")))
             check_physics_params(self.problem, settings.params)
-            self.params = _parameters(ds, self.problem, dict(settings.params), info["space_dims"], data.subsample)
+            self.params = _parameters(ds, self.problem, dict(settings.params), info, data.subsample)
             self.periods, self._sample_periods = _periods(ds, info, dataset)
         finally:
             ds.close()
@@ -123,27 +125,34 @@ def _time_step(times: Sequence[float] | None) -> float:
     return float(steps.mean())
 
 
-def _problem(configured: str | None, stored: str) -> str:
+def _problem(configured: str | None, equation: str | None, stored: str) -> str:
+    """The equation of the residual: the configured one, else the one the file's family declares."""
+    known = equation in PARAMETERS
     if configured is None:
-        if stored not in PARAMETERS:
+        if not known:
             raise ConfigError(f"training.physics.problem: the dataset's problem {stored!r} has no residual; set it to "
                               f"one of {', '.join(PARAMETERS)}")
-        return stored
-    if stored in PARAMETERS and stored != configured:
-        raise ConfigError(f"training.physics.problem is {configured!r} but the dataset holds {stored!r} data")
+        return str(equation)
+    if known and equation != configured:
+        raise ConfigError(f"training.physics.problem is {configured!r} but the dataset holds {equation!r} data")
     return configured
 
 
-def _parameters(ds, problem: str, params: dict[str, Any], space_dims: list[str], subsample: int) -> dict[str, Any]:
-    """``params`` completed from the file: root attributes, and the static forcing field ``f``."""
+def _parameters(ds, problem: str, params: dict[str, Any], info: dict[str, Any], subsample: int) -> dict[str, Any]:
+    """``params`` completed from the file: the physical parameters its family declares (root attributes, and
+    the forcing field ``f``); a file without the declaration (older files) is searched for every
+    parameter by name."""
+    declared = info["physical_parameters"]
+    declared = {*PARAMETERS[problem], FORCING_VARIABLE} if declared is None else set(declared)
+    space_dims = info["space_dims"]
     for name in PARAMETERS[problem]:
         if name in params:
             continue
-        if name in ds.attrs:
+        if name in declared and name in ds.attrs:
             value = np.asarray(ds.attrs[name], dtype=np.float64).reshape(-1)
             if value.size == 1:
                 params[name] = float(value[0])
-        elif name == "forcing" and FORCING_VARIABLE in ds.variables:
+        elif name == "forcing" and FORCING_VARIABLE in declared and FORCING_VARIABLE in ds.variables:
             forcing = ds[FORCING_VARIABLE]
             if tuple(forcing.dims) != tuple(space_dims):
                 raise ConfigError(f"training.physics: the forcing variable {FORCING_VARIABLE!r} has dims "

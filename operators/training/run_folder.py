@@ -217,7 +217,8 @@ def start(run_dir: Path, config: dict[str, Any], dataset: dict[str, Any] | None 
     write_text(run_dir / RUN_CONFIG, strict_json.dumps(config, sort_keys=True))
 
 
-def resume_checkpoint(run_dir: Path, config: dict[str, Any], dataset: dict[str, Any] | None = None) -> Path | None:
+def resume_checkpoint(run_dir: Path, config: dict[str, Any], dataset: dict[str, Any] | None = None,
+                      extend_epochs: bool = False) -> Path | None:
     """The ``last`` checkpoint folder to resume ``run_dir`` from (None if no epoch finished yet).
 
     Parameters
@@ -229,6 +230,9 @@ def resume_checkpoint(run_dir: Path, config: dict[str, Any], dataset: dict[str, 
     dataset
         The identity of the data it loaded (:func:`.dataset_identity.identify`); must match the
         recorded one when the run recorded one.
+    extend_epochs
+        Accept a ``training.epochs`` above the recorded one (the run is extended; the recorded
+        configuration is updated to it). A lower value is still refused.
 
     Raises
     ------
@@ -237,7 +241,14 @@ def resume_checkpoint(run_dir: Path, config: dict[str, Any], dataset: dict[str, 
         first differing setting), or the data are not those the run started with (with the reason).
     """
     saved = read_config(run_dir)
-    difference = first_difference(saved, strict_json.loads(strict_json.dumps(config), "the config"))
+    config = strict_json.loads(strict_json.dumps(config), "the config")
+    extended = extend_epochs and recorded_epochs(config) > recorded_epochs(saved) > 0
+    if extended:
+        saved = {**saved, "training": {**saved["training"], "epochs": recorded_epochs(config)}}
+    elif extend_epochs and 0 < recorded_epochs(config) < recorded_epochs(saved):
+        raise ConfigError(f"--resume: training.epochs can only grow (the run has {recorded_epochs(saved)}, got "
+                          f"{recorded_epochs(config)}); resume with --set training.epochs={recorded_epochs(saved)} or more")
+    difference = first_difference(saved, config)
     if difference:
         raise ConfigError(f"--resume: the config differs from the run's ({difference}); resume with the same "
                           f"config and overrides")
@@ -248,8 +259,17 @@ def resume_checkpoint(run_dir: Path, config: dict[str, Any], dataset: dict[str, 
         reason = data_difference(strict_json.read(recorded_path), dataset)
         if reason:
             raise ConfigError(f"--resume: {reason}; resume with the data the run started with, or start a new run")
+    if extended:
+        write_text(Path(run_dir) / RUN_CONFIG, strict_json.dumps(config, sort_keys=True))
     last = Path(run_dir) / "last"
     return last if last.is_dir() else None
+
+
+def recorded_epochs(config: Any) -> int:
+    """``training.epochs`` of a recorded configuration (0 where it has none)."""
+    training = config.get("training")
+    epochs = training.get("epochs") if isinstance(training, dict) else None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

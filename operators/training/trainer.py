@@ -42,7 +42,7 @@ from operators.training.losses import loss_function, relative_l2
 from operators.training.online import StreamOptions
 from operators.training.optimizers import build_optimizer
 from operators.training.precision import Precision
-from operators.training.schedules import lr_factor, set_lr
+from operators.training.schedules import extended_lr_factor, set_lr, stalled_epochs
 from operators.training.state import load_training_state, save_training_state
 from operators.training.surrogate import Surrogate, fit_increment_normalizer
 from pde_data.loading import DataBundle, make_datasets
@@ -378,7 +378,7 @@ class Trainer:
 
     def _start(self, identity: dict[str, Any]) -> dict[str, Any]:
         run_folder.start(self.run_dir, self.config.to_dict(), identity)
-        return _fresh_progress()
+        return _fresh_progress(self.config.training.epochs)
 
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]]:
         """``(x, y, c, items, count)`` of every step of ``epoch``: this rank's part of each global batch
@@ -404,7 +404,7 @@ class Trainer:
                 max_minutes: float | None) -> bool:
         """Run epochs until done or past ``max_minutes``; returns whether training finished."""
         cfg = self.config.training
-        finished = progress["epoch"] >= cfg.epochs
+        finished = progress["epoch"] >= cfg.epochs or bool(progress.get("stopped_early"))
         while not finished:
             epoch = progress["epoch"]
             epoch_start = time.perf_counter()
@@ -412,7 +412,8 @@ class Trainer:
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
             waited = self.data.train.wait_seconds if self.online else 0.0
             for x, y, c, items, count in self._stopping_together(self._batches(epoch), progress):
-                lr = cfg.optimizer.lr * lr_factor(cfg.scheduler, progress["step"], steps_per_epoch, cfg.epochs)
+                lr = cfg.optimizer.lr * extended_lr_factor(cfg.scheduler, progress["step"], steps_per_epoch,
+                                                           progress["segment_ends"])
                 set_lr(self.optimizer, lr)
                 try:
                     loss, n_terms, physics = self.train_step(x, y, c, items, count)
@@ -439,11 +440,17 @@ class Trainer:
             improved = score < progress["best_score"]
             if improved:
                 progress["best_score"] = score
+            stall = stalled_epochs(progress, cfg.early_stopping)
+            if stall is not None:
+                progress["stopped_early"] = True
             self.dist.from_main(lambda: self._save_epoch(progress, improved))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
-            finished = progress["epoch"] >= cfg.epochs
+            finished = progress["epoch"] >= cfg.epochs or stall is not None
+            if stall is not None:
+                self.log(f"stopped early after epoch {progress['epoch']}/{cfg.epochs}: val_l2 has not improved "
+                         f"for {stall} epochs (best {progress['best_score']:.4g})")
             late = max_minutes is not None and time.perf_counter() - started > 60 * max_minutes
             if not finished and self.dist.from_main(lambda: late):
                 self.log(f"stopped after epoch {progress['epoch']}/{cfg.epochs}: --max-minutes {max_minutes} "
@@ -499,13 +506,24 @@ class Trainer:
 
     def _resume(self, identity: dict[str, Any] | None = None) -> dict[str, Any]:
         identity = identity or self.dataset_identity()
-        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), identity)
+        planned = run_folder.recorded_epochs(run_folder.read_config(self.run_dir)) or self.config.training.epochs
+        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), identity, extend_epochs=True)
         if last is None:
             self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
-            return _fresh_progress()
+            return _fresh_progress(self.config.training.epochs)
         progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
         check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
                                 "elapsed": "number"}, f"the progress recorded in {last}")
+        ends = progress.get("segment_ends") or [planned]
+        if not (isinstance(ends, list) and all(isinstance(e, int) and e >= 1 for e in ends)
+                and ends == sorted(set(ends))):
+            raise ConfigError(f"the progress recorded in {last} is damaged (segment_ends {ends!r}); start a new run")
+        if self.config.training.epochs > ends[-1]:
+            ends.append(self.config.training.epochs)
+            progress["stopped_early"] = False
+            progress["extended_at"] = progress["epoch"]
+            self.log(f"extending {self.run_dir} from {ends[-2]} to {ends[-1]} epochs")
+        progress["segment_ends"] = ends
         if not 0 <= progress["epoch"] <= self.config.training.epochs or progress["step"] < 0:
             raise ConfigError(f"the progress recorded in {last} (epoch {progress['epoch']}, step {progress['step']}) "
                               f"does not fit this run of {self.config.training.epochs} epochs")
@@ -537,6 +555,6 @@ class Trainer:
         run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
 
 
-def _fresh_progress() -> dict[str, Any]:
-    """The progress of a run before its first step."""
-    return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0}
+def _fresh_progress(epochs: int) -> dict[str, Any]:
+    """The progress of a run of ``epochs`` planned epochs before its first step."""
+    return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0, "segment_ends": [epochs]}

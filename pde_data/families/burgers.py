@@ -108,6 +108,9 @@ class Burgers(RecordedGridFamily):
 
     config_class = BurgersConfig
     default_preset = "fno"
+    periodic = True
+    physical_parameters = ("viscosity",)
+    equation = "burgers"
     # a 1024-point sample: ~0.2 MB while stepping, 21 x 1024 float32 snapshots stored
     default_chunk_size = 64
     space_dims = ("x",)

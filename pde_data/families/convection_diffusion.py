@@ -71,6 +71,7 @@ class ConvectionDiffusion(EllipticFamily):
 
     config_class = ConvectionDiffusionConfig
     default_preset = "default"
+    physical_parameters = ("diffusivity", "forcing")
     inputs = {"vx": "velocity along x", "vy": "velocity along y"}
 
     def sample_inputs(self, index: int, seed: int) -> dict[str, np.ndarray]:

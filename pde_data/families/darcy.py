@@ -58,6 +58,7 @@ class Darcy(EllipticFamily):
 
     config_class = DarcyConfig
     default_preset = "fno"
+    physical_parameters = ("forcing",)
     inputs = {"a": "permeability (diffusion coefficient)"}
     positive = ("a",)
     nonfinite_remedy = "lower log_scale (exp(log_scale * g) overflows or underflows) or check high/low"

@@ -71,6 +71,7 @@ class Heat(EllipticFamily):
 
     config_class = HeatConfig
     default_preset = "default"
+    physical_parameters = ("forcing",)
     inputs = {"a": "conductivity"}
     parameters = ("a", "u0")
     positive = ("a",)

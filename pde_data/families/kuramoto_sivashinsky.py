@@ -143,6 +143,10 @@ class KuramotoSivashinsky(RecordedGridFamily):
 
     config_class = KuramotoSivashinskyConfig
     default_preset = "lpsda"
+    periodic = True
+    #: the domain length: root attribute ``L``, or variable ``L(sample)`` when it varies
+    physical_parameters = ("L",)
+    equation = "kuramoto-sivashinsky"
     # one 256-point sample: ~30 kB while stepping, 140 x 256 float32 snapshots stored
     default_chunk_size = 256
     space_dims = ("x",)

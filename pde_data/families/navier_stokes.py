@@ -143,6 +143,10 @@ class NavierStokes(RecordedGridFamily):
 
     config_class = NavierStokesConfig
     default_preset = "fno"
+    periodic = True
+    #: the viscosity attribute and the forcing field ``f(x, y)``
+    physical_parameters = ("viscosity", "f")
+    equation = "navier-stokes"
     # a 256^2 sample needs ~5 MB while stepping and stores 0.8 MB per 50 snapshots at 64^2
     default_chunk_size = 8
     space_dims = ("x", "y")
