@@ -172,6 +172,12 @@ class VorticityCN(Rollout):
         # the term's buffers plus the state and F
         self.bytes_per_sample = self.term.bytes_per_sample + 4 * real.itemsize * self.n * (self.n // 2 + 1)
 
+    def step_coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(decay, advect, force)`` as :meth:`advance` multiplies and adds them, for ports of the step to
+        other array libraries: real ``[n, 2 (n // 2 + 1)]`` arrays acting on the interleaved real and
+        imaginary parts of the state (``force`` None without forcing)."""
+        return self._decay, self._advect, self._force
+
     def start(self, initial: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Real 2-D FFT of ``[b, n, n]`` vorticity: the state :meth:`advance` works on."""
         return self.term.start(initial)
