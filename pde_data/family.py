@@ -96,10 +96,16 @@ class Family(ABC):
     default_preset: ClassVar[str]
     #: samples per chunk when the user gives none; families size it to their memory use.
     default_chunk_size: ClassVar[int] = 16
+    #: the family's integrators have PyTorch ports, so it runs on torch devices (:mod:`solvers.devices`)
+    torch_devices: ClassVar[bool] = False
+    #: samples per chunk on a torch device when the user gives none (a GPU wants large batches)
+    device_chunk_size: ClassVar[int] = 16
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self._progress: Callable[[float], None] | None = None
+        #: where the integrators run (:func:`solvers.devices.check_device`); set by the pipeline
+        self.device = "cpu"
 
     def set_progress_callback(self, callback: Callable[[float], None] | None) -> None:
         """Install the pipeline's progress hook (see :meth:`report_progress`)."""

@@ -137,19 +137,18 @@ class TorchRollout:
         batch, grid = initial.shape[0], initial.shape[1:]
         keep = (slice(None),) + tuple(slice(None, None, stride) for _ in grid)
         out = np.empty((batch, records + 1) + tuple(n // stride for n in grid), dtype=out_dtype)
-        parts = split_batches(batch, self.bytes_per_sample, free_memory(self.device))
-        done = 0
-        for rows in parts:
-            failure = self._run(initial, rows, out, keep, steps_per_record, records, warmup_steps)
+        for rows in split_batches(batch, self.bytes_per_sample, free_memory(self.device)):
+            def report(records_done: int, rows: slice = rows) -> None:
+                if progress is not None:
+                    progress((rows.start + (rows.stop - rows.start) * records_done / (records + 1)) / batch)
+
+            failure = self._run(initial, rows, out, keep, steps_per_record, records, warmup_steps, report)
             if failure is not None:
                 raise unstable(failure, labels, self.dt, self.grid_points)
-            done += rows.stop - rows.start
-            if progress is not None:
-                progress(done / batch)
         return out
 
     def _run(self, initial: np.ndarray, rows: slice, out: np.ndarray, keep: tuple, steps_per_record: int,
-             records: int, warmup_steps: int) -> Failure | None:
+             records: int, warmup_steps: int, report: Callable[[int], None]) -> Failure | None:
         """Integrate rows ``rows``, fill their snapshots in ``out``; the first failure (if any)."""
         with torch.no_grad():
             state = self.term.start(initial[rows])
@@ -162,6 +161,7 @@ class TorchRollout:
                 failure = self._record(state, out, rows, r, keep, reference, time)
                 if failure is not None:
                     return failure
+                report(r + 1)
         return None
 
     def _host_slices(self, state: torch.Tensor) -> list[slice]:

@@ -22,6 +22,7 @@ from pde_data.family import Family, Layout, Variable, register_family, sample_rn
 from pde_data.grid_settings import RecordedGrid, check_positive
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
+from solvers.devices import on_device
 from solvers.spectral import dealias_mask
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -87,6 +88,8 @@ class Burgers(Family):
     default_preset = "fno"
     # a 1024-point sample: ~0.2 MB while stepping, 21 x 1024 float32 snapshots stored
     default_chunk_size = 64
+    torch_devices = True
+    device_chunk_size = 1024
 
     def layout(self) -> Layout:
         """``u(sample, t, x)`` float32 with ``t[0] = 0`` the initial condition; the viscosity."""
@@ -108,7 +111,8 @@ class Burgers(Family):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision))
+        stepper = on_device(burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision)),
+                            self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                             progress=self.report_progress)
         return {"u": u}

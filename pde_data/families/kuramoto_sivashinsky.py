@@ -26,6 +26,7 @@ import numpy as np
 from pde_data.config import check
 from pde_data.family import Family, Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid
+from solvers.devices import on_device
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -123,6 +124,8 @@ class KuramotoSivashinsky(Family):
     default_preset = "lpsda"
     # one 256-point sample: ~30 kB while stepping, 140 x 256 float32 snapshots stored
     default_chunk_size = 256
+    torch_devices = True
+    device_chunk_size = 4096
 
     def layout(self) -> Layout:
         """``u(sample, t, x)`` float32; ``L(sample)`` when the length varies."""
@@ -166,8 +169,8 @@ class KuramotoSivashinsky(Family):
         c = self.config
         lengths = np.array([self.length(i, seed) for i in indices])
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0], c.dt,
-                                              np.dtype(c.precision))
+        stepper = on_device(kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0],
+                                                         c.dt, np.dtype(c.precision)), self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, warmup_steps=c.warmup_steps, stride=c.stride,
                             labels=list(indices), progress=self.report_progress)
         out = {"u": u}
