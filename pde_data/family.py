@@ -143,6 +143,17 @@ class Family(ABC):
         """
         return np.arange(n_samples)
 
+    def sequence_length(self) -> int:
+        """Samples of the solve order computed as one sequence from a fresh solver state (1: none carried).
+
+        A family whose solver carries state from one sample to the next (a recycled Krylov space, a
+        reused preconditioner) cuts its :meth:`solve_order` into consecutive sequences of this many
+        samples and starts each from a fresh state. The pipeline keeps every sequence whole, in
+        order, inside one chunk (one :meth:`generate` call), so a chunk computes the same values in
+        any process, on any worker and after any resumption.
+        """
+        return 1
+
     def summary(self) -> dict[str, Any]:
         """Statistics of the run so far (e.g. solver retries), for the CLI's final report."""
         return {}
@@ -184,3 +195,23 @@ def sample_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     right-hand side), so adding a new input never changes the existing ones.
     """
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+
+
+def merge_summaries(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine :meth:`Family.summary` results of runs over disjoint samples into one.
+
+    Numbers add up, except those named ``worst_*`` or ``max_*`` (the largest is kept); nested
+    mappings merge the same way; other values (method names) are kept when every part agrees, and
+    listed (sorted) when they differ.
+    """
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for part in parts for k in part):
+        values = [part[key] for part in parts if key in part]
+        if all(isinstance(v, Mapping) for v in values):
+            merged[key] = merge_summaries(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            merged[key] = max(values) if key.startswith(("worst_", "max_")) else sum(values)
+        else:
+            distinct = sorted({str(v) for v in values})
+            merged[key] = values[0] if len(distinct) == 1 else distinct
+    return merged

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from pde_data import storage
+from pde_data.chunking import ChunkRunner, open_runner, plan_chunks
 from pde_data.config import apply_overrides, coerce, configs_root, from_mapping, load_yaml, merge, to_mapping
 from pde_data.family import Family, get_family
+from solvers.devices import check_device, device_kind, uses_torch
 from solvers.errors import ConfigError, PdeopError
 from solvers.version import __version__
 
@@ -105,6 +107,10 @@ def generate_dataset(
     chunk_size: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    scheduler_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) the dataset file ``out`` for ``config``.
 
@@ -123,6 +129,16 @@ def generate_dataset(
         Show a progress bar on stderr.
     log
         Receives one-line status messages (default: discard).
+    device
+        Where the integrators run (:mod:`solvers.devices`): ``cpu`` (NumPy), ``cuda``, ``cuda:N``,
+        ``torch-cpu``. Recorded in the file; a file is resumed only on the same kind of device.
+    workers, scheduler
+        Compute the chunks on a Dask ``LocalCluster`` of ``workers`` processes, or on the cluster
+        of the scheduler at ``scheduler`` (:mod:`pde_data.distributed`); this process writes the
+        file. Never changes the stored values.
+    scheduler_timeout
+        Seconds to reach the scheduler and see a worker (default
+        :data:`pde_data.distributed.DEFAULT_TIMEOUT`).
 
     Returns
     -------
@@ -133,14 +149,24 @@ def generate_dataset(
     out = Path(out)
     say = log or (lambda message: None)
     family: Family = get_family(config.problem)(config.settings)
+    family.device = _check_device(family, device, distributed=workers is not None or scheduler is not None)
     layout = family.layout()
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"chunk size must be an integer >= 1 (got {chunk_size})")
-    chunk = chunk_size or family.default_chunk_size
+    chunk = chunk_size or (family.device_chunk_size if uses_torch(family.device) else family.default_chunk_size)
     storage.check_writable(out)
-    created = _prepare_file(out, config, layout, overwrite, say)
+    with open_runner(family, config, family.device, workers, scheduler, scheduler_timeout) as runner:
+        created = _prepare_file(out, config, layout, overwrite, say, family.device)
+        start = time.perf_counter()
+        computed, summary = _fill(out, created, config, family, layout, runner, chunk, progress, say)
+    seconds = time.perf_counter() - start
+    return {"path": str(out), "samples": config.samples, "computed": computed, "seconds": seconds,
+            "summary": summary}
 
-    start = time.perf_counter()
+
+def _fill(out: Path, created: bool, config: ResolvedConfig, family: Family, layout: Any, runner: ChunkRunner,
+          chunk: int, progress: bool, say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
+    """Compute and store every sample not yet in ``out``; mark it complete. Returns (computed, summary)."""
     computed = 0
     with storage.DatasetWriter(out) as writer:
         done = writer.written()
@@ -149,40 +175,47 @@ def generate_dataset(
             order = np.asarray(family.solve_order(config.samples, config.seed))
             if sorted(order.tolist()) != list(range(config.samples)):
                 raise RuntimeError(f"{config.problem}: solve_order is not a permutation of the samples")
-            todo = [int(i) for i in order if not done[i]]
-            if done.any() and todo:
+            chunks = plan_chunks(order, done, chunk, family.sequence_length())
+            if done.any() and chunks:
                 say(f"resuming {out}: {int(done.sum())} of {config.samples} samples already stored")
-            bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(todo))
-            for begin in range(0, len(todo), chunk):
-                indices = todo[begin:begin + chunk]
-                base = bar.n if bar is not None else 0.0
-                if bar is not None:
-                    family.set_progress_callback(lambda f, b=base, n=len(indices): _advance(bar, b + f * n))
-                arrays = family.generate(indices, config.seed)
+            if chunks:
+                writer.record_run({**runner.provenance(), "device": family.device,
+                                   "samples": sum(len(c) for c in chunks), "pdeop_version": __version__})
+            bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(chunks))
+            initial = int(done.sum())
+            advance = (lambda samples: _advance(bar, initial + samples)) if bar is not None else (lambda samples: None)
+            for indices, arrays in runner.run(chunks, advance):
                 _check_arrays(config.problem, layout, indices, arrays)
                 writer.write(indices, arrays)
                 computed += len(indices)
-                if bar is not None:
-                    _advance(bar, base + len(indices))
         except PdeopError:
             writer.close()
             if created and computed == 0:
                 out.unlink(missing_ok=True)
             raise
         finally:
-            family.set_progress_callback(None)
             if bar is not None:
                 bar.close()
-        summary = family.summary()
+        summary = runner.summary()
         if writer.written().all() and not writer.complete:
             writer.finish({"summary": summary} if summary else None)
-    seconds = time.perf_counter() - start
-    return {"path": str(out), "samples": config.samples, "computed": computed, "seconds": seconds,
-            "summary": summary}
+    return computed, summary
+
+
+def _check_device(family: Family, device: str, distributed: bool) -> str:
+    """The canonical device name; refuse a torch device for a family without PyTorch integrators.
+
+    On a Dask cluster the workers, not this process, must have the device (checked there).
+    """
+    device = str(device).strip() if distributed else check_device(device, getattr(family.config, "precision",
+                                                                                  "float64"))
+    if uses_torch(device) and not family.torch_devices:
+        raise ConfigError(f"{family.name} has no PyTorch integrators and runs on the CPU only; drop --device {device}")
+    return device
 
 
 def _prepare_file(out: Path, config: ResolvedConfig, layout: Any, overwrite: bool,
-                  say: Callable[[str], None]) -> bool:
+                  say: Callable[[str], None], device: str = "cpu") -> bool:
     """Create the file, or check that an existing one may be resumed. Returns True if created."""
     if out.exists() and not overwrite:
         attrs = storage.read_attrs(out)
@@ -197,6 +230,10 @@ def _prepare_file(out: Path, config: ResolvedConfig, layout: Any, overwrite: boo
                 f"{out} was made with a different configuration ({diff}); use --overwrite to replace it "
                 "or choose another --out"
             )
+        made_on = str(attrs.get("device", "cpu"))
+        if device_kind(made_on) != device_kind(device):
+            raise ConfigError(f"{out} was written with --device {made_on}; resume it with the same kind of device "
+                              f"(the values differ in the last bits between devices) or use --overwrite")
         return False
     attrs = {
         "problem": config.problem,
@@ -204,6 +241,7 @@ def _prepare_file(out: Path, config: ResolvedConfig, layout: Any, overwrite: boo
         "config": config.to_json(),
         "seed": config.seed,
         "pdeop_version": __version__,
+        "device": device,
         "Conventions": "CF-1.8",
     }
     storage.create(out, layout, config.samples, attrs)

@@ -30,6 +30,17 @@ def uses_torch(device: str) -> bool:
     return device != NUMPY_DEVICE
 
 
+def device_kind(device: str) -> str:
+    """What decides the last bits of the results: ``cpu`` (NumPy), ``torch-cpu``, or the torch device type
+    (``cuda`` for every ``cuda:N``)."""
+    if device in (NUMPY_DEVICE, TORCH_CPU_DEVICE):
+        return device
+    try:
+        return torch_device(device).type
+    except RuntimeError:
+        return device
+
+
 def torch_device(device: str) -> Any:
     """The :class:`torch.device` of a torch device name (``"torch-cpu"`` is torch's ``"cpu"``)."""
     import torch
