@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 from solvers import torch_steppers  # noqa: E402
 from solvers.burgers import burgers_stepper  # noqa: E402
