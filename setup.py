@@ -41,7 +41,7 @@ EXTRAS = {
     "tensorboard": ["tensorboard>=2.10"],
     # what benchmarks/ imports beyond the runtime requirements: threadpoolctl (skr.py, required);
     # exponax and JAX (spectral_generators.py, an optional competitor: its rows are skipped without them)
-    "bench": ["threadpoolctl>=3", "exponax>=0.1", "jax>=0.4"],
+    "bench": ["threadpoolctl>=3", "exponax>=0.1", "jax>=0.4", "dask[distributed]>=2024.1"],
 }
 
 
