@@ -84,12 +84,31 @@ def test_recycling_sequences_make_iterative_solves_identical(dask_cluster, tmp_p
     sequences of 3: one process with 6-sample chunks and two workers with 3-sample chunks store the same
     solutions, iteration counts and residuals — the solver restarts at the same points of the order."""
     config = _config("darcy", "fno", ["resolution=17", "solver=skr", "samples_per_sequence=3"], 8)
-    generate_dataset(config, tmp_path / "one.h5", progress=False, chunk_size=6)
-    generate_dataset(config, tmp_path / "dask.h5", progress=False, chunk_size=1,
-                     scheduler=dask_cluster.scheduler_address)
+    one = generate_dataset(config, tmp_path / "one.h5", progress=False, chunk_size=6)
+    dask = generate_dataset(config, tmp_path / "dask.h5", progress=False, chunk_size=1,
+                            scheduler=dask_cluster.scheduler_address)
     _assert_same_file(tmp_path / "one.h5", tmp_path / "dask.h5")
     iterations = _arrays(tmp_path / "one.h5")["iterations"]
     assert iterations.max() > 0  # the solves were iterative, so the state mattered
+    # the workers' summaries add up to the single process's (three solvers in both runs)
+    for key in ("solves", "iterations", "matvecs", "retries"):
+        assert dask["summary"][key] == one["summary"][key] == (8 if key == "solves" else one["summary"][key])
+    assert dask["summary"]["method"] == "skr" and dask["summary"]["worst_residual"] == one["summary"]["worst_residual"]
+
+
+def test_numerical_failure_on_a_worker_is_reported_as_in_one_process(dask_cluster, tmp_path):
+    """A log-normal coefficient that overflows fails on the worker: the client raises the same SolverError
+    naming the sample, and no file is left when nothing was stored."""
+    from solvers.errors import SolverError
+
+    config = _config("darcy", "lognormal", ["resolution=17", "log_scale=1e4"], 1)  # one sample: one error to compare
+    with pytest.raises(SolverError) as local:
+        generate_dataset(config, tmp_path / "one.h5", progress=False, chunk_size=1)
+    with pytest.raises(SolverError) as remote:
+        generate_dataset(config, tmp_path / "dask.h5", progress=False, chunk_size=1,
+                         scheduler=dask_cluster.scheduler_address)
+    assert str(remote.value) == str(local.value) and "sample " in str(local.value)
+    assert not (tmp_path / "dask.h5").exists()
 
 
 def test_resuming_an_iterative_run_is_exact(tmp_path):
