@@ -162,8 +162,10 @@ def torch_cpu_rows(quick: bool) -> list[dict[str, Any]]:
     for name, (stepper, initial, steps) in _steppers().items():
         steps = max(2, steps // 4) if quick else steps
         ported = on_device(stepper, "torch-cpu")
-        contenders = {"numpy": lambda: stepper.rollout(initial, steps, 1), "numpy_base": lambda: stepper.rollout(initial, 0, 1),
-                      "torch": lambda: ported.rollout(initial, steps, 1), "torch_base": lambda: ported.rollout(initial, 0, 1)}
+        contenders = {"numpy": lambda: stepper.rollout(initial, steps, 1),
+                      "numpy_base": lambda: stepper.rollout(initial, 0, 1),
+                      "torch": lambda: ported.rollout(initial, steps, 1),
+                      "torch_base": lambda: ported.rollout(initial, 0, 1)}
         t = interleaved(contenders, rounds=3 if quick else 7)
         per = {k: (t[k]["min_s"] - t[f"{k}_base"]["min_s"]) / (steps * len(initial)) for k in ("numpy", "torch")}
         gap = np.max(np.abs(stepper.rollout(initial, steps, 1, out_dtype=np.float64)
@@ -273,7 +275,8 @@ def main() -> None:
             print(f"\n{kind}\n" + format_table(part))
     print(f"\nload average before {load_before}, after {summary['load_average_after']}")
     name = "generation_scale_gpu" if args.gpu else ("generation_scale_quick" if args.quick else "generation_scale")
-    print(f"wrote {write_results('generation_scale', rows, summary, args.out or Path(__file__).parent / 'results' / f'{name}.json')}")
+    out = args.out or Path(__file__).parent / "results" / f"{name}.json"
+    print(f"wrote {write_results('generation_scale', rows, summary, out)}")
 
 
 if __name__ == "__main__":

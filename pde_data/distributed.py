@@ -190,7 +190,8 @@ class Cluster:
         found = self.client.run(check_device, device, precision, on_error="return")
         for worker, answer in sorted(found.items()):
             if isinstance(answer, BaseException):
-                raise ConfigError(f"worker {worker}: {_reason(answer) if not isinstance(answer, ConfigError) else answer}")
+                reason = answer if isinstance(answer, ConfigError) else _reason(answer)
+                raise ConfigError(f"worker {worker}: {reason}")
 
     def threads_by_host(self) -> dict[str, int]:
         """Cores each task may use on each host: the host's cores shared among the worker threads there.

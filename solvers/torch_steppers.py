@@ -219,7 +219,7 @@ class TorchVorticityCN(TorchRollout):
 
 
 class TorchETDRK4(TorchRollout):
-    """:class:`~solvers.etdrk4.ETDRK4` (Kuramoto–Sivashinsky, Burgers, Navier–Stokes ``etdrk4``) on a torch device."""
+    """:class:`~solvers.etdrk4.ETDRK4` (KS, Burgers, Navier–Stokes ``etdrk4``) on a torch device."""
 
     def __init__(self, stepper: ETDRK4, device: torch.device) -> None:
         super().__init__(stepper, port_term(stepper.nonlinear, device), device)
@@ -234,7 +234,7 @@ class TorchETDRK4(TorchRollout):
         return tuple(c[rows] for c in coefficients) if self._per_sample else coefficients
 
     def advance(self, v: torch.Tensor, steps: int, rows: slice) -> None:
-        """Advance the spectra ``v`` (rows ``rows`` of the batch) by ``steps`` steps in place (see ``ETDRK4.advance``)."""
+        """Advance the spectra ``v`` (rows ``rows`` of the batch) ``steps`` steps in place (as ``ETDRK4.advance``)."""
         if steps <= 0:
             return
         E, E2, Q, Q2, f1, f2x2, f3, *source = self._coefficients(rows)

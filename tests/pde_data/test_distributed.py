@@ -177,8 +177,8 @@ def test_killed_client_resumes_from_the_file(dask_cluster, kill_reference, tmp_p
     """kill -9 of `pdeop generate --scheduler` after its first stored chunk; rerunning the command completes
     the file, equal to the single-process one."""
     args = ["generate", "navier-stokes", "--samples", str(KILL_SAMPLES), "--seed", "3", "--chunk-size", "1", "--quiet",
-            *(a for setting in KILL_SETTINGS for a in ("--set", setting)), "--scheduler", dask_cluster.scheduler_address,
-            "--out", str(tmp_path / "dask.h5")]
+            *(a for setting in KILL_SETTINGS for a in ("--set", setting)),
+            "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "dask.h5")]
     env = {**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"}
     proc = subprocess.Popen([sys.executable, "-m", "operators.cli", *args], env=env)
     deadline = time.monotonic() + 120
