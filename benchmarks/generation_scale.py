@@ -44,7 +44,8 @@ from harness import format_table, interleaved, parser, set_threads, write_result
 #: Navier–Stokes and Darcy data sets of the scaling rows: (overrides, samples, chunk) quick / full
 SCALING = {
     "navier-stokes": {
-        True: (["internal_resolution=64", "resolution=32", "scheme=etdrk4", "dt=0.01", "T=1.5"], 8, 2),
+        True: (["internal_resolution=64", "resolution=32", "scheme=etdrk4", "dt=0.01", "T=1.5",
+                "record_every=0.5"], 8, 2),
         False: (["internal_resolution=128", "resolution=32", "scheme=etdrk4", "dt=0.01", "T=5"], 16, 2),
     },
     "darcy": {
