@@ -1,19 +1,23 @@
 """Output files that appear whole or not at all, checked before the work starts, never clobbering.
 
-The rules every writer in :mod:`operators` follows (and that later writers should reuse):
+The rules every writer in :mod:`operators` follows (and that later writers should reuse), built on the
+mechanisms of :mod:`pde_data.output_files` (temporary names and their owners, flushing, probing a
+folder), which the dataset writer shares:
 
 * **Check first.** :func:`check_output_file` runs before any work: the path is not a folder, its
   folder exists or can be created, a file there can be written (a probe file, which is the only
   test that also holds for root and read-only mounts), the name fits the file system, and an
   existing file is only replaced with ``overwrite``.
-* **Stage, then publish.** Data are written to a hidden sibling named by :func:`temp_path`
+* **Stage, then publish.** Data are written to a hidden sibling named by
+  :func:`~pde_data.output_files.temp_path`
   (``.NAME.tmp-PID-RANDOM.SUFFIX``: unique per process, same folder so the final rename is atomic),
   flushed, then renamed into place by :func:`staged_file` / :func:`write_bytes`. Without
   ``overwrite`` the publication is a hard link, which fails instead of replacing a file that
   appeared meanwhile. Any failure removes the staged file and leaves the previous file as it was.
 * **Delete only what is provably ours.** Temporary names carry their writer's PID;
-  :func:`stale` lists only those whose writer is dead, and :func:`remove_files` deletes only the
-  named files of a folder and the folder only if it is then empty.
+  :func:`~pde_data.output_files.stale` lists only those whose writer is dead, and
+  :func:`remove_files` deletes only the named files of a folder and the folder only if it is then
+  empty.
 """
 
 from __future__ import annotations
@@ -21,58 +25,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pde_data.output_files import check_folder_writable, fsync_file, name_max, temp_path
 from solvers.errors import ConfigError
-
-_OWNER = re.compile(r"\.(?:tmp|old|partial)-(\d+)-[0-9a-f]+")
-
-
-def temp_path(target: str | os.PathLike, kind: str = "tmp", keep_suffix: bool = True) -> Path:
-    """A hidden, process-unique sibling of ``target``.
-
-    ``.STEM.KIND-PID-RANDOM.SUFFIX`` for files (tools that read the suffix still recognise the staged
-    file), ``.NAME.KIND-PID-RANDOM`` with ``keep_suffix=False`` (folders).
-    """
-    target = Path(target)
-    token = f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    if keep_suffix:
-        return target.with_name(f".{target.stem}.{token}{target.suffix}")
-    return target.with_name(f".{target.name}.{token}")
-
-
-def owner(path: str | os.PathLike) -> int | None:
-    """PID recorded in a name made by :func:`temp_path` (None if the name has none)."""
-    match = _OWNER.search(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (on this machine)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def stale(candidates: Iterable[Path]) -> list[Path]:
-    """The ``candidates`` whose writer (the PID in the name) is neither this process nor alive."""
-    found = []
-    for path in candidates:
-        pid = owner(path)
-        if pid is None or (pid != os.getpid() and not pid_alive(pid)):
-            found.append(path)
-    return found
 
 
 def remove_files(folder: Path, names: Iterable[str]) -> bool:
@@ -90,40 +47,6 @@ def remove_files(folder: Path, names: Iterable[str]) -> bool:
     except OSError:
         return False
     return True
-
-
-def _existing_ancestor(path: Path) -> Path:
-    current = path.absolute()
-    while not os.path.lexists(current) and current != current.parent:
-        current = current.parent
-    return current
-
-
-def check_folder_writable(folder: Path, what: str) -> None:
-    """``folder`` (or, when it does not exist yet, the nearest existing folder above it) accepts new files.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``what`` when the place is a file or refuses writing (permissions, read-only mount).
-    """
-    try:
-        base = _existing_ancestor(folder)
-        folder_is_dir = base.is_dir()
-        limit = _name_max(base)
-    except OSError as exc:
-        raise ConfigError(f"{what}: {str(folder)[:80]} cannot be used ({exc.strerror or exc})") from None
-    if any(len(os.fsencode(part)) > limit for part in Path(folder).parts):
-        raise ConfigError(f"{what}: a folder name in {str(folder)[:80]}... is longer than the {limit} bytes this "
-                          f"file system allows")
-    if not folder_is_dir:
-        raise ConfigError(f"{what}: {base} is a file, so {folder} cannot be created")
-    probe = temp_path(base / "pdeop-probe", keep_suffix=False)
-    try:
-        probe.touch(exist_ok=False)
-    except OSError as exc:
-        raise ConfigError(f"{what}: cannot write in {base} ({exc.strerror or exc})") from None
-    probe.unlink()
 
 
 def check_output_file(path: str | os.PathLike, overwrite: bool = False, what: str = "--out") -> Path:
@@ -153,11 +76,10 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, what: st
     if not path.name or path.name in (".", ".."):
         raise ConfigError(f"{what} {path} does not name a file")
     try:
-        base = _existing_ancestor(path.parent)
-        limit = _name_max(base)
-        if len(os.fsencode(temp_path(path).name)) > limit:
+        limit = name_max(path.parent)
+        if len(os.fsencode(path.name)) > limit:
             raise ConfigError(f"{what}: the file name {path.name[:40]}... is too long for this file system "
-                              f"(at most about {limit - 40} bytes)")
+                              f"(at most {limit} bytes)")
         if path.is_dir():
             raise ConfigError(f"{what} {path} is a folder; give a file name such as {path / 'out'}")
         if path.exists() or path.is_symlink():
@@ -170,13 +92,6 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, what: st
         raise ConfigError(f"{what} {str(path)[:80]} cannot be used ({exc.strerror or exc})") from None
     check_folder_writable(path.parent, what)
     return path
-
-
-def _name_max(folder: Path) -> int:
-    try:
-        return int(os.pathconf(folder, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
 
 
 @contextlib.contextmanager
@@ -194,7 +109,7 @@ def staged_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     tmp = temp_path(path)
     try:
         yield tmp
-        _fsync_file(tmp)
+        fsync_file(tmp)
         publish(tmp, path, overwrite)
     except OSError as exc:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
@@ -233,25 +148,3 @@ def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) ->
 def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> Path:
     """:func:`write_bytes` of UTF-8 ``text``."""
     return write_bytes(path, text.encode("utf-8"), overwrite)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Flush a folder's entries (after renames in it); ignored where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

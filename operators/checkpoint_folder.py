@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from operators import strict_json
-from operators.atomic_files import fsync_folder, remove_files, stale, temp_path
+from operators.atomic_files import remove_files
+from pde_data.output_files import fsync_folder, stale, temp_path
 from solvers.errors import ConfigError
 
 FORMAT = "pdeop-checkpoint"

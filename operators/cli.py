@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,16 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``pdeop`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run ``pdeop`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    A closed output pipe (``pdeop info FILE | head``) ends the command quietly, as CPython's
+    documentation of SIGPIPE recommends: stdout is pointed at ``/dev/null`` so the interpreter's
+    final flush cannot fail again. Ctrl-C prints "interrupted" and exits with 130.
+    """
     try:
-        return int(args._run(args) or 0)
+        args = build_parser().parse_args(argv)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return code
     except PdeopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

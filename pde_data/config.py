@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from pde_data.output_files import shown
 from solvers.errors import ConfigError
 
 T = TypeVar("T")
@@ -80,24 +81,25 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
         valid YAML, breaks a limit of :func:`parse_yaml`, or does not hold a mapping.
     """
     path = Path(path)
+    source = f"{what} {shown(path)}"
     if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
+        raise ConfigError(f"{source} does not exist")
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
     if len(raw) > MAX_YAML_BYTES:
-        raise ConfigError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB; a settings file is a few lines")
+        raise ConfigError(f"{source} is larger than {MAX_YAML_BYTES >> 20} MiB; a settings file is a few lines")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{what} {path} is not valid YAML: it is not UTF-8 text") from None
-    data = parse_yaml(text, f"{what} {path}")
+        raise ConfigError(f"{source} is not valid YAML: it is not UTF-8 text") from None
+    data = parse_yaml(text, source)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} {path} must hold a mapping of settings (got {type(data).__name__})")
+        raise ConfigError(f"{source} must hold a mapping of settings (got {type(data).__name__})")
     return data
 
 
@@ -156,7 +158,7 @@ def _check_plain(data: Any, source: str) -> None:
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise ConfigError(f"{source}: key {_shown(key)}{at} must be a name (quote it if it is one)")
-                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+                stack.append((item, f"{where}.{shown(key)}" if where else shown(key), depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
         elif value is not None and not isinstance(value, (str, int, float, bool)):
@@ -175,9 +177,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key:
         raise ConfigError(f"override {_shown(text)} must look like key=value")
     if len(raw) > MAX_YAML_BYTES:
-        raise ConfigError(f"override {key}: the value is longer than {MAX_YAML_BYTES >> 20} MiB")
+        raise ConfigError(f"override {shown(key)}: the value is longer than {MAX_YAML_BYTES >> 20} MiB")
     try:
-        value = parse_yaml(raw, f"override {key}") if raw.strip() else ""
+        value = parse_yaml(raw, f"override {shown(key)}") if raw.strip() else ""
     except ConfigError as exc:
         if "is not valid YAML" not in str(exc):
             raise
@@ -395,6 +397,22 @@ def check(condition: bool, message: str) -> None:
     """Raise ConfigError(message) unless ``condition`` holds; for ``__post_init__`` checks."""
     if not condition:
         raise ConfigError(message)
+
+
+def check_power(name: str, base: float, exponent: float) -> float:
+    """``base ** exponent`` of settings, refused with a ConfigError naming ``name`` when it leaves the float range.
+
+    For amplitudes such as ``tau^(alpha - 1)``, where two finite settings can still overflow (or
+    underflow to 0) together.
+    """
+    try:
+        value = float(base) ** float(exponent)
+    except (OverflowError, ZeroDivisionError):
+        value = math.inf
+    check(isinstance(value, float) and math.isfinite(value) and value > 0,
+          f"{name} = {base:g}^{exponent:g} is outside the floating-point range; choose settings that keep it "
+          "between 1e-308 and 1e308")
+    return value
 
 
 def check_finite(**settings: float) -> None:

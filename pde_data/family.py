@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pde_data.resources import FILE_OVERHEAD_BYTES, PIPELINE_BYTES_PER_SAMPLE, Estimate, stored_bytes
 from solvers.errors import ConfigError
 
 FAMILIES: dict[str, type[Family]] = {}
@@ -88,7 +89,11 @@ class Family(ABC):
     * :meth:`generate` may be called with any subset of indices in any order and returns, for
       every per-sample variable of :meth:`layout`, an array whose first axis follows ``indices``;
     * a numerical failure raises :class:`~solvers.errors.StabilityError` /
-      :class:`~solvers.errors.SolverError` naming the sample (global index), time and remedy.
+      :class:`~solvers.errors.SolverError` naming the sample (global index), time and remedy;
+    * :meth:`estimate` (from :meth:`dimension_sizes`, :meth:`variables` and
+      :meth:`working_memory`) allocates nothing, so the pipeline can refuse a run that cannot fit
+      before anything is allocated; only then does it call :meth:`check_settings` (a-priori
+      physical checks that may compute on the grid) and :meth:`layout`.
     """
 
     name: ClassVar[str]
@@ -100,6 +105,8 @@ class Family(ABC):
     torch_devices: ClassVar[bool] = False
     #: samples per chunk on a torch device when the user gives none (a GPU wants large batches)
     device_chunk_size: ClassVar[int] = 16
+    #: the settings that drive memory and file size, named in messages when a run does not fit
+    size_settings: ClassVar[str] = "resolution"
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -134,6 +141,63 @@ class Family(ABC):
             ``{variable: array}`` with ``array.shape[0] == len(indices)`` and row ``r`` belonging
             to sample ``indices[r]``.
         """
+
+    def check_settings(self) -> None:
+        """A-priori physical checks of the settings (time step, resolution), after the size check.
+
+        Raises
+        ------
+        ConfigError
+            Naming the setting, why it is meaningless and the value that would do.
+        """
+
+    def dimension_sizes(self) -> dict[str, int]:
+        """Sizes of the stored dimensions other than ``sample``, from the settings without allocating.
+
+        The default reads :meth:`layout`; families whose grids grow with user settings override it.
+        """
+        return {k: v for k, v in self.layout().sizes(1).items() if k != "sample"}
+
+    def variables(self) -> dict[str, Variable]:
+        """The per-sample variables :meth:`layout` declares (default: read from it)."""
+        return dict(self.layout().variables)
+
+    def static_bytes(self) -> int:
+        """Bytes of the variables written once at creation (default: read from :meth:`layout`)."""
+        return sum(int(np.asarray(values).nbytes) for _, values in self.layout().static.values())
+
+    def working_memory(self, n_samples: int) -> tuple[int, int]:
+        """Working memory of :meth:`generate` beyond the arrays it returns, in bytes.
+
+        Returns
+        -------
+        tuple of int
+            ``(per_sample, fixed)``: what grows with the chunk (per sample computed together) and
+            what does not (operators, one sample's temporaries, data kept for all ``n_samples``).
+            The default assumes one temporary copy of each sample's stored arrays.
+        """
+        return self.stored_sample_bytes(), 0
+
+    def stored_sample_bytes(self) -> int:
+        """Bytes one sample takes in the file (all per-sample variables)."""
+        sizes = {**self.dimension_sizes(), "sample": 1}
+        return sum(stored_bytes([sizes[d] for d in var.dims], var.dtype) for var in self.variables().values())
+
+    def estimate(self, n_samples: int) -> Estimate:
+        """Memory and disk of generating ``n_samples`` samples, from the settings alone.
+
+        The file holds every per-sample variable, the coordinates (float64), the static variables,
+        the ``sample`` coordinate and completion marks (9 bytes per sample) and HDF5's metadata;
+        the memory of a chunk is :meth:`working_memory` plus the arrays :meth:`generate` returns,
+        plus the pipeline's bookkeeping for every sample.
+        """
+        per_sample = self.stored_sample_bytes()
+        coords = 8 * sum(self.dimension_sizes().values())
+        file_bytes = FILE_OVERHEAD_BYTES + coords + self.static_bytes() + n_samples * (per_sample + 9)
+        work_sample, work_fixed = self.working_memory(n_samples)
+        return Estimate(file_bytes=file_bytes, sample_bytes=work_sample + per_sample,
+                        fixed_bytes=work_fixed + PIPELINE_BYTES_PER_SAMPLE * n_samples,
+                        size_settings=self.size_settings)
 
     def solve_order(self, n_samples: int, seed: int) -> np.ndarray:
         """Order in which samples are computed (a permutation of ``range(n_samples)``).

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import h5netcdf
+import h5py
 
-from pde_data.storage import COMPLETE_MARKS, attr_to_python
+from pde_data.output_files import shown, writer_of
+from pde_data.storage import COMPLETE_MARKS, DAMAGED_FILE_ERRORS, attr_to_python, open_checked
 from solvers.errors import ConfigError
 
 #: per-sample statistics summarised when present (DESIGN.md §3)
@@ -23,36 +24,43 @@ def describe(path: str | Path) -> dict[str, Any]:
     dict
         ``problem``, ``preset``, ``seed``, ``samples``, ``stored`` (samples written), ``complete``,
         ``variables`` (name → dims and shape), ``statistics`` (name → min/mean/max over stored
-        samples), ``attrs`` (other root attributes), ``size_bytes``, ``pdeop_version``.
+        samples), ``attrs`` (other root attributes), ``size_bytes``, ``pdeop_version`` and
+        ``writer`` ("process PID" while a ``pdeop generate`` writes the file, else None).
 
     Raises
     ------
     ConfigError
-        If the file is missing or not a pdeop dataset.
+        If the file is missing, is not a pdeop dataset, or is damaged (see
+        :func:`pde_data.storage.open_checked`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist")
-    try:
-        f = h5netcdf.File(path, "r")
-    except OSError:
-        raise ConfigError(f"{path} is not an HDF5 file") from None
+    writer = writer_of(path)
+    try:  # a file being written is read without HDF5's lock (its metadata no longer changes)
+        f = open_checked(path, locking=writer is None)
+    except ConfigError as exc:
+        damaged = " is damaged" in str(exc) or " is truncated" in str(exc)
+        raise ConfigError(f"{exc}; regenerate it with pdeop generate ... --overwrite" if damaged else str(exc)) \
+            from None
     with f:
-        attrs = {k: attr_to_python(v) for k, v in f.attrs.items() if not k.startswith("_")}
-        if "config" not in attrs or COMPLETE_MARKS not in f.variables:
-            raise ConfigError(f"{path} is not a pdeop dataset (no 'config' attribute)")
-        marks = f.variables[COMPLETE_MARKS][:].astype(bool)
-        variables = {}
-        statistics = {}
-        for name, var in f.variables.items():
-            if name == COMPLETE_MARKS or name in f.dimensions:
-                continue
-            variables[name] = {"dims": list(var.dimensions), "shape": list(var.shape), "dtype": str(var.dtype)}
-            if name in STATISTICS and var.shape == marks.shape and marks.any():
-                values = var[:][marks].astype(float)
-                statistics[name] = {"min": float(values.min()), "mean": float(values.mean()),
-                                    "max": float(values.max())}
-    config = json.loads(attrs.get("config", "{}"))
+        try:
+            attrs = {k: attr_to_python(v) for k, v in f.attrs.items() if not k.startswith("_")}
+            marks = f[COMPLETE_MARKS][:].astype(bool)
+            variables = {}
+            statistics = {}
+            for name, var in f.items():
+                if name == COMPLETE_MARKS or not isinstance(var, h5py.Dataset) or var.is_scale:
+                    continue
+                dims = [next(iter(var.dims[i].keys()), f"dim_{i}") for i in range(var.ndim)]
+                variables[name] = {"dims": dims, "shape": list(var.shape), "dtype": str(var.dtype)}
+                if name in STATISTICS and var.shape == marks.shape and marks.any():
+                    values = var[:][marks].astype(float)
+                    statistics[name] = {"min": float(values.min()), "mean": float(values.mean()),
+                                        "max": float(values.max())}
+        except DAMAGED_FILE_ERRORS as exc:
+            raise ConfigError(f"{shown(path)} is damaged: {(str(exc).splitlines() or [type(exc).__name__])[0]}") \
+                from None
+    config = json.loads(str(attrs.get("config", "{}")))
+    settings = config.get("settings", {}) if isinstance(config, dict) else {}
     return {
         "path": str(path),
         "problem": attrs.get("problem"),
@@ -61,8 +69,9 @@ def describe(path: str | Path) -> dict[str, Any]:
         "samples": int(marks.size),
         "stored": int(marks.sum()),
         "complete": bool(attrs.get("complete", 0)),
+        "writer": writer,
         "pdeop_version": attrs.get("pdeop_version"),
-        "settings": config.get("settings", {}),
+        "settings": settings if isinstance(settings, dict) else {},
         "variables": variables,
         "statistics": statistics,
         "attrs": {k: v for k, v in attrs.items()
@@ -74,8 +83,10 @@ def describe(path: str | Path) -> dict[str, Any]:
 def format_description(info: dict[str, Any]) -> str:
     """Human-readable lines for :func:`describe`'s result."""
     state = "complete" if info["complete"] else f"INCOMPLETE ({info['stored']} of {info['samples']} stored)"
+    if info.get("writer"):
+        state += f", being written by {info['writer']}"
     lines = [
-        f"file:      {info['path']} ({_size(info['size_bytes'])})",
+        f"file:      {shown(info['path'])} ({_size(info['size_bytes'])})",
         f"problem:   {info['problem']} (preset {info['preset']}), seed {info['seed']}, pdeop {info['pdeop_version']}",
         f"samples:   {info['samples']}, {state}",
         "variables:",

@@ -175,12 +175,15 @@ def open_dataset(path: str | Path, allow_incomplete: bool = False):
     """
     import xarray as xr
 
+    from pde_data.storage import DAMAGED_FILE_ERRORS, open_checked
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset file {path} does not exist (generate it with 'pdeop generate')")
+    open_checked(path, require_pdeop=False).close()  # damaged or foreign metadata: one clear error here
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="sort")
-    except (OSError, ValueError) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{path} is not a readable HDF5/netCDF dataset: {first}") from None
     if "problem" not in ds.attrs or "complete" not in ds.attrs:

@@ -1,8 +1,11 @@
 """The generation pipeline: settings → family → chunks of samples → a resumable dataset file.
 
 Written once for every problem family. It resolves the configuration (preset YAML, config file,
-``key=value`` overrides), validates everything before touching the output, creates or resumes the
-file, computes samples chunk by chunk in the family's solve order, and marks the file complete.
+``key=value`` overrides), validates everything before touching the output — the settings, then
+(holding the output's writer lock, :mod:`pde_data.output_files`) the memory and disk the run needs
+(:mod:`pde_data.resources`) and the family's physical checks — creates or resumes the file,
+computes samples chunk by chunk in the family's solve order, and marks the file complete. An
+existing file is replaced (``overwrite``) only once its successor is complete.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pde_data import storage
+from pde_data import output_files, resources, storage
 from pde_data.chunking import ChunkRunner, open_runner, plan_chunks
 from pde_data.config import apply_overrides, coerce, configs_root, from_mapping, load_yaml, merge, to_mapping
 from pde_data.family import Family, get_family
@@ -48,7 +51,7 @@ class ResolvedConfig:
             "seed": self.seed,
             "settings": to_mapping(self.settings),
         }
-        return json.dumps(payload, sort_keys=True)
+        return json.dumps(payload, sort_keys=True, allow_nan=False)  # settings are finite (pde_data.config)
 
 
 def presets(problem: str) -> list[str]:
@@ -122,9 +125,12 @@ def generate_dataset(
         Output path. An existing file made with the same configuration is resumed (or left alone
         if complete); one made with another configuration is refused unless ``overwrite``.
     overwrite
-        Replace an existing file whatever it holds.
+        Replace an existing file whatever it holds. The new file grows under
+        :func:`~pde_data.output_files.partial_path` and replaces ``out`` atomically once complete,
+        so ``out`` stays as it was until then (a rerun resumes the partial file).
     chunk_size
-        Samples computed and stored together; never changes the stored values.
+        Samples computed and stored together; never changes the stored values. Default: the
+        family's, lowered to what fits in the available memory.
     progress
         Show a progress bar on stderr.
     log
@@ -145,60 +151,82 @@ def generate_dataset(
     dict
         ``path``, ``samples``, ``computed`` (samples computed by this call), ``seconds`` and the
         family's ``summary()``.
+
+    Raises
+    ------
+    ConfigError
+        Bad settings or output path; another process writing ``out``; not enough memory or disk
+        (before anything is allocated); a file that cannot be written (no space left...).
     """
-    out = Path(out)
     say = log or (lambda message: None)
     family: Family = get_family(config.problem)(config.settings)
     family.device = _check_device(family, device, distributed=workers is not None or scheduler is not None)
-    layout = family.layout()
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"chunk size must be an integer >= 1 (got {chunk_size})")
-    chunk = chunk_size or (family.device_chunk_size if uses_torch(family.device) else family.default_chunk_size)
+    out = output_files.resolve_output(out)
     storage.check_writable(out)
-    with open_runner(family, config, family.device, workers, scheduler, scheduler_timeout) as runner:
-        created = _prepare_file(out, config, layout, overwrite, say, family.device)
-        start = time.perf_counter()
-        computed, summary = _fill(out, created, config, family, layout, runner, chunk, progress, say)
+    with output_files.WriterLock(out):
+        for orphan in output_files.remove_orphans(out):
+            say(f"removed {output_files.shown(orphan)}, left by an interrupted run")
+        target, create, chunk = _plan_file(out, config, family, overwrite, chunk_size, workers, say)
+        with open_runner(family, config, family.device, workers, scheduler, scheduler_timeout) as runner:
+            if create:
+                _create_file(target, out, config, family, say)
+            start = time.perf_counter()
+            computed, summary = _fill(target, create, config, family, runner, chunk, progress, say)
+        if target != out:
+            output_files.replace(target, out)
+            say(f"replaced {output_files.shown(out)} with the new file")
     seconds = time.perf_counter() - start
     return {"path": str(out), "samples": config.samples, "computed": computed, "seconds": seconds,
             "summary": summary}
 
 
-def _fill(out: Path, created: bool, config: ResolvedConfig, family: Family, layout: Any, runner: ChunkRunner,
-          chunk: int, progress: bool, say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
-    """Compute and store every sample not yet in ``out``; mark it complete. Returns (computed, summary)."""
+def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, runner: ChunkRunner, chunk: int,
+          progress: bool, say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
+    """Compute and store every sample not yet in ``target``; mark it complete. Returns (computed, summary)."""
+    layout_variables = family.variables()
     computed = 0
-    with storage.DatasetWriter(out) as writer:
-        done = writer.written()
-        bar = None
-        try:
-            order = np.asarray(family.solve_order(config.samples, config.seed))
-            if sorted(order.tolist()) != list(range(config.samples)):
-                raise RuntimeError(f"{config.problem}: solve_order is not a permutation of the samples")
-            chunks = plan_chunks(order, done, chunk, family.sequence_length())
-            if done.any() and chunks:
-                say(f"resuming {out}: {int(done.sum())} of {config.samples} samples already stored")
-            if chunks:
-                writer.record_run({**runner.provenance(), "device": family.device,
-                                   "samples": sum(len(c) for c in chunks), "pdeop_version": __version__})
-            bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(chunks))
-            initial = int(done.sum())
-            advance = (lambda samples: _advance(bar, initial + samples)) if bar is not None else (lambda samples: None)
-            for indices, arrays in runner.run(chunks, advance):
-                _check_arrays(config.problem, layout, indices, arrays)
-                writer.write(indices, arrays)
-                computed += len(indices)
-        except PdeopError:
-            writer.close()
-            if created and computed == 0:
-                out.unlink(missing_ok=True)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        summary = runner.summary()
-        if writer.written().all() and not writer.complete:
-            writer.finish({"summary": summary} if summary else None)
+    shown = output_files.shown(target)
+    try:
+        with storage.DatasetWriter(target) as writer:
+            done = writer.written()
+            bar = None
+            try:
+                order = np.asarray(family.solve_order(config.samples, config.seed), dtype=np.int64)
+                if order.shape != (config.samples,) or not np.array_equal(np.sort(order), np.arange(config.samples)):
+                    raise RuntimeError(f"{config.problem}: solve_order is not a permutation of the samples")
+                chunks = plan_chunks(order, done, chunk, family.sequence_length())
+                if done.any() and chunks:
+                    say(f"resuming {shown}: {int(done.sum())} of {config.samples} samples already stored")
+                if chunks:
+                    writer.record_run({**runner.provenance(), "device": family.device,
+                                       "samples": sum(len(c) for c in chunks), "pdeop_version": __version__})
+                bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(chunks))
+                initial = int(done.sum())
+                advance = (lambda samples: _advance(bar, initial + samples)) if bar is not None else \
+                    (lambda samples: None)
+                for indices, arrays in runner.run(chunks, advance):
+                    _check_arrays(config.problem, layout_variables, indices, arrays)
+                    writer.write(indices, arrays)
+                    computed += len(indices)
+            except PdeopError:
+                writer.close()
+                if created and computed == 0 and not done.any():
+                    target.unlink(missing_ok=True)
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+            summary = runner.summary()
+            if writer.written().all() and not writer.complete:
+                writer.finish({"summary": summary} if summary else None)
+    except OSError as exc:  # the file system refused a write (no space left, file too large, I/O error)
+        raise ConfigError(f"cannot write {shown}: {_first_line(exc)}; the samples stored so far are kept — free "
+                          "space (or fix the file system) and rerun the same command to resume") from None
+    except MemoryError:
+        raise ConfigError(f"ran out of memory computing a chunk of {chunk} samples; use --chunk-size "
+                          f"{max(1, chunk // 2)} (it never changes the results) or free memory") from None
     return computed, summary
 
 
@@ -214,48 +242,95 @@ def _check_device(family: Family, device: str, distributed: bool) -> str:
     return device
 
 
-def _prepare_file(out: Path, config: ResolvedConfig, layout: Any, overwrite: bool,
-                  say: Callable[[str], None], device: str = "cpu") -> bool:
-    """Create the file, or check that an existing one may be resumed. Returns True if created."""
+def _plan_file(out: Path, config: ResolvedConfig, family: Family, overwrite: bool, chunk_size: int | None,
+               workers: int | None, say: Callable[[str], None]) -> tuple[Path, bool, int]:
+    """Choose the file to fill (``out``, or its partial replacement) and check, before any work, that
+    the run fits and is physically meaningful.
+
+    Returns
+    -------
+    tuple
+        ``(target, create, chunk)``: ``create`` when ``target`` must be created.
+    """
+    partial = output_files.partial_path(out)
+    resumable_partial = _same_config(partial, config)
     if out.exists() and not overwrite:
-        attrs = storage.read_attrs(out)
-        if attrs is None or "config" not in attrs:
+        try:
+            with storage.open_checked(out) as f:
+                existing = str(storage.attr_to_python(f.attrs["config"]))
+                made_on = str(storage.attr_to_python(f.attrs.get("device", "cpu")))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; --out exists, so use --overwrite to replace it or choose another --out") \
+                from None
+        if existing != config.to_json():
+            diff = _config_difference(existing, config.to_json())
+            pending = f" (an interrupted --overwrite is kept in {output_files.shown(partial)})" if partial.exists() \
+                else ""
             raise ConfigError(
-                f"{out} exists and is not a pdeop dataset (or is damaged); use --overwrite to replace it "
-                "or choose another --out"
-            )
-        if attrs["config"] != config.to_json():
-            diff = _config_difference(attrs["config"], config.to_json())
-            raise ConfigError(
-                f"{out} was made with a different configuration ({diff}); use --overwrite to replace it "
-                "or choose another --out"
-            )
-        made_on = str(attrs.get("device", "cpu"))
-        if device_kind(made_on) != device_kind(device):
-            raise ConfigError(f"{out} was written with --device {made_on}; resume it with the same kind of device "
-                              f"(the values differ in the last bits between devices) or use --overwrite")
-        return False
+                f"{output_files.shown(out)} was made with a different configuration ({diff}){pending}; use "
+                "--overwrite to replace it or choose another --out")
+        _check_same_device(out, made_on, family.device)
+        target, create = out, False
+    elif resumable_partial:
+        _check_same_device(partial, str((storage.read_attrs(partial) or {}).get("device", "cpu")), family.device)
+        target, create = partial, False
+        say(f"resuming the replacement of {output_files.shown(out)} in {output_files.shown(partial)}")
+    else:
+        target, create = (partial if out.exists() else out), True
+    estimate = family.estimate(config.samples)
+    new_disk = estimate.file_bytes - (resources.allocated_bytes(target) if not create else 0)
+    # each local worker holds one chunk at a time: the memory of this machine is shared among them
+    memory = resources.available_memory() // workers if workers else None
+    default_chunk = family.device_chunk_size if uses_torch(family.device) else family.default_chunk_size
+    chunk = resources.check_resources(estimate, samples=config.samples, chunk=chunk_size, default_chunk=default_chunk,
+                                      out=out, new_disk_bytes=new_disk, memory=memory)
+    family.check_settings()
+    return target, create, chunk
+
+
+def _check_same_device(path: Path, made_on: str, device: str) -> None:
+    """Refuse to resume a file written on another kind of device (the values differ in the last bits)."""
+    if device_kind(made_on) != device_kind(device):
+        raise ConfigError(f"{output_files.shown(path)} was written with --device {made_on}; resume it with the same "
+                          "kind of device (the values differ in the last bits between devices) or use --overwrite")
+
+
+def _create_file(target: Path, out: Path, config: ResolvedConfig, family: Family, say: Callable[[str], None]) -> None:
+    """Create the empty dataset file ``target`` (``out`` or its partial replacement)."""
     attrs = {
         "problem": config.problem,
         "preset": config.preset,
         "config": config.to_json(),
         "seed": config.seed,
         "pdeop_version": __version__,
-        "device": device,
+        "device": family.device,
         "Conventions": "CF-1.8",
     }
-    storage.create(out, layout, config.samples, attrs)
-    say(f"writing {config.samples} samples of {config.problem} ({config.preset}) to {out}")
-    return True
+    storage.create(target, family.layout(), config.samples, attrs)
+    say(f"writing {config.samples} samples of {config.problem} ({config.preset}) to {output_files.shown(out)}")
 
 
-def _check_arrays(problem: str, layout: Any, indices: Sequence[int], arrays: dict[str, np.ndarray]) -> None:
+def _same_config(path: Path, config: ResolvedConfig) -> bool:
+    """Whether ``path`` is a pdeop dataset made with ``config``."""
+    if not path.is_file():
+        return False
+    attrs = storage.read_attrs(path)
+    return attrs is not None and attrs.get("config") == config.to_json()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (HDF5 errors span many)."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _check_arrays(problem: str, variables: Any, indices: Sequence[int], arrays: dict[str, np.ndarray]) -> None:
     """A family must return every declared variable with one row per requested sample."""
-    missing = set(layout.variables) - set(arrays)
-    extra = set(arrays) - set(layout.variables)
+    missing = set(variables) - set(arrays)
+    extra = set(arrays) - set(variables)
     if missing or extra:
         raise RuntimeError(f"{problem}: generate() returned {sorted(arrays)}, layout declares "
-                           f"{sorted(layout.variables)}")
+                           f"{sorted(variables)}")
     for name, values in arrays.items():
         if len(values) != len(indices):
             raise RuntimeError(f"{problem}: {name} has {len(values)} rows for {len(indices)} samples")

@@ -4,11 +4,13 @@ A file is created once with every variable at its full size (contiguous, allocat
 writing a chunk of samples only fills raw data and never changes HDF5 metadata; after each chunk the
 file is flushed and the samples are marked in ``sample_complete(sample)``. A kill therefore loses at
 most the chunk in flight, and a rerun resumes from the marks. The root attribute ``complete`` turns
-to 1 only after the last sample.
+to 1 only after the last sample. Who may write a file, and how files are replaced, follows
+:mod:`pde_data.output_files`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -20,6 +22,7 @@ import h5py
 import numpy as np
 
 from pde_data.family import Layout
+from pde_data.output_files import check_folder_writable, shown, temp_path
 from solvers.errors import ConfigError
 
 #: per-sample completion marks (uint8 0/1); lets readers of a partial file see what is valid
@@ -34,22 +37,100 @@ def _dcpl_allocated() -> h5py.h5p.PropDCID:
     return dcpl
 
 
+#: what h5py raises on a damaged or foreign file besides OSError (bad attribute data, broken
+#: object headers, undecodable strings): reading such a file is a user problem, not a bug
+DAMAGED_FILE_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, UnicodeDecodeError,
+                       OverflowError)
+
+
 def read_attrs(path: str | Path) -> dict[str, Any] | None:
-    """Root attributes of an existing file, or ``None`` if it is not a readable HDF5 file."""
+    """Root attributes of an existing file, or ``None`` if it is not a readable HDF5 file (or is damaged)."""
     try:
         with h5py.File(path, "r") as f:
             return {k: attr_to_python(v) for k, v in f.attrs.items()}
-    except OSError:
+    except DAMAGED_FILE_ERRORS:
         return None
+
+
+def open_checked(path: str | Path, locking: bool = True, require_pdeop: bool = True) -> h5py.File:
+    """Open a dataset file read-only after reading all of its metadata; the caller closes it.
+
+    Every root attribute, every variable's attributes, shape, dtype and dimension scales are read
+    once, so that a damaged file (bit flips in metadata, truncation) or a foreign one fails here
+    with one clear message rather than deep inside a reader. Raw data carry no checksums: flipped
+    bits inside stored arrays are not detected.
+
+    Parameters
+    ----------
+    path
+        The file.
+    locking
+        Use HDF5's file locking (pass False to read a file that a pdeop writer holds open).
+    require_pdeop
+        Also require a pdeop dataset: a ``config`` attribute holding JSON and ``sample_complete``
+        marks.
+
+    Raises
+    ------
+    ConfigError
+        Missing or not a regular file; not HDF5 (or its first bytes are damaged); truncated;
+        damaged metadata (naming HDF5's reason); with ``require_pdeop``, not a pdeop dataset or a
+        ``config`` attribute that is not valid JSON. The message says what is wrong, not what to do.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{shown(path)} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"{shown(path)} is not a regular file")
+    try:
+        f = h5py.File(path, "r", locking=locking)
+    except DAMAGED_FILE_ERRORS as exc:
+        reason = _reason(exc)
+        if "truncated file" in reason:
+            raise ConfigError(f"{shown(path)} is truncated ({reason.split('(', 1)[-1].rstrip(')')})") from None
+        raise ConfigError(f"{shown(path)} is not an HDF5 file, or its first bytes are damaged ({reason})") from None
+    try:
+        attrs = {k: attr_to_python(v) for k, v in f.attrs.items()}
+        for name, dset in f.items():
+            if not isinstance(dset, h5py.Dataset):
+                continue
+            _ = (dset.shape, dset.dtype, dict(dset.attrs), [list(dset.dims[i].keys()) for i in range(dset.ndim)])
+        if require_pdeop:
+            if "config" not in attrs or COMPLETE_MARKS not in f:
+                raise ConfigError(f"{shown(path)} is not a pdeop dataset (it has no 'config' attribute or "
+                                  f"'{COMPLETE_MARKS}' marks)")
+            json.loads(str(attrs["config"]))
+    except ConfigError:
+        f.close()
+        raise
+    except DAMAGED_FILE_ERRORS as exc:
+        f.close()
+        raise ConfigError(f"{shown(path)} is damaged: {_reason(exc)}") from None
+    return f
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an h5py error, without its noise."""
+    text = getattr(exc, "strerror", None) or str(exc).strip("'\" ")
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def create(path: Path, layout: Layout, n_samples: int, attrs: Mapping[str, Any]) -> None:
     """Create the dataset file at ``path`` with all variables allocated and no sample written.
 
-    The file is built under a temporary name and renamed into place, so an interrupted creation
-    never leaves a broken file at ``path``.
+    The file is built under a temporary name unique to this process
+    (:func:`~pde_data.output_files.temp_path`) and renamed into place, so an interrupted
+    creation never leaves a broken file at ``path``; on failure only that temporary file is removed.
+
+    The whole file's blocks are reserved before it is renamed into place, so a disk too small
+    for it fails here (and not halfway through the samples).
+
+    Raises
+    ------
+    ConfigError
+        If the file system refuses the file (no space left, file too large, read-only...).
     """
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path, keep_suffix=False)
     sizes = layout.sizes(n_samples)
     try:
         with h5netcdf.File(tmp, "w") as f:
@@ -70,9 +151,29 @@ def create(path: Path, layout: Layout, n_samples: int, attrs: Mapping[str, Any])
             marks.attrs["long_name"] = "1 where the sample has been computed and stored"
             f.attrs.update({k: _attr_value(v) for k, v in {**layout.attrs, **attrs}.items()})
             f.attrs["complete"] = np.int8(0)
+        _reserve_blocks(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or ["I/O error"])[0]
+        raise ConfigError(f"cannot create {shown(path)}: {reason}; free space or choose another --out") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _reserve_blocks(path: Path) -> None:
+    """Reserve the disk blocks of the whole (sparse) file now, so that a full disk shows here, at creation.
+
+    HDF5 sets the file's size at creation but writes the samples' blocks only as they come; without
+    the reservation a disk that fills up meanwhile would fail in the middle of a write. File systems
+    that cannot reserve (copy-on-write ones) are left as they are.
+    """
+    with open(path, "r+b") as stream:
+        try:
+            os.posix_fallocate(stream.fileno(), 0, os.fstat(stream.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return
+            raise
 
 
 class DatasetWriter:
@@ -150,16 +251,24 @@ class DatasetWriter:
 
 
 def check_writable(path: Path) -> None:
-    """Raise ConfigError unless a file can be created at ``path`` (parents are created if needed)."""
+    """Raise ConfigError unless a file can be created at ``path`` (parents are created if needed).
+
+    Catches a folder, a path under a regular file, a read-only or unwritable folder and names the
+    file system refuses (too long, invalid characters) before any work starts.
+    """
     if path.exists() and path.is_dir():
-        raise ConfigError(f"--out {path} is a directory; give a file name such as {path / 'data.h5'}")
+        raise ConfigError(f"--out {shown(path)} is a directory; give a file name such as {shown(path / 'data.h5')}")
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create the folder {parent} for --out: {exc.strerror}") from None
+        raise ConfigError(f"cannot create the folder {shown(parent)} for --out: {exc.strerror or exc}") from None
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"cannot write to {path}: permission denied; choose another --out")
+        raise ConfigError(f"cannot write to {shown(path)}: permission denied; choose another --out")
+    try:
+        check_folder_writable(parent, "--out")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; choose another --out") from None
 
 
 def _attr_value(value: Any) -> Any:
@@ -167,7 +276,7 @@ def _attr_value(value: Any) -> Any:
     if isinstance(value, bool):
         return np.int8(value)
     if isinstance(value, (dict, list, tuple)) and not _numeric_sequence(value):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value, sort_keys=True, allow_nan=False)
     return value
 
 

@@ -18,13 +18,14 @@ Kuramoto–Sivashinsky and the viscous Burgers equations.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from solvers.rollout import Rollout
-from solvers.spectral import as_real, interleave
+from solvers.spectral import ConservativeAdvection1D, as_real, interleave
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
 
@@ -187,10 +188,43 @@ class ETDRK4(Rollout):
         else:  # a constant N is integrated exactly: Q s in stages a-c, (f1 + 4 f2 + f3) s = h phi1(h L) s at the end
             s = np.asarray(s, dtype=np.complex128)
             self._source = tuple(np.asarray(c * s, dtype=self._complex) for c in (p.Q, p.f1 + 4.0 * p.f2 + p.f3))
-        spectrum = int(np.prod(nonlinear.spectrum_shape)) * 2 * self.dtype.itemsize
-        # work spectra (v, 4 F's, a, b, c, E2 v, Q F(v), a temporary) and, for tiled 1-D spectra, coefficients
-        self.bytes_per_sample = (nonlinear.bytes_per_sample + 11 * spectrum
-                                 + ((7 + len(self._source)) * spectrum if self._tiled else 0))
+        self.bytes_per_sample = self.working_bytes(nonlinear.bytes_per_sample, nonlinear.spectrum_shape, self.dtype,
+                                                   len(self._source))
+
+    @staticmethod
+    def working_bytes(term_bytes: int, spectrum_shape: tuple[int, ...], dtype: type, sources: int = 0) -> int:
+        """Working memory of one sample inside :meth:`advance` (bytes), from the sizes alone.
+
+        Parameters
+        ----------
+        term_bytes
+            The nonlinear term's own working memory per sample (its ``bytes_per_sample``).
+        spectrum_shape
+            Shape of one sample's half spectrum.
+        dtype
+            Real precision of the state.
+        sources
+            Coefficient rows of a constant source (0 or 2).
+
+        Returns
+        -------
+        int
+            ``term_bytes`` + the work spectra (``v``, 4 ``F``'s, ``a``, ``b``, ``c``, ``E2 v``,
+            ``Q F(v)``, a temporary) and, for 1-D spectra (copied per block), the coefficient rows.
+        """
+        spectrum = math.prod(spectrum_shape) * 2 * np.dtype(dtype).itemsize
+        tiled = len(spectrum_shape) == 1
+        return int(term_bytes) + 11 * spectrum + ((7 + sources) * spectrum if tiled else 0)
+
+    @staticmethod
+    def coefficient_bytes(modes: int, contour_points: int = 32) -> int:
+        """Peak memory of building the coefficients of ``modes`` spectral modes (bytes), from the sizes alone.
+
+        :func:`phi_coefficients` holds about six complex ``[modes, contour_points]`` temporaries;
+        the kept coefficients (at most nine complex rows) are small beside them. Per sample when
+        ``L`` varies per sample.
+        """
+        return 6 * 16 * int(modes) * int(contour_points) + 9 * 16 * int(modes)
 
     def folded_coefficients(self) -> FoldedCoefficients:
         """The coefficients :meth:`advance` multiplies by, for ports of the step to other array libraries."""
@@ -271,3 +305,18 @@ class ETDRK4(Rollout):
     def observe(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fields ``[b, *grid]`` and the largest advection speed of each sample."""
         return self.nonlinear.observe(state)
+
+
+def advection_1d_bytes(n: int, dtype: type = np.float64) -> tuple[int, int]:
+    """Memory of an :class:`ETDRK4` integrator of ``-(u^2/2)_x`` plus a linear part on ``n`` points (sizes alone).
+
+    Returns
+    -------
+    tuple of int
+        ``(per_sample, coefficients)``: the working memory of one sample inside
+        :meth:`ETDRK4.advance` (state precision ``dtype``) and the peak of building one row of
+        coefficients (per sample when ``L`` varies per sample), in bytes.
+    """
+    m = n // 2 + 1
+    return (ETDRK4.working_bytes(ConservativeAdvection1D.sample_bytes(n, dtype), (m,), dtype),
+            ETDRK4.coefficient_bytes(m))

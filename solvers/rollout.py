@@ -3,11 +3,13 @@
 An integrator that advances a spectral state subclasses :class:`Rollout` and supplies three
 pieces (start, step, observe); :meth:`Rollout.rollout` splits the batch into cache-sized blocks,
 advances each block in its own thread, stores every ``steps_per_record``-th state as a
-subsampled physical snapshot and checks each snapshot (finite values, CFL number).
+subsampled physical snapshot and checks each snapshot (finite values, CFL number, and the growth
+of the integrator's :class:`~solvers.stability.Invariant` when it has one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from solvers.batching import available_cores, blocks, fft_workers, run_blocks
-from solvers.stability import Failure, check_rows, first_failure, unstable
+from solvers.stability import Failure, Invariant, check_growth, check_rows, first_failure, unstable
 
 #: steps advanced between two looks at the stop flag (set by a failure or an interruption)
 _STEPS_PER_CHECK = 128
@@ -26,7 +28,8 @@ class Rollout(ABC):
 
     Subclasses set ``dt``, ``cfl_limit``, ``cutoff_wavenumber`` (largest resolved angular
     wavenumber, for the CFL number), ``grid_points`` (for error messages) and
-    ``bytes_per_sample`` (working memory of one sample in a step).
+    ``bytes_per_sample`` (working memory of one sample in a step), and may set ``invariant``
+    (a quantity the equation never lets grow past its bound, checked at every snapshot).
     """
 
     dt: float
@@ -34,6 +37,7 @@ class Rollout(ABC):
     cutoff_wavenumber: float
     grid_points: int
     bytes_per_sample: int
+    invariant: Invariant | None = None
 
     @abstractmethod
     def start(self, initial: np.ndarray, rows: slice) -> np.ndarray:
@@ -82,10 +86,10 @@ class Rollout(ABC):
         Raises
         ------
         StabilityError
-            When a snapshot is not finite or its CFL number ``dt * max speed * cutoff_wavenumber``
-            exceeds ``cfl_limit``; the message names the sample (``labels``; the lowest row among
-            those found before the other blocks stopped), the time since the initial condition and
-            the remedy. A failure or a Ctrl-C stops all blocks within ``_STEPS_PER_CHECK`` steps.
+            When a snapshot is not finite, its CFL number ``dt * max speed * cutoff_wavenumber``
+            exceeds ``cfl_limit``, or ``invariant`` grew past its limit; the message names the
+            sample (``labels``; the lowest row among those found before the other blocks stopped),
+            the time since the initial condition and the remedy. A failure or a Ctrl-C stops all blocks within ``_STEPS_PER_CHECK`` steps.
         """
         initial = np.asarray(initial, dtype=np.float64)
         batch, grid = initial.shape[0], initial.shape[1:]
@@ -113,6 +117,7 @@ class Rollout(ABC):
 
         def run(rows: slice) -> Failure | None:
             state = self.start(initial[rows], rows)
+            reference = self.invariant.measure(self.observe(state)[0]) if self.invariant is not None else None
             if not advance(state, warmup_steps, rows):
                 return None
             for r in range(records + 1):
@@ -121,14 +126,20 @@ class Rollout(ABC):
                 fields, speeds = self.observe(state)
                 time = (warmup_steps + r * steps_per_record) * self.dt
                 failures = check_rows(fields, speeds, self.dt, self.cutoff_wavenumber, self.cfl_limit, time)
+                if reference is not None and not failures:
+                    failures = check_growth(self.invariant, self.invariant.measure(fields), reference, time)
                 if failures:
                     stop.set()
-                    return Failure(failures[0].row + rows.start, failures[0].time, failures[0].reason)
+                    return dataclasses.replace(failures[0], row=failures[0].row + rows.start)
                 out[rows, r] = fields[keep]
                 report(rows.stop - rows.start)
             return None
 
-        tasks = [lambda p=p: run(p) for p in parts]
+        def quiet_run(rows: slice) -> Failure | None:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as a Failure
+                return run(rows)
+
+        tasks = [lambda p=p: quiet_run(p) for p in parts]
         failure = first_failure([f for f in run_blocks(tasks, threads, on_interrupt=stop.set) if f])
         if failure is not None:
             raise unstable(failure, labels, self.dt, self.grid_points)

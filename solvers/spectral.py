@@ -132,8 +132,12 @@ class ConservativeAdvection1D:
         #: ``-i k / 2`` (masked, float64 precision): purely imaginary, so products with it are batch-independent
         self.factor = np.ascontiguousarray(-0.5j * k)
         self.cutoff_wavenumber = float(np.max(np.abs(k)))
-        # the field and its spectrum
-        self.bytes_per_sample = self.dtype.itemsize * (self.n + 2 * m)
+        self.bytes_per_sample = self.sample_bytes(self.n, self.dtype)
+
+    @staticmethod
+    def sample_bytes(n: int, dtype: type = np.float64) -> int:
+        """Working memory of one sample in :meth:`evaluate` on ``n`` points (bytes): the field and its spectrum."""
+        return np.dtype(dtype).itemsize * (n + 2 * (n // 2 + 1))
 
     def workspace(self, batch: int, workers: int = 1) -> np.ndarray:
         """Scratch memory (physical values) for :meth:`evaluate` on ``batch`` samples (1-D transforms use one thread)."""

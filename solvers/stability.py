@@ -1,12 +1,16 @@
-"""Stability guard of the time integrators: non-finite values and the advective CFL number.
+"""Stability guard of the time integrators: non-finite values, the advective CFL number, and
+quantities that the equation never lets grow.
 
 An integrator calls :func:`check_rows` at every recorded snapshot (cheap: one pass over the
-snapshot) and raises the :class:`~solvers.errors.StabilityError` built by :func:`unstable` for the
-first failing sample, naming the sample, the time and the remedy.
+snapshot), and :func:`check_growth` when its equation has a quantity that must not grow (an
+:class:`Invariant`, e.g. the total variation of viscous Burgers), and raises the
+:class:`~solvers.errors.StabilityError` built by :func:`unstable` for the first failing sample,
+naming the sample, the time and the remedy.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,11 +25,34 @@ RK4_IMAGINARY_LIMIT = 2.0 * np.sqrt(2.0)
 
 @dataclass(frozen=True)
 class Failure:
-    """Why and when one sample became unstable."""
+    """Why and when one sample became unstable; ``remedy`` replaces the default advice (dt, grid)."""
 
     row: int
     time: float
     reason: str
+    remedy: str | None = None
+
+
+class Invariant(ABC):
+    """A quantity of each sample that the exact equation never lets grow beyond a known bound.
+
+    Growth past :meth:`limit` means the discretisation no longer represents the equation (an
+    unresolved shock or cascade feeding grid-scale oscillations), so the data would be garbage
+    even though it stays finite and within the CFL bound.
+    """
+
+    #: what is measured, for messages (e.g. ``"the total variation"``)
+    name: str
+    #: what to change when the bound is broken
+    remedy: str
+
+    @abstractmethod
+    def measure(self, fields: np.ndarray) -> np.ndarray:
+        """The quantity of each sample of ``[batch, *grid]`` physical fields, shape ``[batch]``."""
+
+    @abstractmethod
+    def limit(self, initial: np.ndarray, time: float) -> np.ndarray:
+        """Largest value allowed at ``time`` for samples whose quantity was ``initial`` at ``t = 0``."""
 
 
 def check_rows(fields: np.ndarray, speeds: np.ndarray | None, dt: float, wavenumber: float,
@@ -56,13 +83,29 @@ def check_rows(fields: np.ndarray, speeds: np.ndarray | None, dt: float, wavenum
     return sorted(failures, key=lambda f: f.row)
 
 
+def check_growth(invariant: Invariant, values: np.ndarray, initial: np.ndarray, time: float) -> list[Failure]:
+    """Return a :class:`Failure` for every sample whose ``invariant`` exceeds its limit at ``time``.
+
+    Parameters
+    ----------
+    invariant
+        The quantity and its bound.
+    values, initial
+        ``[batch]`` values now and at ``t = 0``.
+    time
+        Time since the initial condition.
+    """
+    limit = invariant.limit(initial, time)
+    return [Failure(int(row), time, f"{invariant.name} grew from {initial[row]:.4g} to {values[row]:.4g} "
+                                    f"(at most {limit[row]:.4g} for the exact equation)", invariant.remedy)
+            for row in np.flatnonzero(~(values <= limit))]
+
+
 def unstable(failure: Failure, labels: Sequence[int] | None, dt: float, resolution: int) -> StabilityError:
     """Build the error for ``failure``; ``labels[row]`` is the sample's global index."""
     label = labels[failure.row] if labels is not None else failure.row
-    return StabilityError(
-        f"sample {label} became unstable by t = {failure.time:g}: {failure.reason}; "
-        f"use a smaller dt (now {dt:g}) or a finer internal_resolution (now {resolution})"
-    )
+    remedy = failure.remedy or f"use a smaller dt (now {dt:g}) or a finer internal_resolution (now {resolution})"
+    return StabilityError(f"sample {label} became unstable by t = {failure.time:g}: {failure.reason}; {remedy}")
 
 
 def first_failure(failures: Sequence[Failure]) -> Failure | None:

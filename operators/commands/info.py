@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description."""
+    from operators import strict_json
     from pde_data.info import describe, format_description
 
-    info = describe(args.file)
-    print(json.dumps(info, indent=2) if args.json else format_description(info))
+    info = describe(args.file)  # a foreign file may hold NaN attributes: strict JSON shows them as null + flag
+    print(strict_json.dumps(info, indent=2) if args.json else format_description(info))
     return 0

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from operators.atomic_files import check_folder_writable
+    from pde_data.output_files import check_folder_writable
     from operators.physics.evaluation import is_physics_run
     from operators.training import plots
     from operators.training.run_folder import read_config, read_history

@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from operators import strict_json
-from operators.atomic_files import check_folder_writable, owner, stale, temp_path, write_text
+from operators.atomic_files import write_text
 from operators.checkpoint_folder import (CONFIG, TRAINING_STATE_FILES, WEIGHTS, holds_only_checkpoint_files,
                                          remove_checkpoint)
+from pde_data.output_files import LockHeld, check_folder_writable, exclusive_lock, owner, stale, temp_path
 from solvers.errors import ConfigError
 
 RUN_CONFIG = "run_config.json"
@@ -59,15 +60,15 @@ CHECKPOINTS = ("best", "last")
 class RunLock:
     """An exclusive claim on a run folder (see :func:`claim`); release with :meth:`release` or ``with``."""
 
-    def __init__(self, run_dir: Path, handle: Any) -> None:
+    def __init__(self, run_dir: Path, fd: int) -> None:
         self.run_dir = run_dir
-        self._handle = handle
+        self._fd: int | None = fd
 
     def release(self) -> None:
         """Give the folder up (the lock file stays; it is pdeop's)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> RunLock:
         return self
@@ -135,35 +136,20 @@ def claim(run_dir: str | os.PathLike, resume: bool) -> RunLock:
     check_target(run_dir, resume)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK, "a+", encoding="ascii")
+        fd = exclusive_lock(run_dir / LOCK)  # the lock of pde_data.output_files: PID recorded, freed at any death
+    except LockHeld as held:
+        raise ConfigError(f"{run_dir} is being trained by {held.holder}; wait for it to finish, or choose "
+                          f"another --out") from None
     except OSError as exc:
-        raise ConfigError(f"cannot create the run folder {run_dir} ({exc.strerror or exc})") from None
+        raise ConfigError(f"cannot create and lock the run folder {run_dir} ({exc.strerror or exc})") from None
+    lock = RunLock(run_dir, fd)
     try:
-        _lock(handle, run_dir)
         check_target(run_dir, resume)  # again, under the lock: another trainer may have started meanwhile
         recover(run_dir)
     except BaseException:
-        handle.close()
+        lock.release()
         raise
-    return RunLock(run_dir, handle)
-
-
-def _lock(handle: Any, run_dir: Path) -> None:
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks (Windows): the folder checks still hold, concurrency is unchecked
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        pid = handle.read().strip() or "unknown"
-        raise ConfigError(f"{run_dir} is being trained by process {pid}; wait for it to finish, or choose "
-                          f"another --out") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    return lock
 
 
 def recover(run_dir: Path) -> None:

@@ -5,6 +5,12 @@ stream function ``psi`` (stream 0), scaled so that every sample's root-mean-squa
 ``velocity``. The matrices are non-symmetric: central differences (second order; oscillation-free
 while the cell Péclet number ``|v| h / (2 eps)`` stays below 1) or upwind (first order, always an
 M-matrix).
+
+Resolution (:meth:`ConvectionDiffusion.check_settings`): with central differences a cell Péclet
+number ``velocity h / (2 eps)`` above 1 at the root-mean-square speed means oscillating solutions over
+much of the domain (the matrix loses its M-matrix sign pattern wherever the local speed is above
+the mean), so such settings are refused naming the smallest ``resolution``; upwind differences are
+oscillation-free on any grid.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import scipy.sparse as sp
 from pde_data.config import check, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import EllipticConfig, EllipticFamily
 from pde_data.family import register_family
-from pde_data.finite_differences import convection_matrix, diffusion_matrix
+from pde_data.finite_differences import convection_matrix, diffusion_matrix, grid_spacing
+from pde_data.grid_settings import safe_bound
 from solvers.sequence import ProblemTraits
 
 
@@ -82,6 +89,18 @@ class ConvectionDiffusion(EllipticFamily):
         A = c.diffusivity * diffusion_matrix(np.ones(shape), self.h)
         A = (A + convection_matrix(np.stack([inputs["vx"], inputs["vy"]]), self.h, c.scheme)).tocsr()
         return A, np.full(A.shape[0], c.forcing)
+
+    def check_settings(self) -> None:
+        """Central differences need a cell Péclet number ``velocity h / (2 eps) <= 1`` (module docstring)."""
+        c = self.config
+        h = grid_spacing(c.resolution)
+        peclet = c.velocity * h / (2.0 * c.diffusivity)
+        if c.scheme != "central" or peclet <= 1.0:
+            return
+        needed = math.ceil(c.velocity / (2.0 * c.diffusivity)) + 1  # h = 1 / (resolution - 1) <= 2 eps / velocity
+        check(False, f"resolution = {c.resolution} is too coarse for central differences: the cell Peclet number "
+                     f"velocity*h/(2*diffusivity) is {peclet:.3g} (above 1 the solution oscillates); use resolution "
+                     f">= {needed}, scheme=upwind or diffusivity >= {safe_bound(c.velocity * h / 2.0, up=True)}")
 
     def traits(self) -> ProblemTraits:
         """Non-symmetric; the matrix changes with every sample."""

@@ -146,6 +146,16 @@ class Heat(EllipticFamily):
         coords = {"t": self.config.dt * np.arange(self.config.steps + 1), **base.coords}
         return dataclasses.replace(base, coords=coords)
 
+    def dimension_sizes(self) -> dict[str, int]:
+        """The grid and ``steps + 1`` times."""
+        return {"t": self.config.steps + 1, **super().dimension_sizes()}
+
+    def working_memory(self, n_samples: int) -> tuple[int, int]:
+        """The base estimate plus one trajectory's interior states and their embedding in the grid."""
+        per_sample, fixed = super().working_memory(n_samples)
+        c = self.config
+        return per_sample, fixed + 2 * 8 * (c.steps + 1) * c.resolution**self.dim
+
     def solution_variables(self) -> dict[str, Variable]:
         """``u(sample, t, x, y)``, the initial condition at ``t[0]``."""
         return {"u": Variable(("sample", "t") + self.grid_dims, self.config.dtype,

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 from pde_data.config import check, check_nonzero_finite, check_positive_finite
 from pde_data.elliptic import SINGULAR_CONDITION, EllipticConfig, EllipticFamily
 from pde_data.family import Variable, register_family
-from pde_data.finite_differences import (complexify_vector, dirichlet_laplacian_eigenvalues, grid_spacing,
+from pde_data.finite_differences import (complexify_vector, dirichlet_laplacian_eigenvalues,
+                                         first_dirichlet_eigenvalue, grid_spacing,
                                          helmholtz_matrix, impedance_rhs, interior, realify, realify_vector)
 from solvers.errors import SolverError
 from solvers.sequence import ProblemTraits
@@ -133,13 +134,17 @@ class Helmholtz(EllipticFamily):
                                            {"long_name": "imaginary part of the solution"})
         return variables
 
+    def unknowns(self) -> int:
+        """Interior nodes (Dirichlet) or real and imaginary parts at every node (impedance)."""
+        c = self.config
+        return 2 * c.resolution**self.dim if c.boundary == "impedance" else super().unknowns()
+
     def traits(self) -> ProblemTraits:
         """Dirichlet: symmetric, indefinite once k exceeds the first eigenvalue. Impedance: non-symmetric."""
         c = self.config
         if c.boundary == "impedance":
-            return ProblemTraits(dim=self.dim, n_unknowns=2 * c.resolution**self.dim, symmetric=False,
-                                 definite=False)
-        first = float(dirichlet_laplacian_eigenvalues(c.resolution, self.dim)[0])
+            return ProblemTraits(dim=self.dim, n_unknowns=self.unknowns(), symmetric=False, definite=False)
+        first = first_dirichlet_eigenvalue(c.resolution, self.dim)
         definite = (c.wavenumber * (1 + c.contrast)) ** 2 < first
         return self.interior_traits(symmetric=True, definite=definite)
 

@@ -13,6 +13,13 @@ Initial conditions (band-limited, so the state never holds modes above the 2/3 c
   ``phi_n ~ U(0, 2 pi)``, ``l_n`` uniform from ``sine_wavenumbers``;
 * ``fourier`` (APEBench/exponax ``RandomTruncatedFourierSeries``): modes ``1..cutoff`` with
   standard normal cosine and sine coefficients, scaled to ``max |u0| = 1``.
+
+Resolution (:meth:`KuramotoSivashinskyConfig.check_physics`): the KS equation has fixed
+coefficients, so its fine structure has a fixed size whatever ``L``: the time-averaged spectrum of
+the attractor falls by a decade every ~0.7 in angular wavenumber beyond its peak near
+``k = 1 / sqrt(2)``, and is three decades down at ``k = 3.2`` (:data:`RESOLVED_WAVENUMBER`). The grid
+resolves every sample when its 2/3 cut-off ``2 pi k_c / L`` reaches that for the longest domain,
+i.e. at least ``3 * 3.2 / (2 pi) ~ 1.5`` points per unit length.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from typing import Literal
 import numpy as np
 
 from pde_data.config import check
-from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RecordedGrid
+from pde_data.family import Layout, Variable, register_family, sample_rng
+from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, kept_modes, safe_bound
 from solvers.devices import on_device
+from solvers.etdrk4 import advection_1d_bytes
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -35,6 +43,10 @@ INITIAL_STREAM = 0
 LENGTH_STREAM = 1
 #: a-priori bound of max|u| on the KS attractor (observed max |u| is about 3 for L around 60)
 ATTRACTOR_SPEED = 4.0
+#: angular wavenumber where the attractor's time-averaged spectrum is three decades
+#: (RESOLVED_DECADES) below its peak: 3.24, measured on a resolved reference (L = 64, N = 512,
+#: dt = 0.01, 8 trajectories x 200 snapshots after t = 50); a property of the equation
+RESOLVED_WAVENUMBER = 3.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +109,16 @@ class KuramotoSivashinskyConfig(RecordedGrid):
         else:
             check(1 <= self.cutoff <= band,
                   f"cutoff must be an integer in [1, internal_resolution // 3 = {band}] (got {self.cutoff})")
+
+    def check_physics(self) -> None:
+        """The time step (CFL number on the attractor) and the grid (points per unit length, module docstring)."""
         self._check_cfl()
+        longest = self.L[-1]
+        longest_resolved = 2.0 * np.pi * kept_modes(self.internal_resolution) / RESOLVED_WAVENUMBER
+        self.check_resolution(RESOLVED_WAVENUMBER * longest / (2.0 * np.pi),
+                              f"the Kuramoto-Sivashinsky fine structure on L = {longest:g} (its spectrum needs "
+                              f"wavenumbers up to {RESOLVED_WAVENUMBER:g}, about 1.5 points per unit length)",
+                              f"L <= {safe_bound(longest_resolved, up=False)}")
 
     @property
     def varying_length(self) -> bool:
@@ -113,11 +134,12 @@ class KuramotoSivashinskyConfig(RecordedGrid):
         check(cfl <= RK4_IMAGINARY_LIMIT,
               f"dt = {self.dt:g} is too large for internal_resolution = {self.internal_resolution} and L = "
               f"{self.L[0]:g}: with max|u| about {speed:g} the CFL number dt*max|u|*k_max is about {cfl:.3g} "
-              f"(limit {RK4_IMAGINARY_LIMIT:.3g}); use dt <= {RK4_IMAGINARY_LIMIT / (speed * k_max):.3g}")
+              f"(limit {RK4_IMAGINARY_LIMIT:.3g}); use dt <= "
+              f"{safe_bound(RK4_IMAGINARY_LIMIT / (speed * k_max), up=False)}")
 
 
 @register_family("kuramoto-sivashinsky")
-class KuramotoSivashinsky(Family):
+class KuramotoSivashinsky(RecordedGridFamily):
     """KS trajectories after a discarded transient, many samples per ETDRK4 step."""
 
     config_class = KuramotoSivashinskyConfig
@@ -126,21 +148,35 @@ class KuramotoSivashinsky(Family):
     default_chunk_size = 256
     torch_devices = True
     device_chunk_size = 4096
+    space_dims = ("x",)
+
+    def variables(self) -> dict[str, Variable]:
+        """``u(sample, t, x)`` float32; ``L(sample)`` when the length varies."""
+        variables = {"u": Variable(("sample", "t", "x"), "float32")}
+        if self.config.varying_length:
+            variables["L"] = Variable(("sample",), "float64", {"long_name": "domain length"})
+        return variables
+
+    def working_memory(self, n_samples: int) -> tuple[int, int]:
+        """ETDRK4 state, ``u0`` and one snapshot per sample (and its own coefficients when L varies)."""
+        n = self.config.internal_resolution
+        stepping, coefficients = advection_1d_bytes(n, self.config.precision)
+        per_sample = stepping + 4 * 8 * n
+        if self.config.varying_length:
+            return per_sample + coefficients, 20 * 8 * n
+        return per_sample, coefficients + 20 * 8 * n
 
     def layout(self) -> Layout:
         """``u(sample, t, x)`` float32; ``L(sample)`` when the length varies."""
         c = self.config
         fraction = c.stored_points
-        variables = {"u": Variable(("sample", "t", "x"), "float32")}
         if c.varying_length:
             x = fraction  # position as a fraction of each sample's L(sample)
-            variables["L"] = Variable(("sample",), "float64", {"long_name": "domain length"})
             attrs = {}
         else:
             x = fraction * c.L[0]
             attrs = {"L": c.L[0]}
-        return Layout(coords={"x": x, "t": c.record_times},
-                      variables=variables, attrs=attrs)
+        return Layout(coords={"x": x, "t": c.record_times}, variables=self.variables(), attrs=attrs)
 
     def length(self, index: int, seed: int) -> float:
         """Domain length of sample ``index``."""

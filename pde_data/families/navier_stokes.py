@@ -10,22 +10,35 @@ etdrk4``, steps as large as the advective CFL number allows; :mod:`solvers.navie
 float64 or float32 (``precision``), and stored every ``record_every`` at ``resolution^2`` points
 (every ``internal_resolution / resolution``-th point, ``x_i = i / resolution``), including the
 initial state at ``t = 0``. The file's attributes record the scheme and the time step used.
+
+Resolution (:meth:`NavierStokesConfig.check_physics`): the root-mean-square vorticity obeys
+``||w(t)|| <= ||w0|| + ||f|| (1 - exp(-lambda t)) / lambda`` with ``lambda = 4 pi^2 nu`` (advection
+conserves it, viscosity damps every mean-free mode at least at rate ``lambda``, the forcing adds at
+most ``||f||`` per unit time), so ``Omega = ||w0|| + ||f|| (1 - exp(-lambda T)) / lambda`` bounds it
+over the run. Kraichnan's enstrophy-dissipation wavenumber of 2-D turbulence is
+``k_d = (eta / nu^3)^(1/6)`` with the enstrophy flux ``eta <= Omega^3`` (enstrophy ``Omega^2``
+carried at the strain rate ``Omega``): ``k_d = sqrt(Omega / nu)``. Beyond ``k_d`` the spectrum falls
+off exponentially, so the grid resolves the flow when its 2/3 cut-off reaches ``k_d``
+(``2 pi k_c >= k_d``). All shipped presets pass (``nu = 1e-5`` on 256^2: ``k_d = 475 <= 534``);
+coarser grids pile enstrophy up at the cut-off, which the integrator's vorticity-norm guard stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
-from pde_data.config import check, check_finite
-from pde_data.family import Family, Layout, Variable, register_family, sample_rng
-from pde_data.grid_settings import RecordedGrid, check_positive
+from pde_data.config import check, check_finite, check_power
+from pde_data.family import Layout, Variable, register_family, sample_rng
+from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, check_positive, kept_modes, safe_bound
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.devices import on_device
-from solvers.navier_stokes import SCHEME_CFL_LIMITS, navier_stokes_stepper
+from solvers.etdrk4 import ETDRK4
+from solvers.navier_stokes import SCHEME_CFL_LIMITS, VorticityAdvection, VorticityCN, navier_stokes_stepper
 
 #: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
 INITIAL_STREAM = 0
@@ -79,10 +92,29 @@ class NavierStokesConfig(RecordedGrid):
     def __post_init__(self) -> None:
         check_positive(viscosity=self.viscosity, ic_alpha=self.ic_alpha, ic_tau=self.ic_tau)
         check(self.ic_sigma is None or self.ic_sigma >= 0, f"ic_sigma must be >= 0 (got {self.ic_sigma!r})")
+        if self.ic_sigma is None:
+            check_power("the initial field's amplitude ic_tau^(ic_alpha - 1)", self.ic_tau, self.ic_alpha - 1.0)
+        elif self.ic_sigma > 0:
+            check_power("the initial field's variance scale ic_sigma^2", self.ic_sigma, 2.0)
+        check_power("ic_tau^2", self.ic_tau, 2.0)
         check_finite(forcing_amplitude=self.forcing_amplitude)
         self.check_grid_and_times()
+
+    def check_physics(self) -> None:
+        """The time step (initial CFL number) and the grid (the dissipation wavenumber, module docstring)."""
         speed = self.initial_speed()
         self.check_initial_cfl(speed, SCHEME_CFL_LIMITS[self.scheme], f"the initial velocity (about {speed:.3g})")
+        decay = 4.0 * math.pi**2 * self.viscosity
+        forced = abs(self.forcing_amplitude) * -math.expm1(-decay * self.T) / decay  # ||f|| = |A| on the grid
+        initial = math.sqrt(periodic_grf_variance((self.internal_resolution,) * 2, self.ic_alpha, self.ic_tau,
+                                                  self.sigma))
+        omega = initial + forced
+        dissipation = math.sqrt(omega / self.viscosity)
+        smallest_viscosity = omega / (2.0 * math.pi * max(1, kept_modes(self.internal_resolution))) ** 2
+        self.check_resolution(dissipation / (2.0 * math.pi),
+                              f"the flow of viscosity {self.viscosity:g}: its enstrophy-dissipation wavenumber "
+                              f"sqrt(Omega / nu) is about {dissipation:.4g} (rms vorticity bound Omega about "
+                              f"{omega:.3g})", f"viscosity >= {safe_bound(smallest_viscosity, up=True)}")
 
     @property
     def sigma(self) -> float:
@@ -107,7 +139,7 @@ def forcing_field(n: int, amplitude: float) -> np.ndarray:
 
 
 @register_family("navier-stokes")
-class NavierStokes(Family):
+class NavierStokes(RecordedGridFamily):
     """2-D vorticity on the unit torus, batched pseudo-spectral integration (classic FNO scheme or ETDRK4)."""
 
     config_class = NavierStokesConfig
@@ -117,18 +149,39 @@ class NavierStokes(Family):
     torch_devices = True
     # a 256^2 float64 sample needs ~20 MB of device memory (ETDRK4): a GPU batch of hundreds
     device_chunk_size = 256
+    space_dims = ("x", "y")
+
+    def variables(self) -> dict[str, Variable]:
+        """``w(sample, t, x, y)`` float32."""
+        return {"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})}
+
+    def static_bytes(self) -> int:
+        """The forcing ``f(x, y)`` (float64)."""
+        return 8 * self.config.resolution**2
+
+    def working_memory(self, n_samples: int) -> tuple[int, int]:
+        """Per sample: the integrator's arrays, ``w0``, the observed fields and the spectrum; fixed: the
+        operators (and the ETDRK4 coefficients), one initial field's random draw and the forcing on the
+        internal grid."""
+        c = self.config
+        n, modes = c.internal_resolution, c.internal_resolution * (c.internal_resolution // 2 + 1)
+        fixed = VorticityAdvection.operator_bytes(n) + 14 * 8 * n * n
+        if c.scheme == "classic":
+            stepping = VorticityCN.working_bytes(n, c.precision)
+        else:
+            stepping = ETDRK4.working_bytes(VorticityAdvection.sample_bytes(n, c.precision), (n, n // 2 + 1),
+                                            c.precision, sources=2 if c.forcing_amplitude else 0)
+            fixed += ETDRK4.coefficient_bytes(modes)
+        return stepping + 4 * 8 * n * n + 16 * modes, fixed
 
     def layout(self) -> Layout:
         """``w(sample, t, x, y)`` float32, the forcing ``f(x, y)``, the viscosity, time scheme and step."""
         c = self.config
         x = c.stored_points
         forcing = forcing_field(c.internal_resolution, c.forcing_amplitude)[:: c.stride, :: c.stride]
-        return Layout(
-            coords={"x": x, "y": x, "t": c.record_times},
-            variables={"w": Variable(("sample", "t", "x", "y"), "float32", {"long_name": "vorticity"})},
-            static={"f": (("x", "y"), forcing)},
-            attrs={"viscosity": c.viscosity, "scheme": c.scheme, "dt": c.dt, "precision": c.precision},
-        )
+        return Layout(coords={"x": x, "y": x, "t": c.record_times}, variables=self.variables(),
+                      static={"f": (("x", "y"), forcing)},
+                      attrs={"viscosity": c.viscosity, "scheme": c.scheme, "dt": c.dt, "precision": c.precision})
 
     def initial_vorticity(self, index: int, seed: int) -> np.ndarray:
         """``w0`` of sample ``index`` on the internal grid (float64 ``[n, n]``)."""

@@ -14,7 +14,7 @@ from solvers.errors import ConfigError  # noqa: E402
 
 SETTINGS = {
     "navier-stokes": ["internal_resolution=16", "resolution=8", "dt=4e-3", "T=1", "scheme=etdrk4"],
-    "kuramoto-sivashinsky": ["internal_resolution=64", "resolution=32", "T=2", "warmup_steps=10"],
+    "kuramoto-sivashinsky": ["internal_resolution=64", "resolution=32", "T=2", "warmup_steps=10", "L=[20, 24]"],
     "burgers": ["internal_resolution=128", "resolution=64", "T=0.1", "dt=1e-3"],
 }
 VARIABLE = {"navier-stokes": "w", "kuramoto-sivashinsky": "u", "burgers": "u"}

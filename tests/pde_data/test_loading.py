@@ -46,7 +46,7 @@ def test_missing_foreign_and_incomplete_files_are_config_errors(tmp_path):
         open_dataset(foreign)
     text = tmp_path / "text.h5"
     text.write_text("hello")
-    with pytest.raises(ConfigError, match="not a readable"):
+    with pytest.raises(ConfigError, match="is not an HDF5 file"):
         open_dataset(text)
     partial = tiny_data.heat(tmp_path / "partial.h5", n_samples=6, n=8, steps=2, n_written=4)
     with pytest.raises(ConfigError, match="incomplete"):

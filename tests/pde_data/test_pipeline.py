@@ -10,13 +10,7 @@ import xarray as xr
 from operators.cli import main
 from pde_data.pipeline import generate_dataset, resolve_config
 from pde_data.storage import COMPLETE_MARKS
-from tests.pde_data.toy_family import ToyFamily, install
-
-
-@pytest.fixture
-def toy(monkeypatch, tmp_path):
-    install(monkeypatch, tmp_path)
-    return tmp_path
+from tests.pde_data.toy_family import ToyFamily
 
 
 def _arrays(path):
@@ -107,7 +101,8 @@ def test_foreign_file_is_refused(toy, capsys):
     out.write_text("my notes")
     assert main(["generate", "toy", "--out", str(out), "--quiet"]) == 2
     assert out.read_text() == "my notes"
-    assert "not a pdeop dataset" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not an HDF5 file" in err and "--overwrite" in err
 
 
 @pytest.mark.parametrize(
@@ -134,7 +129,7 @@ def test_bad_input_exits_2_with_one_line_and_no_file(toy, capsys, argv, message,
     err = capsys.readouterr().err.strip()
     assert message in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists() and not (toy / "bad.h5.tmp").exists()
+    assert not [p.name for p in toy.iterdir() if "bad.h5" in p.name]  # no file, temporary, lock or partial
 
 
 def test_unwritable_output_exits_2(toy, capsys):

@@ -17,7 +17,7 @@ from solvers.errors import ConfigError, StabilityError
 SMALL = {
     "navier-stokes": (NavierStokes, {"resolution": 16, "internal_resolution": 32, "dt": 1e-3, "T": 0.02,
                                      "record_every": 0.01}),
-    "kuramoto-sivashinsky": (KuramotoSivashinsky, {"resolution": 32, "internal_resolution": 64, "dt": 0.05,
+    "kuramoto-sivashinsky": (KuramotoSivashinsky, {"resolution": 32, "internal_resolution": 128, "dt": 0.05,
                                                    "record_every": 0.1, "T": 0.3, "warmup_steps": 4}),
     "burgers": (Burgers, {"resolution": 64, "internal_resolution": 128, "dt": 1e-3, "T": 0.02,
                           "record_every": 0.01}),
@@ -142,9 +142,11 @@ def test_first_snapshot_is_the_initial_state(problem: str) -> None:
     (BurgersConfig, {"resolution": 0}, "resolution must be an integer >= 1"),
 ])
 def test_bad_settings_name_the_setting(config_class: type, settings: dict, fragment: str) -> None:
-    """Invalid settings raise ConfigError naming the setting and what was expected, before any work."""
+    """Invalid settings raise ConfigError naming the setting and what was expected, before any work:
+    values in the dataclass, the time step in the a-priori physical checks the pipeline runs after the
+    size check (``check_physics``)."""
     with pytest.raises(ConfigError) as info:
-        from_mapping(config_class, settings)
+        from_mapping(config_class, settings).check_physics()
     assert fragment in str(info.value)
 
 
@@ -162,7 +164,7 @@ def test_unstable_run_names_the_global_sample_index() -> None:
 
 
 @pytest.mark.parametrize("problem, preset", [("navier-stokes", "fno"), ("kuramoto-sivashinsky", "lpsda"),
-                                             ("burgers", "fno-1e-3")])
+                                             ("burgers", "fno")])
 def test_pipeline_file_holds_the_family_output(problem: str, preset: str, tmp_path) -> None:
     """Through the generation pipeline each family's file opens in xarray with the arrays generate() returns.
 

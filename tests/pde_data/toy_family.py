@@ -37,9 +37,18 @@ class ToyFamily(Family):
         c = self.config
         return Layout(
             coords={"t": np.arange(c.steps + 1, dtype=np.float64), "x": np.arange(c.resolution) / c.resolution},
-            variables={"u": Variable(("sample", "t", "x"), "float32"), "amplitude": Variable(("sample",), "float64")},
-            attrs={"rate": c.rate},
+            variables=self.variables(), attrs={"rate": c.rate},
         )
+
+    # sizes from the settings, without building the layout: the pipeline checks them before allocating
+    def dimension_sizes(self) -> dict[str, int]:
+        return {"t": self.config.steps + 1, "x": self.config.resolution}
+
+    def variables(self) -> dict[str, Variable]:
+        return {"u": Variable(("sample", "t", "x"), "float32"), "amplitude": Variable(("sample",), "float64")}
+
+    def static_bytes(self) -> int:
+        return 0
 
     def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
         c = self.config
