@@ -139,7 +139,8 @@ def _order(config):
 
 def test_killed_worker_chunk_is_recomputed(dask_cluster, kill_reference, tmp_path):
     """kill -9 of a worker while it computes a chunk: the scheduler recomputes the chunk elsewhere and
-    the file is complete and equal to the single-process one."""
+    the file is complete and equal to the single-process one. While the Dask run computes, a second
+    writer of the same file is refused (the client holds the one-writer lock, as in one process)."""
     from distributed import Client
 
     config = _config("navier-stokes", "fno", KILL_SETTINGS, KILL_SAMPLES)
@@ -160,6 +161,8 @@ def test_killed_worker_chunk_is_recomputed(dask_cluster, kill_reference, tmp_pat
         while victim is None and thread.is_alive() and time.monotonic() < deadline:
             busy = [w for w, keys in monitor.processing().items() if any("pdeop-chunk" in str(k) for k in keys)]
             if busy:
+                with pytest.raises(ConfigError, match=f"is being written by process {os.getpid()}"):
+                    generate_dataset(config, tmp_path / "dask.h5", progress=False, overwrite=True)
                 victim = monitor.run(os.getpid, workers=busy[:1])[busy[0]]
                 os.kill(victim, signal.SIGKILL)
             else:
