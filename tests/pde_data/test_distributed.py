@@ -196,6 +196,15 @@ def test_killed_client_resumes_from_the_file(dask_cluster, kill_reference, tmp_p
     _assert_same_file(kill_reference, tmp_path / "dask.h5")
 
 
+def _wait_for_both_workers(cluster) -> None:
+    """Wait until the shared cluster has its 2 workers again (a nanny restarts a killed one, slowly on a
+    loaded machine); the provenance counts the workers present when the run starts."""
+    from distributed import Client
+
+    with Client(cluster.scheduler_address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=300)
+
+
 def _stored(path) -> int:
     try:
         with h5py.File(path, "r", locking=False) as f:
@@ -252,6 +261,7 @@ def test_progress_and_provenance_over_the_cluster(dask_cluster, tmp_path, capsys
     assert sorted(i for r in results for i in r.indices) == [0, 1, 2, 3]
     assert seen and seen[-1] == pytest.approx(4.0) and all(b >= a for a, b in zip(seen, seen[1:]))
     path = tmp_path / "b.h5"
+    _wait_for_both_workers(dask_cluster)
     generate_dataset(config, path, progress=False, chunk_size=1, scheduler=dask_cluster.scheduler_address)
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
