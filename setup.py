@@ -34,12 +34,14 @@ RUNTIME_REQUIREMENTS = [
 
 EXTRAS = {
     # threadpoolctl: tests/test_benchmarks.py imports every benchmark's required modules (skr's included)
-    "test": ["pytest>=7", "tensorboard>=2.10", "hypothesis>=6", "threadpoolctl>=3"],
+    "test": ["pytest>=7", "tensorboard>=2.10", "hypothesis>=6", "threadpoolctl>=3", "dask[distributed]>=2024.1"],
+    # pdeop generate --workers N / --scheduler ADDRESS (pde_data.distributed)
+    "dask": ["dask[distributed]>=2024.1"],
     # optional TensorBoard scalars of a run's history (training.tensorboard: true)
     "tensorboard": ["tensorboard>=2.10"],
     # what benchmarks/ imports beyond the runtime requirements: threadpoolctl (skr*.py, required);
     # exponax and JAX (spectral_generators.py, an optional competitor: its rows are skipped without them)
-    "bench": ["threadpoolctl>=3", "exponax>=0.1", "jax>=0.4"],
+    "bench": ["threadpoolctl>=3", "exponax>=0.1", "jax>=0.4", "dask[distributed]>=2024.1"],
 }
 
 

@@ -20,13 +20,15 @@ Inputs depend only on ``(seed, i)`` and the config, so they are bit-identical wh
 order, chunking or resumption. Solutions from a **direct** solve depend only on the sample's system
 and are bit-identical too. Solutions from an **iterative** solve (``skr``, ``gcrodr``, ``gmres``,
 ``cg``, ``amg``) start from the state the previous solves left (recycled space, reused
-preconditioner), so a different solve order — sorted vs. unsorted, or a resumed run whose solver
-state restarted — gives solutions that differ at the level of the verified tolerance: both satisfy
-``||b - A u|| <= rtol ||b||`` and agree with a sparse LU solution to ``cond(A) * rtol``. No final step
-can map every vector within the tolerance onto one canonical vector, so pdeop does not pretend to:
-use ``solver: direct`` where bit-identical solutions matter. Chunking alone never changes the solve
-sequence and hence never changes a stored value. ``solve_seconds`` is a measurement and differs
-between any two runs.
+preconditioner). That state is restarted at fixed points: the solve order is cut into sequences of
+``samples_per_sequence`` samples, each solved from a fresh solver (:meth:`EllipticFamily.sequence_length`),
+and the pipeline computes every sequence whole, in one chunk. So chunking, resumption and the number
+of Dask workers never change a stored value. A different solve order — sorted vs. unsorted, another
+``samples_per_sequence`` (both part of the config) — gives solutions that differ at the level of the
+verified tolerance: both satisfy ``||b - A u|| <= rtol ||b||`` and agree with a sparse LU solution to
+``cond(A) * rtol``. No final step can map every vector within the tolerance onto one canonical
+vector, so pdeop does not pretend to. ``solve_seconds`` is a measurement and differs between any two
+runs.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pde_data.config import check, check_power
-from pde_data.family import Family, Layout, Variable, sample_rng
+from pde_data.family import Family, Layout, Variable, merge_summaries, sample_rng
 from pde_data.finite_differences import embed_interior, grid_spacing, interior
 from pde_data.random_fields import neumann_grf
 from solvers.errors import SolverError
@@ -76,6 +78,11 @@ class EllipticConfig:
         GCRO-DR's ``m`` and ``k``.
     sort_modes
         Cosine modes per axis of each parameter field used as sorting features.
+    samples_per_sequence
+        Iterative solvers carry their recycled space and preconditioner through this many samples
+        of the solve order, then start afresh: the unit of work that runs on its own (on another
+        Dask worker, after a resumption) with unchanged results. Longer sequences recycle more;
+        shorter ones give more parallel work. Ignored by ``direct``.
     alpha, tau
         Covariance ``tau^(2 alpha - 2) (-Laplace_N + tau^2 I)^(-alpha)`` of the family's Gaussian
         random fields (smoothness and inverse length scale).
@@ -92,6 +99,7 @@ class EllipticConfig:
     restart: int = 40
     recycle: int = 20
     sort_modes: int = 8
+    samples_per_sequence: int = 64
     dtype: str = "float64"
     alpha: float = 2.0
     tau: float = 3.0
@@ -108,6 +116,8 @@ class EllipticConfig:
         check(0 <= self.recycle < self.restart,
               f"recycle must be an integer in [0, restart) = [0, {self.restart}) (got {self.recycle})")
         check(self.sort_modes >= 1, f"sort_modes must be an integer >= 1 (got {self.sort_modes})")
+        check(self.samples_per_sequence >= 1,
+              f"samples_per_sequence must be an integer >= 1 (got {self.samples_per_sequence})")
         check(self.dtype in ("float32", "float64"), f"dtype must be 'float32' or 'float64' (got {self.dtype!r})")
         check(self.alpha > 1.0, f"alpha must be a number > 1 for a continuous field (got {self.alpha})")
         check(self.tau > 0, f"tau must be a positive number (got {self.tau})")
@@ -190,6 +200,7 @@ class EllipticFamily(Family):
     def __init__(self, config: EllipticConfig) -> None:
         super().__init__(config)
         self._solver: SequenceSolver | None = None
+        self._finished: list[dict[str, Any]] = []  # summaries of the sequences' solvers already restarted
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -388,10 +399,21 @@ class EllipticFamily(Family):
         stats.add(result)
         return self.solution_fields(result.x)
 
+    def sequence_length(self) -> int:
+        """``samples_per_sequence`` for iterative solvers (their state carries over); 1 for ``direct``."""
+        return 1 if self.method() == "direct" else self.config.samples_per_sequence
+
     def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
-        """Inputs, verified solutions and solver statistics of ``indices``, solved in the given order."""
+        """Inputs, verified solutions and solver statistics of ``indices``, solved in the given order.
+
+        ``indices`` are whole sequences of the solve order (:meth:`sequence_length`): an iterative
+        solver starts afresh at the first sample and after every ``samples_per_sequence`` samples.
+        """
         rows: list[dict[str, Any]] = []
+        length = self.sequence_length()
         for done, i in enumerate(indices):
+            if length > 1 and done % length == 0:
+                self._restart_solver()
             inputs = self._checked_inputs(int(i), seed)
             stats = SampleStats()
             fields = self.solve_sample(int(i), inputs, stats)
@@ -413,7 +435,14 @@ class EllipticFamily(Family):
 
     def summary(self) -> dict[str, Any]:
         """The solver's totals for the run so far (method, retries, matvecs, worst residual...)."""
-        return self._solver.summary() if self._solver is not None else {}
+        current = [self._solver.summary()] if self._solver is not None else []
+        return merge_summaries(self._finished + current)
+
+    def _restart_solver(self) -> None:
+        """Drop the solver's state (its statistics go to the summary); the next solve builds a fresh one."""
+        if self._solver is not None:
+            self._finished.append(self._solver.summary())
+            self._solver = None
 
 
 def solver_bytes(family: EllipticFamily, n: int, nnz: int) -> int:

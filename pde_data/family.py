@@ -101,6 +101,10 @@ class Family(ABC):
     default_preset: ClassVar[str]
     #: samples per chunk when the user gives none; families size it to their memory use.
     default_chunk_size: ClassVar[int] = 16
+    #: the family's integrators have PyTorch ports, so it runs on torch devices (:mod:`solvers.devices`)
+    torch_devices: ClassVar[bool] = False
+    #: samples per chunk on a torch device when the user gives none (a GPU wants large batches)
+    device_chunk_size: ClassVar[int] = 16
     #: the settings that drive memory and file size, named in messages when a run does not fit
     size_settings: ClassVar[str] = "resolution"
     #: whether the stored grid is periodic (``x_i = i L / n``) rather than a vertex grid with both ends
@@ -120,6 +124,8 @@ class Family(ABC):
     def __init__(self, config: Any) -> None:
         self.config = config
         self._progress: Callable[[float], None] | None = None
+        #: where the integrators run (:func:`solvers.devices.check_device`); set by the pipeline
+        self.device = "cpu"
 
     def set_progress_callback(self, callback: Callable[[float], None] | None) -> None:
         """Install the pipeline's progress hook (see :meth:`report_progress`)."""
@@ -214,6 +220,17 @@ class Family(ABC):
         """
         return np.arange(n_samples)
 
+    def sequence_length(self) -> int:
+        """Samples of the solve order computed as one sequence from a fresh solver state (1: none carried).
+
+        A family whose solver carries state from one sample to the next (a recycled Krylov space, a
+        reused preconditioner) cuts its :meth:`solve_order` into consecutive sequences of this many
+        samples and starts each from a fresh state. The pipeline keeps every sequence whole, in
+        order, inside one chunk (one :meth:`generate` call), so a chunk computes the same values in
+        any process, on any worker and after any resumption.
+        """
+        return 1
+
     def summary(self) -> dict[str, Any]:
         """Statistics of the run so far (e.g. solver retries), for the CLI's final report."""
         return {}
@@ -288,3 +305,23 @@ def stored_description(attrs: Mapping[str, Any]) -> dict[str, Any]:
     names = None if names is None else [str(n) for n in np.atleast_1d(names)]
     equation = str(attrs["equation"]) if "equation" in attrs else fallback["equation"]
     return {"periodic": periodic, "physical_parameters": names, "equation": equation or None}
+
+
+def merge_summaries(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine :meth:`Family.summary` results of runs over disjoint samples into one.
+
+    Numbers add up, except those named ``worst_*`` or ``max_*`` (the largest is kept); nested
+    mappings merge the same way; other values (method names) are kept when every part agrees, and
+    listed (sorted) when they differ.
+    """
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for part in parts for k in part):
+        values = [part[key] for part in parts if key in part]
+        if all(isinstance(v, Mapping) for v in values):
+            merged[key] = merge_summaries(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            merged[key] = max(values) if key.startswith(("worst_", "max_")) else sum(values)
+        else:
+            distinct = sorted({str(v) for v in values})
+            merged[key] = values[0] if len(distinct) == 1 else distinct
+    return merged

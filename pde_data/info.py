@@ -98,10 +98,38 @@ def format_description(info: dict[str, Any]) -> str:
         for name, s in info["statistics"].items():
             lines.append(f"  {name}: {s['min']:.4g} / {s['mean']:.4g} / {s['max']:.4g}")
     for key, value in info["attrs"].items():
-        lines.append(f"{key}: {value}")
+        if key == "provenance":
+            lines += provenance_lines(value)
+        else:
+            lines.append(f"{key}: {value}")
     settings = ", ".join(f"{k}={v}" for k, v in info["settings"].items())
     lines.append(f"settings:  {settings}")
     return "\n".join(lines)
+
+
+def provenance_lines(value: Any) -> list[str]:
+    """``made by:`` lines from the ``provenance`` attribute (one JSON record per run that computed samples)."""
+    try:
+        runs = json.loads(value) if isinstance(value, str) else value
+        runs = [r for r in runs if isinstance(r, dict)]
+    except (TypeError, ValueError):
+        return [f"provenance: {value}"]
+    lines = ["made by:"]
+    for number, run in enumerate(runs, 1):
+        kind = run.get("scheduler")
+        if kind == "none":
+            where = "one process"
+        else:
+            threads = run.get("threads_per_worker")
+            hosts = run.get("hosts")
+            workers = run.get("workers")
+            each = f"{threads} thread{'' if threads == 1 else 's'} each"
+            cluster = "local cluster" if kind == "local" else "external scheduler"
+            spread = f", {hosts} hosts" if isinstance(hosts, int) and hosts > 1 else ""
+            where = f"{workers} Dask worker{'' if workers == 1 else 's'} ({cluster}{spread}, {each})"
+        lines.append(f"  run {number}: {where}, device {run.get('device', 'cpu')}, {run.get('samples')} samples to "
+                     f"compute, pdeop {run.get('pdeop_version')}")
+    return lines
 
 
 def _size(n: int) -> str:

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from pde_data import output_files, resources, storage
+from pde_data.chunking import ChunkRunner, open_runner, plan_chunks
 from pde_data.config import apply_overrides, coerce, configs_root, from_mapping, load_yaml, merge, to_mapping
 from pde_data.family import Family, get_family
+from solvers.devices import check_device, device_kind, uses_torch
 from solvers.errors import ConfigError, PdeopError
 from solvers.version import __version__
 
@@ -124,6 +126,10 @@ def generate_dataset(
     chunk_size: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    scheduler_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) the dataset file ``out`` for ``config``.
 
@@ -145,6 +151,16 @@ def generate_dataset(
         Show a progress bar on stderr.
     log
         Receives one-line status messages (default: discard).
+    device
+        Where the integrators run (:mod:`solvers.devices`): ``cpu`` (NumPy), ``cuda``, ``cuda:N``,
+        ``torch-cpu``. Recorded in the file; a file is resumed only on the same kind of device.
+    workers, scheduler
+        Compute the chunks on a Dask ``LocalCluster`` of ``workers`` processes, or on the cluster
+        of the scheduler at ``scheduler`` (:mod:`pde_data.distributed`); this process writes the
+        file. Never changes the stored values.
+    scheduler_timeout
+        Seconds to reach the scheduler and see a worker (default
+        :data:`pde_data.distributed.DEFAULT_TIMEOUT`).
 
     Returns
     -------
@@ -160,6 +176,7 @@ def generate_dataset(
     """
     say = log or (lambda message: None)
     family: Family = get_family(config.problem)(config.settings)
+    family.device = _check_device(family, device, distributed=workers is not None or scheduler is not None)
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"chunk size must be an integer >= 1 (got {chunk_size})")
     out = output_files.resolve_output(out)
@@ -167,9 +184,12 @@ def generate_dataset(
     with output_files.WriterLock(out):
         for orphan in output_files.remove_orphans(out):
             say(f"removed {output_files.shown(orphan)}, left by an interrupted run")
-        target, created, chunk = _prepare_file(out, config, family, overwrite, chunk_size, say)
-        start = time.perf_counter()
-        computed, summary = _fill(target, created, config, family, chunk, progress, say)
+        target, create, chunk = _plan_file(out, config, family, overwrite, chunk_size, workers, say)
+        with open_runner(family, config, family.device, workers, scheduler, scheduler_timeout) as runner:
+            if create:
+                _create_file(target, out, config, family, say)
+            start = time.perf_counter()
+            computed, summary = _fill(target, create, config, family, runner, chunk, progress, say)
         if target != out:
             output_files.replace(target, out)
             say(f"replaced {output_files.shown(out)} with the new file")
@@ -178,8 +198,8 @@ def generate_dataset(
             "summary": summary}
 
 
-def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, chunk: int, progress: bool,
-          say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
+def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, runner: ChunkRunner, chunk: int,
+          progress: bool, say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
     """Compute and store every sample not yet in ``target``; mark it complete. Returns (computed, summary)."""
     layout_variables = family.variables()
     computed = 0
@@ -192,31 +212,29 @@ def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, c
                 order = np.asarray(family.solve_order(config.samples, config.seed), dtype=np.int64)
                 if order.shape != (config.samples,) or not np.array_equal(np.sort(order), np.arange(config.samples)):
                     raise RuntimeError(f"{config.problem}: solve_order is not a permutation of the samples")
-                todo = order[~done[order]]
-                if done.any() and todo.size:
+                chunks = plan_chunks(order, done, chunk, family.sequence_length())
+                if done.any() and chunks:
                     say(f"resuming {shown}: {int(done.sum())} of {config.samples} samples already stored")
-                bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(todo.size))
-                for begin in range(0, todo.size, chunk):
-                    indices = [int(i) for i in todo[begin:begin + chunk]]
-                    base = bar.n if bar is not None else 0.0
-                    if bar is not None:
-                        family.set_progress_callback(lambda f, b=base, n=len(indices): _advance(bar, b + f * n))
-                    arrays = family.generate(indices, config.seed)
+                if chunks:
+                    writer.record_run({**runner.provenance(), "device": family.device,
+                                       "samples": sum(len(c) for c in chunks), "pdeop_version": __version__})
+                bar = _progress_bar(config.samples, int(done.sum()), enabled=progress and bool(chunks))
+                initial = int(done.sum())
+                advance = (lambda samples: _advance(bar, initial + samples)) if bar is not None else \
+                    (lambda samples: None)
+                for indices, arrays in runner.run(chunks, advance):
                     _check_arrays(config.problem, layout_variables, indices, arrays)
                     writer.write(indices, arrays)
                     computed += len(indices)
-                    if bar is not None:
-                        _advance(bar, base + len(indices))
             except PdeopError:
                 writer.close()
                 if created and computed == 0 and not done.any():
                     target.unlink(missing_ok=True)
                 raise
             finally:
-                family.set_progress_callback(None)
                 if bar is not None:
                     bar.close()
-            summary = family.summary()
+            summary = runner.summary()
             if writer.written().all() and not writer.complete:
                 writer.finish({"summary": summary} if summary else None)
     except OSError as exc:  # the file system refused a write (no space left, file too large, I/O error)
@@ -228,15 +246,27 @@ def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, c
     return computed, summary
 
 
-def _prepare_file(out: Path, config: ResolvedConfig, family: Family, overwrite: bool, chunk_size: int | None,
-                  say: Callable[[str], None]) -> tuple[Path, bool, int]:
-    """Choose the file to fill (``out``, or its partial replacement), check that the run fits and is
-    physically meaningful, and create the file if needed.
+def _check_device(family: Family, device: str, distributed: bool) -> str:
+    """The canonical device name; refuse a torch device for a family without PyTorch integrators.
+
+    On a Dask cluster the workers, not this process, must have the device (checked there).
+    """
+    device = str(device).strip() if distributed else check_device(device, getattr(family.config, "precision",
+                                                                                  "float64"))
+    if uses_torch(device) and not family.torch_devices:
+        raise ConfigError(f"{family.name} has no PyTorch integrators and runs on the CPU only; drop --device {device}")
+    return device
+
+
+def _plan_file(out: Path, config: ResolvedConfig, family: Family, overwrite: bool, chunk_size: int | None,
+               workers: int | None, say: Callable[[str], None]) -> tuple[Path, bool, int]:
+    """Choose the file to fill (``out``, or its partial replacement) and check, before any work, that
+    the run fits and is physically meaningful.
 
     Returns
     -------
     tuple
-        ``(target, created, chunk)``.
+        ``(target, create, chunk)``: ``create`` when ``target`` must be created.
     """
     partial = output_files.partial_path(out)
     resumable_partial = _same_config(partial, config)
@@ -244,6 +274,7 @@ def _prepare_file(out: Path, config: ResolvedConfig, family: Family, overwrite: 
         try:
             with storage.open_checked(out) as f:
                 existing = str(storage.attr_to_python(f.attrs["config"]))
+                made_on = str(storage.attr_to_python(f.attrs.get("device", "cpu")))
         except ConfigError as exc:
             raise ConfigError(f"{exc}; --out exists, so use --overwrite to replace it or choose another --out") \
                 from None
@@ -254,30 +285,46 @@ def _prepare_file(out: Path, config: ResolvedConfig, family: Family, overwrite: 
             raise ConfigError(
                 f"{output_files.shown(out)} was made with a different configuration ({diff}){pending}; use "
                 "--overwrite to replace it or choose another --out")
+        _check_same_device(out, made_on, family.device)
         target, create = out, False
     elif resumable_partial:
+        _check_same_device(partial, str((storage.read_attrs(partial) or {}).get("device", "cpu")), family.device)
         target, create = partial, False
         say(f"resuming the replacement of {output_files.shown(out)} in {output_files.shown(partial)}")
     else:
         target, create = (partial if out.exists() else out), True
     estimate = family.estimate(config.samples)
     new_disk = estimate.file_bytes - (resources.allocated_bytes(target) if not create else 0)
-    chunk = resources.check_resources(estimate, samples=config.samples, chunk=chunk_size,
-                                      default_chunk=family.default_chunk_size, out=out, new_disk_bytes=new_disk)
+    # each local worker holds one chunk at a time: the memory of this machine is shared among them
+    memory = resources.available_memory() // workers if workers else None
+    default_chunk = family.device_chunk_size if uses_torch(family.device) else family.default_chunk_size
+    chunk = resources.check_resources(estimate, samples=config.samples, chunk=chunk_size, default_chunk=default_chunk,
+                                      out=out, new_disk_bytes=new_disk, memory=memory)
     family.check_settings()
-    if create:
-        attrs = {
-            "problem": config.problem,
-            "preset": config.preset,
-            "config": config.to_json(),
-            "seed": config.seed,
-            "pdeop_version": __version__,
-            "Conventions": "CF-1.8",
-            **family.description(),
-        }
-        storage.create(target, family.layout(), config.samples, attrs)
-        say(f"writing {config.samples} samples of {config.problem} ({config.preset}) to {output_files.shown(out)}")
     return target, create, chunk
+
+
+def _check_same_device(path: Path, made_on: str, device: str) -> None:
+    """Refuse to resume a file written on another kind of device (the values differ in the last bits)."""
+    if device_kind(made_on) != device_kind(device):
+        raise ConfigError(f"{output_files.shown(path)} was written with --device {made_on}; resume it with the same "
+                          "kind of device (the values differ in the last bits between devices) or use --overwrite")
+
+
+def _create_file(target: Path, out: Path, config: ResolvedConfig, family: Family, say: Callable[[str], None]) -> None:
+    """Create the empty dataset file ``target`` (``out`` or its partial replacement)."""
+    attrs = {
+        "problem": config.problem,
+        "preset": config.preset,
+        "config": config.to_json(),
+        "seed": config.seed,
+        "pdeop_version": __version__,
+        "device": family.device,
+        "Conventions": "CF-1.8",
+        **family.description(),
+    }
+    storage.create(target, family.layout(), config.samples, attrs)
+    say(f"writing {config.samples} samples of {config.problem} ({config.preset}) to {output_files.shown(out)}")
 
 
 def _same_config(path: Path, config: ResolvedConfig) -> bool:

@@ -232,6 +232,14 @@ class DatasetWriter:
         self._marks[:] = marks
         self._file.flush()
 
+    def record_run(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` (how this run computes: workers, scheduler kind, device) to the root
+        attribute ``provenance``, a JSON list with one entry per run that computed samples."""
+        runs = json.loads(attr_to_python(self._file.attrs.get("provenance", "[]")))
+        runs.append(dict(record))
+        self._file.attrs["provenance"] = json.dumps(runs, sort_keys=True)
+        self._file.flush()
+
     def finish(self, attrs: Mapping[str, Any] | None = None) -> None:
         """Set ``complete = 1`` (and any final attributes) once every sample is stored."""
         if not self.written().all():

@@ -109,6 +109,33 @@ def phi_coefficients(linear: np.ndarray, dt: float, contour_points: int = 32) ->
     )
 
 
+@dataclass(frozen=True)
+class FoldedCoefficients:
+    """ETDRK4's coefficients as one step uses them (see :meth:`ETDRK4.folded_coefficients`).
+
+    Attributes
+    ----------
+    exp
+        ``(E, E2)``, real, each value repeated twice along the last axis (they multiply the
+        interleaved real and imaginary parts of the state).
+    folded
+        ``(Q, 2 Q, f1, 2 f2, f3)`` times the nonlinear term's factor: interleaved real like ``exp``
+        when the factor is real (``real_factor``), complex when it is purely imaginary.
+    source
+        ``(Q s, h phi1(h L) s)`` (complex) for a constant source ``s``, else ``()``.
+    real_factor
+        Whether ``folded`` is real.
+    per_sample
+        Whether the coefficients carry one row per sample in front (a per-sample ``L``).
+    """
+
+    exp: tuple[np.ndarray, ...]
+    folded: tuple[np.ndarray, ...]
+    source: tuple[np.ndarray, ...]
+    real_factor: bool
+    per_sample: bool
+
+
 class ETDRK4(Rollout):
     """ETDRK4 integrator for batches of real periodic fields (1-D or 2-D) held as real-FFT spectra.
 
@@ -198,6 +225,10 @@ class ETDRK4(Rollout):
         ``L`` varies per sample.
         """
         return 6 * 16 * int(modes) * int(contour_points) + 9 * 16 * int(modes)
+
+    def folded_coefficients(self) -> FoldedCoefficients:
+        """The coefficients :meth:`advance` multiplies by, for ports of the step to other array libraries."""
+        return FoldedCoefficients(self._exp, self._folded, self._source, self._real_factor, self._per_sample)
 
     @property
     def _complex(self) -> np.dtype:

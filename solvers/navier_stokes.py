@@ -229,6 +229,12 @@ class VorticityCN(Rollout):
         buffers plus the state and ``F``."""
         return VorticityAdvection.sample_bytes(n, dtype) + 4 * np.dtype(dtype).itemsize * n * (n // 2 + 1)
 
+    def step_coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(decay, advect, force)`` as :meth:`advance` multiplies and adds them, for ports of the step to
+        other array libraries: real ``[n, 2 (n // 2 + 1)]`` arrays acting on the interleaved real and
+        imaginary parts of the state (``force`` None without forcing)."""
+        return self._decay, self._advect, self._force
+
     def start(self, initial: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Real 2-D FFT of ``[b, n, n]`` vorticity: the state :meth:`advance` works on."""
         return self.term.start(initial)

@@ -27,6 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file (.h5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    parser.add_argument("--device", default="cpu",
+                        help="where the spectral families integrate: cpu (NumPy, default), cuda, cuda:N (PyTorch), "
+                             "torch-cpu (PyTorch on the CPU)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="compute chunks on a Dask LocalCluster of N single-threaded worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="compute chunks on an existing Dask cluster (tcp://host:8786 or a scheduler file)")
+    parser.add_argument("--scheduler-timeout", type=float, metavar="SECONDS",
+                        help="seconds to reach the scheduler and see a worker (default 10)")
     plain_help = parser.format_help
     parser.format_help = lambda: plain_help() + preset_listing()  # type: ignore[method-assign]
 
@@ -61,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                             samples=args.samples, seed=args.seed)
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
     result = generate_dataset(config, args.out, overwrite=args.overwrite, chunk_size=args.chunk_size,
-                              progress=not args.quiet, log=log)
+                              progress=not args.quiet, log=log, device=args.device, workers=args.workers,
+                              scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout)
     if not args.quiet:
         if result["computed"] == 0:
             print(f"{result['path']} is already complete ({result['samples']} samples)", file=sys.stderr)

@@ -31,6 +31,7 @@ from pde_data.grid_settings import (RESOLVED_DECADES, RecordedGrid, RecordedGrid
                                     safe_bound)
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
+from solvers.devices import on_device
 from solvers.etdrk4 import advection_1d_bytes
 from solvers.spectral import dealias_mask
 from solvers.stability import RK4_IMAGINARY_LIMIT
@@ -113,6 +114,8 @@ class Burgers(RecordedGridFamily):
     equation = "burgers"
     # a 1024-point sample: ~0.2 MB while stepping, 21 x 1024 float32 snapshots stored
     default_chunk_size = 64
+    torch_devices = True
+    device_chunk_size = 1024
     space_dims = ("x",)
 
     def variables(self) -> dict[str, Variable]:
@@ -142,7 +145,8 @@ class Burgers(RecordedGridFamily):
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision))
+        stepper = on_device(burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision)),
+                            self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                             progress=self.report_progress)
         return {"u": u}

@@ -33,6 +33,7 @@ import numpy as np
 from pde_data.config import check
 from pde_data.family import Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, kept_modes, safe_bound
+from solvers.devices import on_device
 from solvers.etdrk4 import advection_1d_bytes
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
@@ -149,6 +150,8 @@ class KuramotoSivashinsky(RecordedGridFamily):
     equation = "kuramoto-sivashinsky"
     # one 256-point sample: ~30 kB while stepping, 140 x 256 float32 snapshots stored
     default_chunk_size = 256
+    torch_devices = True
+    device_chunk_size = 4096
     space_dims = ("x",)
 
     def variables(self) -> dict[str, Variable]:
@@ -206,8 +209,8 @@ class KuramotoSivashinsky(RecordedGridFamily):
         c = self.config
         lengths = np.array([self.length(i, seed) for i in indices])
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0], c.dt,
-                                              np.dtype(c.precision))
+        stepper = on_device(kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0],
+                                                         c.dt, np.dtype(c.precision)), self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, warmup_steps=c.warmup_steps, stride=c.stride,
                             labels=list(indices), progress=self.report_progress)
         out = {"u": u}
