@@ -259,10 +259,13 @@ def sample_file(path: Any, config: Any, log: Any = None):
 
     from pde_data import storage
     from pde_data.family import get_family
-    from pde_data.pipeline import _prepare_file  # the pipeline's own creation / resume check
+    from pde_data.pipeline import _create_file, _plan_file  # the pipeline's own creation / resume check
 
     path = Path(path)
     storage.check_writable(path)
     family = get_family(config.problem)(config.settings)
-    target, _, _ = _prepare_file(path, config, family, False, None, log or (lambda message: None))
+    say = log or (lambda message: None)
+    target, create, _ = _plan_file(path, config, family, False, None, None, say)
+    if create:
+        _create_file(target, path, config, family, say)
     return storage.DatasetWriter(target)
