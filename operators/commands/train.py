@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     distributed = Distributed.from_environment(args.device)
     try:
-        return _train(args, distributed)
+        code = _train(args, distributed)
+        distributed.close(together=True)
+        return code
     except PdeopError as exc:
         if distributed.is_main:
             raise

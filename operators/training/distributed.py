@@ -145,11 +145,18 @@ class Distributed:
         return self.active and (isinstance(error, dist.DistError) or "gloo" in text or "NCCL" in text
                                 or "Connection reset by peer" in text or "Connection closed by peer" in text)
 
-    def close(self) -> None:
-        """Leave the process group (nothing with one process)."""
+    def close(self, together: bool = False) -> None:
+        """Leave the process group (nothing with one process).
+
+        ``together`` (every rank finished normally): wait at a barrier first, so that no rank tears its
+        gloo connections down while a peer still uses them (the peer then aborts with "terminate called
+        without an active exception"). Error paths leave without it: a dead peer never reaches a barrier.
+        """
         import torch.distributed as dist
 
         if self.active and dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
     def wrap(self, module: nn.Module, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
         Trainer(run, out, progress=False, distributed=distributed).fit()
     record = list(changes)
     (log_dir / f"rank{distributed.rank}.json").write_text(json.dumps(record))
-    distributed.close()
+    distributed.close(together=True)
 
 
 if __name__ == "__main__":
