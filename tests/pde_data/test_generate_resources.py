@@ -47,17 +47,27 @@ def test_estimates_bound_the_memory_and_the_file_of_a_real_run(tmp_path, problem
     family = get_family(problem)(config.settings)
     estimate = family.estimate(4)
     family.check_settings()
-    tracemalloc.start()
-    try:
-        family.generate([0, 1, 2, 3], seed=0)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = min(_traced_peak(family) for _ in range(2))
     assert peak <= estimate.memory(4) <= LOOSENESS * peak, (peak, estimate)
     path = tmp_path / "data.h5"
     generate_dataset(config, path, progress=False, chunk_size=4)
     size = path.stat().st_size
     assert size <= estimate.file_bytes <= size + FILE_OVERHEAD_BYTES, (size, estimate.file_bytes)
+
+
+def _traced_peak(family) -> int:
+    """Peak traced bytes while ``family`` generates a chunk of 4 samples.
+
+    tracemalloc counts every thread of the process; a Dask cluster left running by other tests (its
+    scheduler and nanny threads live here) can allocate during the measurement, which only ever adds.
+    The caller takes the smaller of two measurements.
+    """
+    tracemalloc.start()
+    try:
+        family.generate([0, 1, 2, 3], seed=0)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 @pytest.mark.parametrize("argv, fragment", [
