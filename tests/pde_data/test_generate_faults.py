@@ -343,7 +343,13 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path, ns_reference):
     interrupted = proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
-    if interrupted:
+    if interrupted and proc.returncode == -signal.SIGINT:
+        # under load the run can finish in the 0.2 s: a SIGINT landing while the interpreter exits kills it
+        # with the default action after the work is done. Accepted only with a complete file and no lock.
+        with h5py.File(out, "r") as f:
+            assert int(f.attrs["complete"]) == 1, err
+        assert not lock_path(out).exists() and not partial_path(out).exists()
+    elif interrupted:
         assert proc.returncode == 130 and err.strip() == "interrupted", err
         assert not lock_path(out).exists() and not partial_path(out).exists()
     assert pdeop(*NS_ARGS, "--out", str(out)).wait(timeout=300) == 0
