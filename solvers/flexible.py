@@ -97,11 +97,7 @@ def flexible_cg(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, rtol: 
     """
     _check_options(rtol, atol, maxiter, "truncation", truncation, 1)
     start = time.perf_counter()
-    b = check_system(A, b)
-    matvec, precondition = _Counter(A), _preconditioner(M)
-    bnorm = float(np.linalg.norm(b))
-    target = max(rtol * bnorm, atol)
-    x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64).reshape(-1)
+    b, x, matvec, precondition, bnorm, target = _setup(A, b, x0, M, rtol, atol)
     iterations = applications = restarts = 0
     absolute = None
     while True:
@@ -171,12 +167,8 @@ def fgmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, rtol: float
     """
     _check_options(rtol, atol, maxiter, "restart", restart, 1)
     start = time.perf_counter()
-    b = check_system(A, b)
-    matvec, precondition = _Counter(A), _preconditioner(M)
-    bnorm = float(np.linalg.norm(b))
-    target = max(rtol * bnorm, atol)
+    b, x, matvec, precondition, bnorm, target = _setup(A, b, x0, M, rtol, atol)
     n = b.shape[0]
-    x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64).reshape(-1)
     iterations = applications = cycles = 0
     while True:
         r = b.copy() if (cycles == 0 and x0 is None) else b - matvec(x)
@@ -221,6 +213,16 @@ def fgmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, rtol: float
         if callback is not None:
             callback(x)
     return _result(x, b, matvec, bnorm, target, iterations, applications, cycles, start, "fgmres", beta)
+
+
+def _setup(A: Operator, b: np.ndarray, x0: np.ndarray | None, M: Any, rtol: float,
+           atol: float) -> tuple[np.ndarray, np.ndarray, "_Counter", Preconditioner, float, float]:
+    """What both solvers start from: the checked ``b``, the first iterate, the counted operator and
+    preconditioner, ``||b||`` and the residual norm to reach (``max(rtol ||b||, atol)``)."""
+    b = check_system(A, b)
+    x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64).reshape(-1)
+    bnorm = float(np.linalg.norm(b))
+    return b, x, _Counter(A), _preconditioner(M), bnorm, max(rtol * bnorm, atol)
 
 
 def _orthogonalise(V: np.ndarray, w: np.ndarray, h: np.ndarray) -> None:
