@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pde_data.chunk_timeline import ChunkTiming
 from pde_data.family import get_family, merge_summaries
 from solvers.devices import check_device, uses_torch
 from solvers.errors import ConfigError
@@ -54,13 +55,25 @@ ALLOWED_FAILURES = 3
 
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
-    """What a task returns: the chunk's samples, their arrays, the family's summary, where and how long."""
+    """What a task returns: the chunk's samples, their arrays, the family's summary, where and when.
+
+    ``started`` / ``finished`` are the worker's ``time.time()`` around the chunk, ``cpu_seconds`` the
+    worker process's CPU time in between; ``fetch_seconds`` is set by the client (getting the result).
+    """
 
     indices: list[int]
     arrays: dict[str, np.ndarray]
     summary: dict[str, Any]
     worker: str
-    seconds: float
+    started: float
+    finished: float
+    cpu_seconds: float
+    fetch_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds the chunk computed on its worker."""
+        return self.finished - self.started
 
 
 class Cluster:
@@ -235,6 +248,7 @@ class DaskRunner:
     def __init__(self, cluster: Cluster, config: Any, device: str = "cpu") -> None:
         self.cluster, self.config, self.device = cluster, config, device
         self._summaries: list[dict[str, Any]] = []
+        self._timings: list[ChunkTiming] = []
 
     def check_workers(self) -> None:
         """Refuse workers with other versions (:meth:`Cluster.check_versions`) or without the device."""
@@ -247,7 +261,15 @@ class DaskRunner:
         for result in compute_chunks(self.cluster, self.config, chunks, self.device, advance):
             if result.summary:
                 self._summaries.append(result.summary)
-            yield result.indices, result.arrays
+            handed = time.perf_counter()
+            yield result.indices, result.arrays  # the caller checks and writes them before asking for more
+            self._timings.append(ChunkTiming(result.worker, len(result.indices), result.started, result.finished,
+                                             result.cpu_seconds,
+                                             result.fetch_seconds + time.perf_counter() - handed))
+
+    def timings(self) -> list[ChunkTiming]:
+        """One :class:`~pde_data.chunk_timeline.ChunkTiming` per chunk taken in so far."""
+        return list(self._timings)
 
     def summary(self) -> dict[str, Any]:
         """The chunks' summaries combined (:func:`pde_data.family.merge_summaries`)."""
@@ -300,7 +322,9 @@ def compute_chunks(cluster: Cluster, config: Any, chunks: Sequence[Sequence[int]
     try:
         for future in as_completed(futures):
             try:
+                fetch = time.perf_counter()
                 result = future.result()
+                result = dataclasses.replace(result, fetch_seconds=time.perf_counter() - fetch)
             except KilledWorker:
                 raise ConfigError(f"a chunk of {sizes[future.key]} samples killed {ALLOWED_FAILURES} workers in a row "
                                   "(out of memory?); the samples stored so far are kept — use a smaller "
@@ -334,6 +358,7 @@ def compute_chunk(config: Any, indices: list[int], device: str, key: str,
     """
     from distributed import get_worker
 
+    started, cpu = time.time(), time.process_time()
     worker = get_worker()
     host = worker.address.split("://")[-1].rsplit(":", 1)[0]
     family = get_family(config.problem)(config.settings)
@@ -347,10 +372,10 @@ def compute_chunk(config: Any, indices: list[int], device: str, key: str,
             worker.log_event(PROGRESS_TOPIC, {"key": key, "fraction": float(fraction)})
 
     family.set_progress_callback(report)
-    start = time.perf_counter()
     with _task_threads((threads_by_host or {}).get(host)):
         arrays = family.generate(indices, config.seed)
-    return ChunkResult(list(indices), arrays, family.summary(), worker.address, time.perf_counter() - start)
+    return ChunkResult(list(indices), arrays, family.summary(), worker.address, started, time.time(),
+                       time.process_time() - cpu)
 
 
 _THREADS_LOCK = threading.Lock()
