@@ -128,6 +128,7 @@ class Cluster:
             self._local = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":0")
             self.client = Client(self._local, timeout=self.timeout)
+            self._fetch_directly()
             return
         address = scheduler_address(self.scheduler)
         try:
@@ -142,6 +143,23 @@ class Cluster:
             self.close()
             raise ConfigError(f"the Dask scheduler at {address} has no workers (waited {self.timeout:g} s); "
                               f"start some with `dask worker {address}`") from None
+        self._fetch_directly()
+
+    def _fetch_directly(self) -> None:
+        """Fetch results from workers on this machine's loopback directly, not through the scheduler.
+
+        Dask relays results through the scheduler unless told that the client reaches the workers
+        (``distributed.client.direct-to-workers``); loopback workers always are reachable, and a
+        direct fetch of a result of megabytes takes about half the time. Workers elsewhere follow
+        Dask's setting (set it to true when the client can reach them).
+        """
+        import dask
+
+        if dask.config.get("distributed.client.direct-to-workers", None) is not None:
+            return  # the user chose
+        hosts = {str(w.get("host", "")) for w in self.worker_info().values()}
+        if hosts and all(h.startswith("127.") or h in ("localhost", "::1") for h in hosts):
+            self.client.direct_to_workers = True
 
     def close(self) -> None:
         """Close the client, and the local cluster if this object started it (idempotent)."""
