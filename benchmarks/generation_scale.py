@@ -19,8 +19,10 @@ one CPU core for Navier–Stokes 256^2 batched):
   ``efficiency_full_cores_model`` (a MODEL: the efficiency had each worker had a core of its own,
   :func:`pde_data.chunk_timeline.full_core_seconds`). On a shared machine ``cores_used_2`` ≈
   ``cores_used_1`` means the machine gave the run no second core (Linux's ``sched_autogroup`` shares
-  the cores equally among sessions, however many processes each runs); ``summary`` records every
-  user's CPU use during the rows (``machine_busy_cores_during_scaling``).
+  the cores equally among sessions, however many processes each runs); ``summary`` records the
+  machine's CPU use during the rows, all of it and other users' (``machine_busy_cores_during_scaling``,
+  ``other_users_busy_cores_during_scaling``: the efficiency target can be judged only when the latter
+  is near 0).
 * ``dask_latency`` — Dask's fixed cost per chunk: tiny chunks (a few milliseconds of work each)
   through :func:`pde_data.distributed.compute_chunks` on one worker against the same chunks in this
   process (:class:`pde_data.chunking.LocalRunner`).
@@ -275,6 +277,22 @@ def _machine_busy() -> tuple[float, float] | None:
     return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
+def _own_cpu_seconds() -> float | None:
+    """CPU seconds of this process and its live descendants (the Dask nannies and workers) so far."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:  # exited meanwhile
+            continue
+    return total
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--gpu", action="store_true", help="only the GPU rows and their CPU reference")
@@ -295,14 +313,16 @@ def main() -> None:
         clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
                     for n in (1, 2)}
         try:
-            busy_before = _machine_busy()
+            busy_before, own_before = _machine_busy(), _own_cpu_seconds()
             with tempfile.TemporaryDirectory(prefix="pdeop-scale-") as folder:
                 rows += scaling_rows("quick" if args.quick else "full", 1 if args.quick else 3, Path(folder), clusters)
-            busy_after = _machine_busy()
+            busy_after, own_after = _machine_busy(), _own_cpu_seconds()
             if busy_before and busy_after:  # every process's CPU use on the machine, this benchmark's included
-                cores = os.cpu_count() or 1
-                summary["machine_busy_cores_during_scaling"] = (busy_after[0] - busy_before[0]) / (
-                    (busy_after[1] - busy_before[1]) / cores)
+                wall = (busy_after[1] - busy_before[1]) / (os.cpu_count() or 1)
+                summary["machine_busy_cores_during_scaling"] = (busy_after[0] - busy_before[0]) / wall
+                if own_before is not None and own_after is not None:
+                    summary["other_users_busy_cores_during_scaling"] = (
+                        busy_after[0] - busy_before[0] - (own_after - own_before)) / wall
             if not args.scaling:
                 rows.append(latency_row(clusters[1], 10 if args.quick else 40))
         finally:
@@ -336,8 +356,9 @@ def main() -> None:
             print(f"\n{kind}\n" + format_table(part, SCALING_COLUMNS if kind == "scaling" else None))
     print(f"\nload average before {load_before}, after {summary['load_average_after']}")
     if "machine_busy_cores_during_scaling" in summary:
-        print(f"machine busy (all users, this run included) during the scaling rows: "
-              f"{summary['machine_busy_cores_during_scaling']:.2f} of {os.cpu_count()} cores")
+        print(f"machine busy during the scaling rows: {summary['machine_busy_cores_during_scaling']:.2f} of "
+              f"{os.cpu_count()} cores, other users' processes "
+              f"{summary.get('other_users_busy_cores_during_scaling', float('nan')):.2f} of them")
     name = "generation_scale_gpu" if args.gpu else "generation_scale_scaling" if args.scaling else \
         "generation_scale_quick" if args.quick else "generation_scale"
     out = args.out or Path(__file__).parent / "results" / f"{name}.json"
