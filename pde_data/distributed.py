@@ -57,23 +57,16 @@ ALLOWED_FAILURES = 3
 class ChunkResult:
     """What a task returns: the chunk's samples, their arrays, the family's summary, where and when.
 
-    ``started`` / ``finished`` are the worker's ``time.time()`` around the chunk, ``cpu_seconds`` the
-    worker process's CPU time in between; ``fetch_seconds`` is set by the client (getting the result).
+    ``timing`` holds the worker, the worker's ``time.time()`` around the chunk and the worker process's
+    CPU seconds in between (a worker process running several tasks at once counts theirs too); its
+    ``client_seconds`` are the client's, set by :func:`compute_chunks` (fetching the result) and
+    added to by the caller (taking it in).
     """
 
     indices: list[int]
     arrays: dict[str, np.ndarray]
     summary: dict[str, Any]
-    worker: str
-    started: float
-    finished: float
-    cpu_seconds: float
-    fetch_seconds: float = 0.0
-
-    @property
-    def seconds(self) -> float:
-        """Wall-clock seconds the chunk computed on its worker."""
-        return self.finished - self.started
+    timing: ChunkTiming
 
 
 class Cluster:
@@ -281,9 +274,8 @@ class DaskRunner:
                 self._summaries.append(result.summary)
             handed = time.perf_counter()
             yield result.indices, result.arrays  # the caller checks and writes them before asking for more
-            self._timings.append(ChunkTiming(result.worker, len(result.indices), result.started, result.finished,
-                                             result.cpu_seconds,
-                                             result.fetch_seconds + time.perf_counter() - handed))
+            self._timings.append(dataclasses.replace(
+                result.timing, client_seconds=result.timing.client_seconds + time.perf_counter() - handed))
 
     def timings(self) -> list[ChunkTiming]:
         """One :class:`~pde_data.chunk_timeline.ChunkTiming` per chunk taken in so far."""
@@ -342,7 +334,8 @@ def compute_chunks(cluster: Cluster, config: Any, chunks: Sequence[Sequence[int]
             try:
                 fetch = time.perf_counter()
                 result = future.result()
-                result = dataclasses.replace(result, fetch_seconds=time.perf_counter() - fetch)
+                result = dataclasses.replace(result, timing=dataclasses.replace(
+                    result.timing, client_seconds=time.perf_counter() - fetch))
             except KilledWorker:
                 raise ConfigError(f"a chunk of {sizes[future.key]} samples killed {ALLOWED_FAILURES} workers in a row "
                                   "(out of memory?); the samples stored so far are kept — use a smaller "
@@ -392,8 +385,8 @@ def compute_chunk(config: Any, indices: list[int], device: str, key: str,
     family.set_progress_callback(report)
     with _task_threads((threads_by_host or {}).get(host)):
         arrays = family.generate(indices, config.seed)
-    return ChunkResult(list(indices), arrays, family.summary(), worker.address, started, time.time(),
-                       time.process_time() - cpu)
+    timing = ChunkTiming(worker.address, len(indices), started, time.time(), time.process_time() - cpu)
+    return ChunkResult(list(indices), arrays, family.summary(), timing)
 
 
 _THREADS_LOCK = threading.Lock()

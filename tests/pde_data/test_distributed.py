@@ -258,6 +258,7 @@ def test_progress_and_provenance_over_the_cluster(dask_cluster, tmp_path, capsys
     config = _config("burgers", "fno", ["internal_resolution=128", "resolution=64", "T=0.2", "dt=1e-3"], 4)
     seen: list[float] = []
     with distributed.Cluster(scheduler=dask_cluster.scheduler_address) as cluster:
+        assert cluster.client.direct_to_workers  # loopback workers: results fetched from them, not the scheduler
         results = list(distributed.compute_chunks(cluster, config, [[0, 1], [2], [3]], progress=seen.append))
     assert sorted(i for r in results for i in r.indices) == [0, 1, 2, 3]
     assert seen and seen[-1] == pytest.approx(4.0) and all(b >= a for a, b in zip(seen, seen[1:]))
