@@ -10,12 +10,14 @@ of completion. Both give the same arrays for the same chunk.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
 
+from pde_data.chunk_timeline import ChunkTiming
 from pde_data.family import Family
 
 #: a chunk's global sample indices and the arrays ``family.generate`` returned for them
@@ -67,12 +69,17 @@ class ChunkRunner(Protocol):
         """How the chunks are computed (stored in the file; never anything that changes values)."""
         ...
 
+    def timings(self) -> list[ChunkTiming]:
+        """When each chunk ran where, and the client's seconds taking it in (:mod:`pde_data.chunk_timeline`)."""
+        ...
+
 
 class LocalRunner:
     """Computes chunks one after another in this process with the pipeline's family object."""
 
     def __init__(self, family: Family, seed: int) -> None:
         self.family, self.seed = family, seed
+        self._timings: list[ChunkTiming] = []
 
     def run(self, chunks: Sequence[list[int]], advance: Callable[[float], None]) -> Iterator[ChunkArrays]:
         """Yield each chunk's arrays after computing it; the family reports progress within a chunk."""
@@ -80,12 +87,21 @@ class LocalRunner:
         try:
             for indices in chunks:
                 self.family.set_progress_callback(lambda f, b=finished, n=len(indices): advance(b + f * n))
+                started, cpu = time.time(), time.process_time()
                 arrays = self.family.generate(indices, self.seed)
+                ended, cpu = time.time(), time.process_time() - cpu
                 finished += len(indices)
                 advance(finished)
+                handed = time.perf_counter()
                 yield indices, arrays
+                self._timings.append(ChunkTiming("local", len(indices), started, ended, cpu,
+                                                 time.perf_counter() - handed))
         finally:
             self.family.set_progress_callback(None)
+
+    def timings(self) -> list[ChunkTiming]:
+        """One :class:`~pde_data.chunk_timeline.ChunkTiming` per chunk computed and taken in so far."""
+        return list(self._timings)
 
     def summary(self) -> dict[str, Any]:
         """The family's own summary."""

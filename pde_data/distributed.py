@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pde_data.chunk_timeline import ChunkTiming
 from pde_data.family import get_family, merge_summaries
 from solvers.devices import check_device, uses_torch
 from solvers.errors import ConfigError
@@ -54,13 +55,18 @@ ALLOWED_FAILURES = 3
 
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
-    """What a task returns: the chunk's samples, their arrays, the family's summary, where and how long."""
+    """What a task returns: the chunk's samples, their arrays, the family's summary, where and when.
+
+    ``timing`` holds the worker, the worker's ``time.time()`` around the chunk and the worker process's
+    CPU seconds in between (a worker process running several tasks at once counts theirs too); its
+    ``client_seconds`` are the client's, set by :func:`compute_chunks` (fetching the result) and
+    added to by the caller (taking it in).
+    """
 
     indices: list[int]
     arrays: dict[str, np.ndarray]
     summary: dict[str, Any]
-    worker: str
-    seconds: float
+    timing: ChunkTiming
 
 
 class Cluster:
@@ -115,6 +121,7 @@ class Cluster:
             self._local = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":0")
             self.client = Client(self._local, timeout=self.timeout)
+            self._fetch_directly()
             return
         address = scheduler_address(self.scheduler)
         try:
@@ -129,6 +136,23 @@ class Cluster:
             self.close()
             raise ConfigError(f"the Dask scheduler at {address} has no workers (waited {self.timeout:g} s); "
                               f"start some with `dask worker {address}`") from None
+        self._fetch_directly()
+
+    def _fetch_directly(self) -> None:
+        """Fetch results from workers on this machine's loopback directly, not through the scheduler.
+
+        Dask relays results through the scheduler unless told that the client reaches the workers
+        (``distributed.client.direct-to-workers``); loopback workers always are reachable, and a
+        direct fetch of a result of megabytes takes about half the time. Workers elsewhere follow
+        Dask's setting (set it to true when the client can reach them).
+        """
+        import dask
+
+        if dask.config.get("distributed.client.direct-to-workers", None) is not None:
+            return  # the user chose
+        hosts = {str(w.get("host", "")) for w in self.worker_info().values()}
+        if hosts and all(h.startswith("127.") or h in ("localhost", "::1") for h in hosts):
+            self.client.direct_to_workers = True
 
     def close(self) -> None:
         """Close the client, and the local cluster if this object started it (idempotent)."""
@@ -235,6 +259,7 @@ class DaskRunner:
     def __init__(self, cluster: Cluster, config: Any, device: str = "cpu") -> None:
         self.cluster, self.config, self.device = cluster, config, device
         self._summaries: list[dict[str, Any]] = []
+        self._timings: list[ChunkTiming] = []
 
     def check_workers(self) -> None:
         """Refuse workers with other versions (:meth:`Cluster.check_versions`) or without the device."""
@@ -247,7 +272,14 @@ class DaskRunner:
         for result in compute_chunks(self.cluster, self.config, chunks, self.device, advance):
             if result.summary:
                 self._summaries.append(result.summary)
-            yield result.indices, result.arrays
+            handed = time.perf_counter()
+            yield result.indices, result.arrays  # the caller checks and writes them before asking for more
+            self._timings.append(dataclasses.replace(
+                result.timing, client_seconds=result.timing.client_seconds + time.perf_counter() - handed))
+
+    def timings(self) -> list[ChunkTiming]:
+        """One :class:`~pde_data.chunk_timeline.ChunkTiming` per chunk taken in so far."""
+        return list(self._timings)
 
     def summary(self) -> dict[str, Any]:
         """The chunks' summaries combined (:func:`pde_data.family.merge_summaries`)."""
@@ -300,7 +332,10 @@ def compute_chunks(cluster: Cluster, config: Any, chunks: Sequence[Sequence[int]
     try:
         for future in as_completed(futures):
             try:
+                fetch = time.perf_counter()
                 result = future.result()
+                result = dataclasses.replace(result, timing=dataclasses.replace(
+                    result.timing, client_seconds=time.perf_counter() - fetch))
             except KilledWorker:
                 raise ConfigError(f"a chunk of {sizes[future.key]} samples killed {ALLOWED_FAILURES} workers in a row "
                                   "(out of memory?); the samples stored so far are kept — use a smaller "
@@ -334,6 +369,7 @@ def compute_chunk(config: Any, indices: list[int], device: str, key: str,
     """
     from distributed import get_worker
 
+    started, cpu = time.time(), time.process_time()
     worker = get_worker()
     host = worker.address.split("://")[-1].rsplit(":", 1)[0]
     family = get_family(config.problem)(config.settings)
@@ -347,10 +383,10 @@ def compute_chunk(config: Any, indices: list[int], device: str, key: str,
             worker.log_event(PROGRESS_TOPIC, {"key": key, "fraction": float(fraction)})
 
     family.set_progress_callback(report)
-    start = time.perf_counter()
     with _task_threads((threads_by_host or {}).get(host)):
         arrays = family.generate(indices, config.seed)
-    return ChunkResult(list(indices), arrays, family.summary(), worker.address, time.perf_counter() - start)
+    timing = ChunkTiming(worker.address, len(indices), started, time.time(), time.process_time() - cpu)
+    return ChunkResult(list(indices), arrays, family.summary(), timing)
 
 
 _THREADS_LOCK = threading.Lock()

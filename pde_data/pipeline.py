@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pde_data import output_files, resources, storage
+from pde_data import chunk_timeline, output_files, resources, storage
 from pde_data.chunking import ChunkRunner, open_runner, plan_chunks
 from pde_data.config import apply_overrides, coerce, configs_root, from_mapping, load_yaml, merge, to_mapping
 from pde_data.family import Family, get_family
@@ -165,8 +165,10 @@ def generate_dataset(
     Returns
     -------
     dict
-        ``path``, ``samples``, ``computed`` (samples computed by this call), ``seconds`` and the
-        family's ``summary()``.
+        ``path``, ``samples``, ``computed`` (samples computed by this call), ``seconds``, the
+        family's ``summary()`` and ``timing``: where the whole call's time went
+        (:func:`pde_data.chunk_timeline.account`: workers' busy intervals, their overlap, the
+        client's serial seconds).
 
     Raises
     ------
@@ -174,6 +176,7 @@ def generate_dataset(
         Bad settings or output path; another process writing ``out``; not enough memory or disk
         (before anything is allocated); a file that cannot be written (no space left...).
     """
+    wall_start = time.time()
     say = log or (lambda message: None)
     family: Family = get_family(config.problem)(config.settings)
     family.device = _check_device(family, device, distributed=workers is not None or scheduler is not None)
@@ -190,12 +193,13 @@ def generate_dataset(
                 _create_file(target, out, config, family, say)
             start = time.perf_counter()
             computed, summary = _fill(target, create, config, family, runner, chunk, progress, say)
+            timings, workers = runner.timings(), runner.provenance().get("workers")
         if target != out:
             output_files.replace(target, out)
             say(f"replaced {output_files.shown(out)} with the new file")
     seconds = time.perf_counter() - start
     return {"path": str(out), "samples": config.samples, "computed": computed, "seconds": seconds,
-            "summary": summary}
+            "summary": summary, "timing": chunk_timeline.account(timings, wall_start, time.time(), workers)}
 
 
 def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, runner: ChunkRunner, chunk: int,

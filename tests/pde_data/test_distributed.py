@@ -253,16 +253,22 @@ def test_workers_without_pdeop_are_refused(dask_cluster):
 
 def test_progress_and_provenance_over_the_cluster(dask_cluster, tmp_path, capsys):
     """compute_chunks reports never-decreasing sample counts ending at the total; the file records the
-    cluster (scheduler kind, worker count) and `pdeop info` shows it."""
+    cluster (scheduler kind, worker count) and `pdeop info` shows it; the run's timeline counts its
+    chunks, samples and workers, each chunk on one of the cluster's workers."""
     config = _config("burgers", "fno", ["internal_resolution=128", "resolution=64", "T=0.2", "dt=1e-3"], 4)
     seen: list[float] = []
     with distributed.Cluster(scheduler=dask_cluster.scheduler_address) as cluster:
+        assert cluster.client.direct_to_workers  # loopback workers: results fetched from them, not the scheduler
         results = list(distributed.compute_chunks(cluster, config, [[0, 1], [2], [3]], progress=seen.append))
     assert sorted(i for r in results for i in r.indices) == [0, 1, 2, 3]
     assert seen and seen[-1] == pytest.approx(4.0) and all(b >= a for a, b in zip(seen, seen[1:]))
     path = tmp_path / "b.h5"
     _wait_for_both_workers(dask_cluster)
-    generate_dataset(config, path, progress=False, chunk_size=1, scheduler=dask_cluster.scheduler_address)
+    timing = generate_dataset(config, path, progress=False, chunk_size=1,
+                              scheduler=dask_cluster.scheduler_address)["timing"]
+    assert (timing["chunks"], timing["samples"], timing["workers"]) == (4, 4, 2)
+    assert set(timing["busy_by_worker_s"]) <= set(dask_cluster.scheduler_info["workers"])
+    assert 0.0 <= timing["any_busy_s"] <= timing["wall_s"] and 1.0 <= timing["concurrency"] <= 2.0 + 1e-9
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "run 1: 2 Dask workers (external scheduler, 1 thread each), device cpu, 4 samples" in out
