@@ -158,7 +158,8 @@ class Trainer:
         normalizers = self.data.normalizers
         if config.training.predict == "increment":  # the model's outputs are changes: normalise them as such
             normalizers = dataclasses.replace(normalizers, output=fit_increment_normalizer(
-                train.trajectories, self.step, config.data.normalization, info["periodic"]))
+                train if hasattr(train, "array_chunks") else train.trajectories, self.step,
+                config.data.normalization, info["periodic"]))
         operator = Operator(build(settings), normalizers.to_dict(),
                             grid={"dims": info["space_dims"], "shape": list(train.space_shape), "coords": info["grid"],
                                   "periodic": info["periodic"]},
@@ -188,8 +189,8 @@ class Trainer:
 
     def _load_data(self, stream: StreamOptions | None) -> DataBundle:
         """The run's splits: from ``data.path``, or the online stream with its held-out file (made by rank 0)."""
-        if self.config.data.source != "online":
-            return make_datasets(self.config.data)
+        if self.config.data.source != "online":  # with several ranks each reads its items' samples on demand
+            return make_datasets(self.config.data, lazy_train=self.dist.active)
         from operators.training import online
 
         self.dist.from_main(lambda: online.prepare_heldout(self.config, self.run_dir, self.progress), share=False)
@@ -354,7 +355,7 @@ class Trainer:
         try:
             return self._fit(resume, max_minutes)
         finally:
-            if self.online:
+            if hasattr(self.data.train, "close"):  # the online stream, a split read on demand
                 self.data.train.close()
             if lock is not None:
                 lock.release()
