@@ -5,7 +5,7 @@ of each global batch. Loading the whole split on every rank would hold it N time
 :class:`LazySplit` instead keeps the file open and, for each ``batch(items)``, reads the samples of
 those items that are not cached (one h5py read of their rows, through the same code as the in-memory
 loader, :func:`pde_data.loading.load_rows`: same subsampling, float32 conversion and finiteness check;
-the file is opened for each read and closed after it),
+the file is opened with h5py for each read and closed after it),
 so a rank reads only the samples of its own items and holds at most ``cache_bytes`` of samples
 (least recently used first out) plus the batch being served.
 
@@ -59,6 +59,7 @@ class LazySplit:
         ds = open_dataset(config.path, allow_incomplete=config.allow_incomplete)  # checks the file once
         try:
             template = load_rows(ds, config, self.samples[:1])
+            self._layout = _Layout.of(ds, config)
         finally:
             ds.close()
         self.time_dependent = template.time_dependent
@@ -98,7 +99,7 @@ class LazySplit:
         missing = [p for p in needed if p not in self._cache]
         self.reads.append([int(self.samples[p]) for p in missing])
         if missing:
-            part = self._load(np.asarray(missing))
+            part = self._layout.load(self.config, self.samples[np.asarray(missing)])
             for i, p in enumerate(missing):
                 self._cache[p] = tuple(getattr(part, name)[i].clone() for name in self._names)
         for p in needed:
@@ -155,3 +156,44 @@ class LazySplit:
 
         with xr.open_dataset(self.config.path, engine="h5netcdf", phony_dims="sort") as ds:
             return load_rows(ds, self.config, self.samples[positions])
+
+
+class _Layout:
+    """What a batch read needs of the file, noted once: the variables the protocol reads (dims; the
+    values of those without a sample axis), the coordinates and the attributes.
+
+    :meth:`load` then reads only the rows' values of the per-sample variables with h5py (a plain open:
+    parsing the whole file's metadata through xarray costs ~0.1 s per open) and serves them to
+    :func:`pde_data.loading.load_rows` as an in-memory dataset laid out like the file, so subsampling,
+    the float32 conversion and the finiteness check are the loader's own.
+    """
+
+    def __init__(self, dims: dict[str, tuple[str, ...]], static: dict[str, tuple], coords: dict[str, np.ndarray],
+                 attrs: dict) -> None:
+        self.dims, self.static, self.coords, self.attrs = dims, static, coords, attrs
+
+    @classmethod
+    def of(cls, ds, config) -> _Layout:
+        from pde_data.loading import _time_variable  # the loader's choice of the time variable
+
+        names = [_time_variable(ds, config)] if config.time_dependent else [*config.inputs, *config.outputs]
+        names += [name for name in config.conditioning if name != "sample"]
+        names += ["sample"] if "sample" in ds.variables else []  # its values (a coordinate, or conditioning)
+        dims = {name: tuple(ds[name].dims) for name in names if "sample" in ds[name].dims}
+        static = {name: (tuple(ds[name].dims), np.asarray(ds[name].values)) for name in names if name not in dims}
+        coords = {name: np.asarray(ds[name].values) for name in ds.coords if name != "sample"}
+        return cls(dims, static, coords, dict(ds.attrs))
+
+    def load(self, config, rows: np.ndarray):
+        """The protocol's dataset of the file rows ``rows`` (increasing)."""
+        import h5py
+        import xarray as xr
+
+        from pde_data.loading import load_rows
+
+        with h5py.File(config.path, "r") as f:
+            variables = {name: (dims, f[name][rows]) for name, dims in self.dims.items()}
+        sample = variables.pop("sample", (("sample",), rows))  # the file's sample numbers, else its rows
+        ds = xr.Dataset({**variables, **self.static}, coords={**self.coords, "sample": sample}, attrs=self.attrs)
+        ds.encoding["source"] = config.path
+        return load_rows(ds, config, np.arange(len(rows)))

@@ -413,7 +413,7 @@ def _check_finite(ds, name: str, values: np.ndarray, converted: np.ndarray, dims
     where = []
     for dim, i in zip(dims, position):
         step = index.get(dim)
-        stored = int(rows[i]) if dim == "sample" and dim in index else (
+        stored = _sample_number(ds, int(rows[i])) if dim == "sample" and dim in index else (
             i * (step.step or 1) if isinstance(step, slice) else i)
         where.append(f"sample {stored}" if dim == "sample" else f"{dim} index {stored}")
     value = values[position]
@@ -421,6 +421,12 @@ def _check_finite(ds, name: str, values: np.ndarray, converted: np.ndarray, dims
     source = ds.encoding.get("source", "the dataset file")
     raise ConfigError(f"data: variable {name!r} in {source} holds {what} at {', '.join(where)} (the file is damaged "
                       f"or its generation diverged); regenerate it, or choose samples without it")
+
+
+def _sample_number(ds, row: int) -> int:
+    """The sample number of position ``row``: its ``sample`` coordinate where the dataset has one (samples
+    held in memory, see :mod:`pde_data.lazy_split`), else the position (a file's row)."""
+    return int(ds["sample"].values[row]) if "sample" in ds.coords else row
 
 
 def _conditioning(ds, config: DataConfig, rows: np.ndarray, space_dims: list[str], space_shape: tuple[int, ...]):
