@@ -18,6 +18,8 @@ process, and compare two ways of doing the same thing side by side in this run:
    generator's and the trainer's throughput and the fraction of the online run spent waiting for samples.
 
 Run: ``python benchmarks/training_scale.py [--quick]`` (about 2 minutes quick, 12 full, on 2 idle cores).
+``--only ddp`` runs the DDP rows alone (full: 2 alternated rounds of 6 epochs, about 2-3 minutes on two
+idle cores; the 1.7x target needs two free cores, so run it on a quiet machine and report the load).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from harness import format_table, parser, set_threads, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "train" / "fno_ns_quick.yaml"
+#: the parts of the benchmark, in the order they run
+PARTS = ("ddp", "precision", "online")
 
 
 def _arguments():
@@ -49,6 +53,9 @@ def _arguments():
                    help="bfloat16 vs float32: epochs of each run (default 3 quick, 30 full: the config's)")
     p.add_argument("--data", type=Path, default=None,
                    help="the NS file (default: the config's data.path below the repository, made if missing)")
+    p.add_argument("--only", choices=PARTS, default=None,
+                   help="run one part alone (e.g. 'ddp': the 1-vs-2-process rows, a few minutes, for a quiet "
+                        "machine); writes training_scale[_quick]_PART.json")
     return p
 
 
@@ -190,6 +197,7 @@ def main() -> None:
     set_threads(threads)
     rounds = args.rounds or (1 if quick else 2)
     budget = args.budget or (15.0 if quick else 90.0)
+    parts = (args.only,) if args.only else PARTS
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="training_scale_") as folder:
         work = Path(folder)
@@ -200,29 +208,38 @@ def main() -> None:
             count = _mapping([])["data"]["generate"]["samples"]
             Path(data).parent.mkdir(parents=True, exist_ok=True)
             file_generation = _generate([f"data.path={data}"], Path(data), count)
-        test, test_generation = _independent_test(overrides, work, 5 if quick else 9)
-        from operators.training.trainer import Trainer
-
-        full = overrides[:1]  # DDP: the config's 60 training samples also when quick (6 steps an epoch)
-        items = len(Trainer(_config(full), work / "probe", progress=False).data.train)
         rows, summary = [], {}
-        for part in (lambda: ddp_rows(full, items, 3 if quick else 6, rounds, work),
-                     lambda: precision_rows(overrides, args.epochs or (3 if quick else 30), test, work),
-                     lambda: online_rows(overrides, budget, test, test_generation, work)):
-            new_rows, new_summary = part()
+        test = test_generation = None
+        if "precision" in parts or "online" in parts:
+            test, test_generation = _independent_test(overrides, work, 5 if quick else 9)
+        if "ddp" in parts:
+            from operators.training.trainer import Trainer
+
+            full = overrides[:1]  # DDP: the config's 60 training samples also when quick (6 steps an epoch)
+            items = len(Trainer(_config(full), work / "probe", progress=False).data.train)
+            summary.update({"ddp_training_items": items, "rounds": rounds})
+        run = {"ddp": lambda: ddp_rows(full, items, 3 if quick else 6, rounds, work),
+               "precision": lambda: precision_rows(overrides, args.epochs or (3 if quick else 30), test, work),
+               "online": lambda: online_rows(overrides, budget, test, test_generation, work)}
+        for part in parts:
+            new_rows, new_summary = run[part]()
             rows += new_rows
             summary.update(new_summary)
             print(format_table(new_rows, [c for c in dict.fromkeys(k for r in new_rows for k in r) if c != "epoch_s_all"]))
     summary.update({
-        "quick": quick, "threads_per_process": threads, "config": str(CONFIG.relative_to(ROOT)),
-        "overrides": overrides[1:], "ddp_training_items": items, "rounds": rounds, "budget_s": budget,
-        "persistence_test_rel_l2": _test_error(_persistence(), test), "test_samples": len(test),
-        "file_generation": file_generation, "independent_test_generation": test_generation,
-        "file_generation_estimate_s": _mapping([])["data"]["generate"]["samples"] / test_generation["samples_per_s"],
+        "quick": quick, "parts": list(parts), "threads_per_process": threads, "config": str(CONFIG.relative_to(ROOT)),
+        "overrides": overrides[1:], "file_generation": file_generation,
         "load_average_1min": [load_before[0], os.getloadavg()[0]], "cpu_count": os.cpu_count(),
     })
+    if test is not None:
+        summary.update({
+            "budget_s": budget, "persistence_test_rel_l2": _test_error(_persistence(), test), "test_samples": len(test),
+            "independent_test_generation": test_generation,
+            "file_generation_estimate_s": _mapping([])["data"]["generate"]["samples"] / test_generation["samples_per_s"],
+        })
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=1))
-    print(f"wrote {write_results('training_scale' + ('_quick' if quick else ''), rows, summary, out=args.out)}")
+    name = "training_scale" + ("_quick" if quick else "") + (f"_{args.only}" if args.only else "")
+    print(f"wrote {write_results(name, rows, summary, out=args.out)}")
 
 
 def _persistence():

@@ -225,14 +225,24 @@ def fingerprint(ds) -> dict[str, Any]:
     }
 
 
-def make_datasets(config: DataConfig) -> DataBundle:
+def make_datasets(config: DataConfig, lazy_train: bool = False) -> DataBundle:
     """Load the train, validation and test splits of ``config`` and fit the normalisers on train.
+
+    Parameters
+    ----------
+    config
+        The ``data`` section.
+    lazy_train
+        Serve the training split from the file on demand (:class:`~pde_data.lazy_split.LazySplit`:
+        each batch reads its samples, a bounded cache) instead of loading it: what each rank of a
+        data-parallel run does. The validation and test splits are loaded either way.
 
     Returns
     -------
     DataBundle
         ``train`` / ``val`` / ``test`` are :class:`~pde_data.samples.StaticPairs` or
-        :class:`~pde_data.samples.TrajectoryWindows` (``val`` is None when ``n_val`` is 0).
+        :class:`~pde_data.samples.TrajectoryWindows` (``val`` is None when ``n_val`` is 0); ``train``
+        is a :class:`~pde_data.lazy_split.LazySplit` with ``lazy_train``.
 
     Raises
     ------
@@ -243,9 +253,14 @@ def make_datasets(config: DataConfig) -> DataBundle:
     try:
         rows = _split_rows(ds, config)
         info = describe(ds, config)
-        datasets = {split: _load(ds, config, rows[split]) if len(rows[split]) else None for split in SPLITS}
+        datasets = {split: _load(ds, config, rows[split]) if len(rows[split]) else None
+                    for split in SPLITS if not (lazy_train and split == "train")}
     finally:
         ds.close()
+    if lazy_train:
+        from pde_data.lazy_split import LazySplit
+
+        datasets["train"] = LazySplit(config, rows["train"])
     normalizers = fit_normalizers(datasets["train"], config.normalization, info["periodic"])
     return DataBundle(datasets["train"], datasets["val"], datasets["test"], normalizers, info)
 
@@ -302,19 +317,26 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
 
 
 def fit_normalizers(train, kind: str, periodic: bool) -> Normalizers:
-    """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`)."""
-    from pde_data.normalization import concat_channels, fit_normalizer
+    """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`); a
+    :class:`~pde_data.lazy_split.LazySplit` is fitted chunk by chunk."""
+    from pde_data.normalization import concat_channels, fit_normalizer, fit_normalizer_chunks
 
     if kind == "none":
         return Normalizers()
+
+    def fit(name: str, shared: bool = False):
+        if hasattr(train, "array_chunks"):
+            return fit_normalizer_chunks(train.array_chunks(name), kind, shared_channels=shared, periodic=periodic)
+        return fit_normalizer(getattr(train, name), kind, shared_channels=shared, periodic=periodic)
+
     if train.time_dependent:
-        output = fit_normalizer(train.trajectories, kind, shared_channels=True, periodic=periodic)
+        output = fit("trajectories", shared=True)
         parts = [(output, train.in_channels)]
     else:
-        output = fit_normalizer(train.outputs, kind, periodic=periodic)
-        parts = [(fit_normalizer(train.inputs, kind, periodic=periodic), train.in_channels)]
+        output = fit("outputs")
+        parts = [(fit("inputs"), train.in_channels)]
     if train.cond_channels:
-        parts.append((fit_normalizer(train.cond, kind, periodic=periodic), train.cond_channels))
+        parts.append((fit("cond"), train.cond_channels))
     return Normalizers(concat_channels(parts), output)
 
 
@@ -391,7 +413,7 @@ def _check_finite(ds, name: str, values: np.ndarray, converted: np.ndarray, dims
     where = []
     for dim, i in zip(dims, position):
         step = index.get(dim)
-        stored = int(rows[i]) if dim == "sample" and dim in index else (
+        stored = _sample_number(ds, int(rows[i])) if dim == "sample" and dim in index else (
             i * (step.step or 1) if isinstance(step, slice) else i)
         where.append(f"sample {stored}" if dim == "sample" else f"{dim} index {stored}")
     value = values[position]
@@ -399,6 +421,12 @@ def _check_finite(ds, name: str, values: np.ndarray, converted: np.ndarray, dims
     source = ds.encoding.get("source", "the dataset file")
     raise ConfigError(f"data: variable {name!r} in {source} holds {what} at {', '.join(where)} (the file is damaged "
                       f"or its generation diverged); regenerate it, or choose samples without it")
+
+
+def _sample_number(ds, row: int) -> int:
+    """The sample number of position ``row``: its ``sample`` coordinate where the dataset has one (samples
+    held in memory, see :mod:`pde_data.lazy_split`), else the position (a file's row)."""
+    return int(ds["sample"].values[row]) if "sample" in ds.coords else row
 
 
 def _conditioning(ds, config: DataConfig, rows: np.ndarray, space_dims: list[str], space_shape: tuple[int, ...]):

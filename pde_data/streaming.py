@@ -14,6 +14,10 @@ family the same way — ``family.generate(indices, seed)`` on chunks of sample i
 * **Failures.** An exception in a family (unstable step, failed solve) or a worker process that dies
   (killed, out of memory) raises :class:`GeneratorFailed` in the consumer, naming the samples; the
   other workers are stopped.
+* **Backends.** :class:`SampleStream` computes in its own spawned processes; :class:`DaskSampleStream`
+  on a Dask cluster (:class:`pde_data.distributed.Cluster`: ``--scheduler ADDRESS``, or a local
+  cluster), one :func:`pde_data.distributed.compute_chunk` task per task, with the same order, bound
+  and failure contract.
 
 :func:`as_dataset` gives a computed chunk the in-memory layout of a dataset file (the same variables,
 coordinates, static fields and attributes), so the loaders of :mod:`pde_data.loading` read it exactly
@@ -26,6 +30,7 @@ import multiprocessing
 import queue
 import signal
 import time
+import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -41,19 +46,12 @@ class GeneratorFailed(PdeopError):
     """A background generator process failed or died; the message names the samples and the cause."""
 
 
-class SampleStream:
-    """Compute ``tasks`` in background processes; iterate over ``(key, indices, arrays)`` in task order.
+class OrderedStream:
+    """Tasks computed elsewhere and taken in order, at most ``ahead`` handed out and not taken.
 
-    Parameters
-    ----------
-    config
-        A :class:`~pde_data.pipeline.ResolvedConfig` (the family, its settings and the seed).
-    tasks
-        ``(key, indices)`` pairs, consumed lazily (the iterable may be endless).
-    workers
-        Background processes.
-    ahead
-        The most tasks handed out and not yet taken by the consumer (>= 1).
+    The order and the bound (see the module docstring) live here; a backend says how a task is
+    handed out (:meth:`_submit`) and how its result is awaited (:meth:`_result`). Iterate over
+    ``(key, indices, arrays)`` in task order; use as a context manager (or call :meth:`close`).
 
     Attributes
     ----------
@@ -63,37 +61,22 @@ class SampleStream:
         Time the workers spent in ``family.generate`` for the results taken so far.
     samples
         Samples taken by the consumer so far.
-
-    Use as a context manager (or call :meth:`close`) so that the processes end.
     """
 
-    def __init__(self, config: Any, tasks: Iterable[tuple[Hashable, Sequence[int]]], workers: int = 1,
-                 ahead: int = 4) -> None:
-        if workers < 1 or ahead < 1:
-            raise ValueError(f"workers and ahead must be >= 1 (got {workers}, {ahead})")
+    def __init__(self, tasks: Iterable[tuple[Hashable, Sequence[int]]], ahead: int) -> None:
+        if ahead < 1:
+            raise ValueError(f"ahead must be >= 1 (got {ahead})")
         self.ahead = int(ahead)
         self.wait_seconds = 0.0
         self.compute_seconds = 0.0
         self.samples = 0
         self._tasks = iter(tasks)
         self._pending: dict[int, tuple[Hashable, list[int]]] = {}
-        self._done: dict[int, tuple[dict[str, np.ndarray], float]] = {}
         self._next_id = 0
         self._next_out = 0
         self._exhausted = False
-        from pde_data.family import get_family
 
-        family = get_family(config.problem)  # handed over by reference: workers import its module
-        context = multiprocessing.get_context("spawn")
-        self._inbox = context.Queue()
-        self._outbox = context.Queue()
-        self._workers = [context.Process(target=_work, args=(family, config, self._inbox, self._outbox), daemon=True,
-                                         name=f"pdeop-generator-{i}") for i in range(workers)]
-        for process in self._workers:
-            process.start()
-        self._fill()
-
-    def __enter__(self) -> SampleStream:
+    def __enter__(self) -> OrderedStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,16 +95,84 @@ class SampleStream:
             raise StopIteration
         task = self._next_out
         start = time.perf_counter()
-        while task not in self._done:
-            self._receive()
+        arrays, seconds = self._result(task)
         self.wait_seconds += time.perf_counter() - start
-        arrays, seconds = self._done.pop(task)
         key, indices = self._pending.pop(task)
         self._next_out += 1
         self.compute_seconds += seconds
         self.samples += len(indices)
         self._fill()
         return key, indices, arrays
+
+    def close(self) -> None:
+        """Stop the workers (idempotent); results not taken are dropped."""
+
+    def _fill(self) -> None:
+        """Hand out tasks until ``ahead`` are outstanding or the tasks are exhausted."""
+        while not self._exhausted and len(self._pending) < self.ahead:
+            try:
+                key, indices = next(self._tasks)
+            except StopIteration:
+                self._exhausted = True
+                return
+            indices = [int(i) for i in indices]
+            self._pending[self._next_id] = (key, indices)
+            self._submit(self._next_id, indices)
+            self._next_id += 1
+
+    def _submit(self, task: int, indices: list[int]) -> None:
+        raise NotImplementedError
+
+    def _result(self, task: int) -> tuple[dict[str, np.ndarray], float]:
+        """The arrays of ``task`` and the seconds its worker computed, once it is done."""
+        raise NotImplementedError
+
+    def _fail(self, cause: str, task: int | None = None) -> None:
+        """Stop, and raise :class:`GeneratorFailed` naming the samples of ``task`` (or of every task waiting)."""
+        waiting = sorted(i for t, (_, indices) in self._pending.items() if (task is None or t == task)
+                         and not self._done_already(t) for i in indices)
+        self.close()
+        shown = f"samples {waiting[0]}..{waiting[-1]}" if waiting else "no sample"
+        raise GeneratorFailed(f"the sample generator failed while computing {shown}: {cause}")
+
+    def _done_already(self, task: int) -> bool:
+        return False
+
+
+class SampleStream(OrderedStream):
+    """Compute ``tasks`` in background processes; iterate over ``(key, indices, arrays)`` in task order.
+
+    Parameters
+    ----------
+    config
+        A :class:`~pde_data.pipeline.ResolvedConfig` (the family, its settings and the seed).
+    tasks
+        ``(key, indices)`` pairs, consumed lazily (the iterable may be endless).
+    workers
+        Background processes.
+    ahead
+        The most tasks handed out and not yet taken by the consumer (>= 1).
+
+    The attributes are :class:`OrderedStream`'s.
+    """
+
+    def __init__(self, config: Any, tasks: Iterable[tuple[Hashable, Sequence[int]]], workers: int = 1,
+                 ahead: int = 4) -> None:
+        if workers < 1 or ahead < 1:
+            raise ValueError(f"workers and ahead must be >= 1 (got {workers}, {ahead})")
+        super().__init__(tasks, ahead)
+        self._done: dict[int, tuple[dict[str, np.ndarray], float]] = {}
+        from pde_data.family import get_family
+
+        family = get_family(config.problem)  # handed over by reference: workers import its module
+        context = multiprocessing.get_context("spawn")
+        self._inbox = context.Queue()
+        self._outbox = context.Queue()
+        self._workers = [context.Process(target=_work, args=(family, config, self._inbox, self._outbox), daemon=True,
+                                         name=f"pdeop-generator-{i}") for i in range(workers)]
+        for process in self._workers:
+            process.start()
+        self._fill()
 
     def close(self) -> None:
         """Stop the workers (idempotent); results not taken are dropped."""
@@ -141,18 +192,16 @@ class SampleStream:
             q.cancel_join_thread()
 
     # ------------------------------------------------------------------ internals
-    def _fill(self) -> None:
-        """Hand out tasks until ``ahead`` are outstanding or the tasks are exhausted."""
-        while not self._exhausted and len(self._pending) < self.ahead:
-            try:
-                key, indices = next(self._tasks)
-            except StopIteration:
-                self._exhausted = True
-                return
-            indices = [int(i) for i in indices]
-            self._pending[self._next_id] = (key, indices)
-            self._inbox.put((self._next_id, indices))
-            self._next_id += 1
+    def _submit(self, task: int, indices: list[int]) -> None:
+        self._inbox.put((task, indices))
+
+    def _result(self, task: int) -> tuple[dict[str, np.ndarray], float]:
+        while task not in self._done:
+            self._receive()
+        return self._done.pop(task)
+
+    def _done_already(self, task: int) -> bool:
+        return task in self._done
 
     def _receive(self) -> None:
         """Wait for one result; raise :class:`GeneratorFailed` for an error or a dead worker."""
@@ -167,12 +216,72 @@ class SampleStream:
             self._fail(payload, task)
         self._done[task] = (payload, seconds)
 
-    def _fail(self, cause: str, task: int | None = None) -> None:
-        waiting = sorted(i for t, (_, indices) in self._pending.items() if t not in self._done and
-                         (task is None or t == task) for i in indices)
-        self.close()
-        shown = f"samples {waiting[0]}..{waiting[-1]}" if waiting else "no sample"
-        raise GeneratorFailed(f"the sample generator failed while computing {shown}: {cause}")
+
+class DaskSampleStream(OrderedStream):
+    """:class:`SampleStream` on a Dask cluster: each task is one :func:`pde_data.distributed.compute_chunk`.
+
+    The samples are those of the process backend and of a file (same ``family.generate`` call per
+    task, checked by the pipeline's own check); the order and the bound are :class:`OrderedStream`'s:
+    at most ``ahead`` tasks are submitted and not yet taken. A task that raises, or whose chunk killed
+    :data:`~pde_data.distributed.ALLOWED_FAILURES` workers, or a lost scheduler raises
+    :class:`GeneratorFailed` naming the samples; the other tasks are cancelled.
+
+    Parameters
+    ----------
+    config
+        A :class:`~pde_data.pipeline.ResolvedConfig`.
+    tasks
+        ``(key, indices)`` pairs, consumed lazily.
+    cluster
+        An open :class:`pde_data.distributed.Cluster` (the caller closes it); its workers' versions
+        are checked here.
+    ahead
+        The most tasks submitted and not yet taken (>= 1).
+    """
+
+    def __init__(self, config: Any, tasks: Iterable[tuple[Hashable, Sequence[int]]], cluster: Any,
+                 ahead: int = 4) -> None:
+        super().__init__(tasks, ahead)
+        from pde_data.family import get_family
+
+        cluster.check_versions()
+        self.config, self.client = config, cluster.client
+        self._variables = get_family(config.problem)(config.settings).variables()
+        self._threads = cluster.threads_by_host()
+        self._run = uuid.uuid4().hex[:12]
+        self._futures: dict[int, Any] = {}
+        self._fill()
+
+    def close(self) -> None:
+        """Cancel the submitted tasks (idempotent)."""
+        futures, self._futures = list(self._futures.values()), {}
+        if futures and self.client is not None and self.client.status == "running":
+            self.client.cancel(futures)
+
+    def _submit(self, task: int, indices: list[int]) -> None:
+        from pde_data.distributed import compute_chunk
+
+        key = f"pdeop-stream-{self._run}-{task}"
+        self._futures[task] = self.client.submit(compute_chunk, self.config, indices, "cpu", key, self._threads,
+                                                 key=key, pure=False)
+
+    def _result(self, task: int) -> tuple[dict[str, np.ndarray], float]:
+        from distributed.scheduler import KilledWorker
+
+        from pde_data.distributed import ALLOWED_FAILURES
+        from pde_data.pipeline import _check_arrays as check_arrays  # the pipeline's own check of a family's output
+
+        future = self._futures[task]
+        try:
+            result = future.result()
+            check_arrays(self.config.problem, self._variables, result.indices, result.arrays)
+        except KilledWorker:
+            self._fail(f"the task killed {ALLOWED_FAILURES} Dask workers in a row (out of memory?)", task)
+        except Exception as exc:  # noqa: BLE001  (a family's error, a lost scheduler: reported, the run stops)
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            self._fail(f"{type(exc).__name__}: {text}", task)
+        del self._futures[task]
+        return result.arrays, result.seconds
 
 
 def _death(exitcode: int | None) -> str:

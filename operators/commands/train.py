@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="online: blocks of samples generated ahead of the trainer at most (default 4)")
     parser.add_argument("--keep-samples", type=Path, default=None, metavar="FILE",
                         help="online: also write the generated samples to this dataset file")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="online: generate on this Dask cluster (tcp://host:8786 or a scheduler file; "
+                             "'local' starts one of --workers processes)")
+    parser.add_argument("--scheduler-timeout", type=float, default=None, metavar="SECONDS",
+                        help="online: seconds to reach the scheduler and see a worker (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +95,11 @@ def _train(args: argparse.Namespace, distributed: Any) -> int:
     from operators.training.trainer import Trainer
 
     config = run_config_from_mapping(mapping)
-    stream = StreamOptions(workers=args.workers, ahead=args.ahead, keep_samples=args.keep_samples)
+    stream = StreamOptions(workers=args.workers, ahead=args.ahead, keep_samples=args.keep_samples,
+                           scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout)
+    if args.scheduler is not None and config.data.source != "online":
+        raise ConfigError("--scheduler generates the samples of online training; add --online "
+                          "(or data.source: online), or generate the file with 'pdeop generate --scheduler'")
     if config.data.source == "file":
         distributed.from_main(lambda: ensure_data(config.data, quiet=args.quiet), share=False)
     trainer = Trainer(config, run_dir, device=args.device, progress=not args.quiet, distributed=distributed,
@@ -116,7 +125,8 @@ def rank_arguments(args: argparse.Namespace) -> list[str]:
     for override in args.overrides:
         argv += ["--set", override]
     for flag, value in (("--max-minutes", args.max_minutes), ("--threads", args.threads),
-                        ("--keep-samples", args.keep_samples)):
+                        ("--keep-samples", args.keep_samples), ("--scheduler", args.scheduler),
+                        ("--scheduler-timeout", args.scheduler_timeout)):
         if value is not None:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--resume", args.resume), ("--quiet", args.quiet), ("--online", args.online)) if on]

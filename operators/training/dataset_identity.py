@@ -35,12 +35,20 @@ def content_sha256(datasets: Iterable[Any]) -> str:
         if dataset is None:
             continue
         for name in _ARRAYS:
-            value = getattr(dataset, name, None)
-            if value is None:
+            if hasattr(dataset, "array_chunks"):  # a split read on demand: its rows chunk by chunk, same bytes
+                shape = dataset.array_shape(name)
+                chunks = dataset.array_chunks(name) if shape is not None else None
+            else:
+                value = getattr(dataset, name, None)
+                shape = None if value is None else tuple(value.shape)
+                chunks = [value]
+            if shape is None:
                 continue
-            array = np.ascontiguousarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
-            digest.update(f"{name}{array.shape}{array.dtype.str}".encode())
-            digest.update(array.reshape(-1).view(np.uint8))
+            for i, chunk in enumerate(chunks):
+                array = np.ascontiguousarray(chunk.detach().cpu().numpy() if hasattr(chunk, "detach") else chunk)
+                if i == 0:
+                    digest.update(f"{name}{shape}{array.dtype.str}".encode())
+                digest.update(array.reshape(-1).view(np.uint8))
     return digest.hexdigest()
 
 

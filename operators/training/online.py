@@ -19,7 +19,10 @@
 * **Background generation, bounded.** :class:`pde_data.streaming.SampleStream` computes the blocks in
   ``--workers`` spawned processes, at most ``--ahead`` blocks ahead of the trainer (back-pressure:
   the generator never runs further ahead, whatever its speed). The history records the seconds the
-  trainer waited for samples in each epoch (``data_wait_s``).
+  trainer waited for samples in each epoch (``data_wait_s``). With ``--scheduler ADDRESS`` the blocks
+  are tasks on a Dask cluster instead (:class:`pde_data.streaming.DaskSampleStream`, the cluster of
+  ``pdeop generate --scheduler``; ``--scheduler local`` starts a local one of ``--workers``
+  processes): the same samples in the same order, the same bound, the same failure contract.
 * **Several processes.** Rank ``r`` of ``N`` trains on items ``r, r + N, ...`` of each global batch, as
   in file mode, and its generators compute only the samples those items come from (with one window
   per sample, each sample is computed by one rank).
@@ -83,15 +86,38 @@ class StreamOptions:
         Blocks generated ahead of the trainer at most (the queue's bound).
     keep_samples
         Also write the generated samples to this dataset file.
+    scheduler
+        Generate on a Dask cluster instead (:class:`pde_data.distributed.Cluster`): the address of a
+        running scheduler (``tcp://host:8786`` or a scheduler file), or ``local`` for a local cluster
+        of ``workers`` single-threaded processes per training process (as ``pdeop generate --workers``).
+    scheduler_timeout
+        Seconds to reach the scheduler and see a worker (default :data:`pde_data.distributed.DEFAULT_TIMEOUT`).
     """
 
     workers: int = 1
     ahead: int = 4
     keep_samples: Optional[Path] = None
+    scheduler: Optional[str] = None
+    scheduler_timeout: Optional[float] = None
 
     def __post_init__(self) -> None:
         check(self.workers >= 1, f"--workers must be an integer >= 1 (got {self.workers})")
         check(self.ahead >= 1, f"--ahead must be an integer >= 1 (got {self.ahead})")
+        check(self.scheduler is None or bool(str(self.scheduler).strip()),
+              "--scheduler must be a Dask scheduler address (tcp://host:8786), a scheduler file, or 'local'")
+
+    def cluster(self) -> Any:
+        """The (unopened) :class:`pde_data.distributed.Cluster` of ``scheduler``."""
+        from pde_data.distributed import Cluster
+
+        timeout = {} if self.scheduler_timeout is None else {"timeout": self.scheduler_timeout}
+        if self.scheduler == LOCAL_CLUSTER:
+            return Cluster(workers=self.workers, **timeout)
+        return Cluster(scheduler=self.scheduler, **timeout)
+
+
+#: ``--scheduler`` value that starts a local Dask cluster of ``--workers`` processes
+LOCAL_CLUSTER = "local"
 
 
 def resolve_recipe(data: DataConfig, samples: int | None = None) -> Any:
@@ -237,6 +263,10 @@ class OnlineSource(IterableDataset):
         self.epoch = 0
         self.stream = None
         self.keeper = None
+        self.cluster = None
+        if self.options.scheduler is not None:  # reach it now: a wrong address is an error before training
+            self.cluster = self.options.cluster()
+            self.cluster.open()
         self._plans: dict[int, tuple[list[_Block], list[list[tuple[int, int]]]]] = {}
         self._next_epoch = 0
 
@@ -268,7 +298,16 @@ class OnlineSource(IterableDataset):
         self.epoch = int(epoch)
 
     def close(self) -> None:
-        """Stop the generator processes and close the file of kept samples."""
+        """Stop the generator processes (or leave the Dask cluster) and close the file of kept samples."""
+        self._stop()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+        if self.options.scheduler is not None:  # reach it now: a wrong address is an error before training
+            self.cluster = self.options.cluster()
+            self.cluster.open()
+
+    def _stop(self) -> None:
         if self.stream is not None:
             self.stream.close()
             self.stream = None
@@ -339,14 +378,20 @@ class OnlineSource(IterableDataset):
         self._next_epoch = epoch + 1
 
     def _start(self, epoch: int) -> None:
-        from pde_data.streaming import SampleStream, sample_file
+        from pde_data.streaming import DaskSampleStream, SampleStream, sample_file
 
-        self.close()
+        self._stop()
         if self.options.keep_samples is not None:
             self.keeper = sample_file(self.options.keep_samples, self.resolved)
             self._keep_heldout()
-        self.stream = SampleStream(self.resolved, self._tasks(epoch), workers=self.options.workers,
-                                   ahead=self.options.ahead)
+        if self.options.scheduler is None:
+            self.stream = SampleStream(self.resolved, self._tasks(epoch), workers=self.options.workers,
+                                       ahead=self.options.ahead)
+        else:
+            if self.cluster is None:  # closed by an earlier close()
+                self.cluster = self.options.cluster()
+                self.cluster.open()
+            self.stream = DaskSampleStream(self.resolved, self._tasks(epoch), self.cluster, ahead=self.options.ahead)
         self._next_epoch = epoch
 
     def _load(self, epoch: int, b: int, blocks: list[_Block]) -> None:

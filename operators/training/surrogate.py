@@ -120,26 +120,37 @@ class Surrogate(nn.Module):
         return self.rollout(x, cond, n_calls)[:, :n_steps]
 
 
-def fit_increment_normalizer(trajectories: torch.Tensor, step: int, kind: str, periodic: bool):
+def fit_increment_normalizer(trajectories, step: int, kind: str, periodic: bool):
     """Output normaliser of an ``increment`` surrogate: statistics of the changes it predicts.
 
     Output channel ``j`` (0-based) of one call is the change over ``j + 1`` stored steps, so its
     statistics are fitted on ``u(t + j + 1) - u(t)`` over every sample and time of the training
-    ``trajectories`` ``[N, T, *space]``, one statistic per channel.
+    ``trajectories`` ``[N, T, *space]``, one statistic per channel. ``trajectories`` may also be a
+    training split read on demand (:class:`pde_data.lazy_split.LazySplit`), fitted chunk by chunk.
 
     Returns
     -------
     UnitGaussianNormalizer or None
         ``kind`` as in :func:`pde_data.normalization.fit_normalizer` (None for ``"none"``).
     """
-    from pde_data.normalization import concat_channels, fit_normalizer
+    from pde_data.normalization import concat_channels, fit_normalizer, fit_normalizer_chunks
 
     if kind == "none":
         return None
-    if step >= trajectories.shape[1]:
-        raise ValueError(f"trajectories of {trajectories.shape[1]} steps hold no change over {step} steps")
+    lazy = hasattr(trajectories, "array_chunks")
+    shape = trajectories.array_shape("trajectories") if lazy else tuple(trajectories.shape)
+    if step >= shape[1]:
+        raise ValueError(f"trajectories of {shape[1]} steps hold no change over {step} steps")
+
+    def changes(chunk: torch.Tensor, lead: int) -> torch.Tensor:
+        return (chunk[:, lead:] - chunk[:, :-lead]).reshape(-1, 1, *shape[2:])
+
     parts = []
     for lead in range(1, step + 1):
-        change = trajectories[:, lead:] - trajectories[:, :-lead]
-        parts.append((fit_normalizer(change.reshape(-1, 1, *trajectories.shape[2:]), kind, periodic=periodic), 1))
+        if lazy:
+            fitted = fit_normalizer_chunks((changes(c, lead) for c in trajectories.array_chunks("trajectories")),
+                                           kind, periodic=periodic)
+        else:
+            fitted = fit_normalizer(changes(trajectories, lead), kind, periodic=periodic)
+        parts.append((fitted, 1))
     return concat_channels(parts)

@@ -32,18 +32,18 @@ from typing import Any
 
 import torch
 
-from operators.strict_json import check_fields
+from operators.training import progress as progress_record
 from operators.training import run_folder
 from operators.training.config import RunConfig
 from operators.training.distributed import Distributed, ItemView
 from operators.training.divergence import NonFiniteStep, TrainingDiverged, check_gradients, stop_message
 from operators.training.evaluation import predictions
 from operators.training.losses import loss_function, relative_l2
+from operators.training.model_settings import checkpoint_extra, model_settings
 from operators.training.online import StreamOptions
 from operators.training.optimizers import build_optimizer
 from operators.training.precision import Precision
-from operators.training.schedules import extended_lr_factor, set_lr, stalled_epochs
-from operators.training.state import load_training_state, save_training_state
+from operators.training.schedules import extended_lr_factor, set_lr
 from operators.training.surrogate import Surrogate, fit_increment_normalizer
 from pde_data.loading import DataBundle, make_datasets
 from solvers.errors import ConfigError, PdeopError
@@ -58,49 +58,6 @@ class TrainResult:
     finished: bool
     best_score: float
     history: list[dict[str, Any]]
-
-
-def model_settings(config: RunConfig, in_channels: int, out_channels: int, grid: tuple[int, ...],
-                   periodic: bool) -> dict[str, Any]:
-    """The ``model`` section completed from the data where the model has such settings and the config
-    leaves them out: ``in_channels``, ``out_channels``, ``sensor_shape`` (the training grid) and
-    ``grid_endpoint`` (True on vertex grids).
-
-    Raises
-    ------
-    ConfigError
-        If the section states channel counts that differ from what the data protocol gives.
-    """
-    from operators.registry import MODELS, model_names
-
-    settings = dict(config.model)
-    name = settings.get("model")
-    if name not in model_names():
-        raise ConfigError(f"unknown model {name!r}; known models are: {', '.join(model_names())}")
-    fields = {f.name for f in dataclasses.fields(MODELS[name][1])}
-    for field, value, what in (("in_channels", in_channels, "input"), ("out_channels", out_channels, "output")):
-        if field not in fields:
-            continue
-        given = settings.setdefault(field, value)
-        if given != value:
-            raise ConfigError(f"model.{field} is {given} but the data gives {value} {what} channels per call "
-                              f"({_channel_story(config, field)}); remove model.{field} to use the data's value")
-    for field, value in (("sensor_shape", list(grid)), ("grid_endpoint", not periodic)):
-        if field in fields:
-            settings.setdefault(field, value)
-    return settings
-
-
-def _channel_story(config: RunConfig, field: str) -> str:
-    data = config.data
-    if field == "in_channels":
-        parts = [f"t_in = {data.t_in}" if data.time_dependent else f"inputs {list(data.inputs)}"]
-        if data.conditioning:
-            parts.append(f"conditioning {list(data.conditioning)}")
-        return " + ".join(parts)
-    if not data.time_dependent:
-        return f"outputs {list(data.outputs)}"
-    return f"training.mode {config.training.mode!r} with step {config.training.step or 'all'}"
 
 
 class Trainer:
@@ -158,11 +115,12 @@ class Trainer:
         normalizers = self.data.normalizers
         if config.training.predict == "increment":  # the model's outputs are changes: normalise them as such
             normalizers = dataclasses.replace(normalizers, output=fit_increment_normalizer(
-                train.trajectories, self.step, config.data.normalization, info["periodic"]))
+                train if hasattr(train, "array_chunks") else train.trajectories, self.step,
+                config.data.normalization, info["periodic"]))
         operator = Operator(build(settings), normalizers.to_dict(),
                             grid={"dims": info["space_dims"], "shape": list(train.space_shape), "coords": info["grid"],
                                   "periodic": info["periodic"]},
-                            dataset=info["fingerprint"], extra=self._checkpoint_extra(history))
+                            dataset=info["fingerprint"], extra=checkpoint_extra(config, info, history, self.step, self.t_out))
         self.surrogate = Surrogate(operator, history=history, step=self.step,
                                    increment=config.training.predict == "increment")
         self.surrogate.to(self.device)
@@ -188,8 +146,8 @@ class Trainer:
 
     def _load_data(self, stream: StreamOptions | None) -> DataBundle:
         """The run's splits: from ``data.path``, or the online stream with its held-out file (made by rank 0)."""
-        if self.config.data.source != "online":
-            return make_datasets(self.config.data)
+        if self.config.data.source != "online":  # with several ranks each reads its items' samples on demand
+            return make_datasets(self.config.data, lazy_train=self.dist.active)
         from operators.training import online
 
         self.dist.from_main(lambda: online.prepare_heldout(self.config, self.run_dir, self.progress), share=False)
@@ -354,7 +312,7 @@ class Trainer:
         try:
             return self._fit(resume, max_minutes)
         finally:
-            if self.online:
+            if hasattr(self.data.train, "close"):  # the online stream, a split read on demand
                 self.data.train.close()
             if lock is not None:
                 lock.release()
@@ -368,7 +326,7 @@ class Trainer:
         self.precision.load_state(progress.get("grad_scaler"))
         steps_per_epoch = math.ceil(len(self.data.train) / cfg.batch_size)
         started = time.perf_counter()
-        bar = self._bar(progress["epoch"])
+        bar = progress_record.bar(self.config.training.epochs, progress["epoch"]) if self.progress else None
         try:
             finished = self._epochs(progress, steps_per_epoch, started, bar, max_minutes)
         finally:
@@ -378,7 +336,11 @@ class Trainer:
 
     def _start(self, identity: dict[str, Any]) -> dict[str, Any]:
         run_folder.start(self.run_dir, self.config.to_dict(), identity)
-        return _fresh_progress(self.config.training.epochs)
+        return progress_record.fresh(self.config.training.epochs)
+
+    def _resume(self, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+        return progress_record.resume(self.run_dir, self.config, identity or self.dataset_identity(), self.surrogate,
+                                      self.optimizer, self.device, self.log)
 
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]]:
         """``(x, y, c, items, count)`` of every step of ``epoch``: this rank's part of each global batch
@@ -433,17 +395,9 @@ class Trainer:
             if self.data.val is not None:
                 row["val_l2"] = self.evaluate_split(self.data.val)
             row["seconds"] = time.perf_counter() - epoch_start
-            progress["elapsed"] += row["seconds"]
-            progress["epoch"] = epoch + 1
-            progress["history"].append(row)
-            score = row.get("val_l2", row["train_loss"])
-            improved = score < progress["best_score"]
-            if improved:
-                progress["best_score"] = score
-            stall = stalled_epochs(progress, cfg.early_stopping)
-            if stall is not None:
-                progress["stopped_early"] = True
-            self.dist.from_main(lambda: self._save_epoch(progress, improved))
+            improved, stall = progress_record.record_epoch(progress, row, cfg.early_stopping)
+            self.dist.from_main(lambda: progress_record.save_epoch(self.run_dir, self.config, self.surrogate,
+                                                                   self.optimizer, self.precision, progress, improved))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
@@ -483,10 +437,7 @@ class Trainer:
         return stop_message(error, where, lr, progress["step"] == 0, self._saved(progress))
 
     def _saved(self, progress: dict[str, Any]) -> str:
-        """What the run folder holds after a stop in the epoch after ``progress['epoch']``."""
-        if progress["epoch"]:
-            return f"{self.run_dir / 'last'} holds epoch {progress['epoch']} (--resume continues from it)"
-        return "no epoch had finished, so no checkpoint was written"
+        return progress_record.saved(self.run_dir, progress)
 
     def dataset_identity(self) -> dict[str, Any]:
         """The identity of the loaded data (:func:`.dataset_identity.identify`), as recorded in the run folder."""
@@ -496,65 +447,3 @@ class Trainer:
                         (self.data.train, self.data.val, self.data.test))
 
     # ------------------------------------------------------------------ files
-    def _bar(self, initial: int):
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.config.training.epochs, initial=initial, unit="epoch", file=sys.stderr,
-                    dynamic_ncols=True)
-
-    def _resume(self, identity: dict[str, Any] | None = None) -> dict[str, Any]:
-        identity = identity or self.dataset_identity()
-        planned = run_folder.recorded_epochs(run_folder.read_config(self.run_dir)) or self.config.training.epochs
-        last = run_folder.resume_checkpoint(self.run_dir, self.config.to_dict(), identity, extend_epochs=True)
-        if last is None:
-            self.log(f"no finished epoch in {self.run_dir}; starting from the beginning")
-            return _fresh_progress(self.config.training.epochs)
-        progress = load_training_state(last, self.surrogate, self.optimizer, self.device)
-        check_fields(progress, {"epoch": "int", "step": "int", "history": "list", "best_score": "number",
-                                "elapsed": "number"}, f"the progress recorded in {last}")
-        ends = progress.get("segment_ends") or [planned]
-        if not (isinstance(ends, list) and all(isinstance(e, int) and e >= 1 for e in ends)
-                and ends == sorted(set(ends))):
-            raise ConfigError(f"the progress recorded in {last} is damaged (segment_ends {ends!r}); start a new run")
-        if self.config.training.epochs > ends[-1]:
-            ends.append(self.config.training.epochs)
-            progress["stopped_early"] = False
-            progress["extended_at"] = progress["epoch"]
-            self.log(f"extending {self.run_dir} from {ends[-2]} to {ends[-1]} epochs")
-        progress["segment_ends"] = ends
-        if not 0 <= progress["epoch"] <= self.config.training.epochs or progress["step"] < 0:
-            raise ConfigError(f"the progress recorded in {last} (epoch {progress['epoch']}, step {progress['step']}) "
-                              f"does not fit this run of {self.config.training.epochs} epochs")
-        self.log(f"resuming {self.run_dir} after epoch {progress['epoch']}/{self.config.training.epochs}")
-        return progress
-
-    def _checkpoint_extra(self, history: int | None) -> dict[str, Any]:
-        """What a checkpoint carries besides model, normalisers, grid and dataset: protocol and config."""
-        data = self.config.data
-        return {
-            "surrogate": {"history": history, "step": self.step,
-                          "increment": self.config.training.predict == "increment"},
-            "protocol": {"protocol": data.protocol, "variable": self.data.info["variable"],
-                         "inputs": list(data.inputs), "outputs": list(data.outputs),
-                         "conditioning": list(data.conditioning), "t_in": data.t_in, "t_out": self.t_out,
-                         "periodic": self.data.info["periodic"], "subsample": data.subsample},
-            "run_config": self.config.to_dict(),
-        }
-
-    def _save_epoch(self, progress: dict[str, Any], improved: bool) -> None:
-        """Write the history, ``last/`` (with training state) and, if the score improved, ``best/``."""
-        from operators.checkpoint import save
-
-        if self.precision.state() is not None:
-            progress["grad_scaler"] = self.precision.state()
-        run_folder.save_checkpoints(
-            self.run_dir, lambda folder, name: save(self.surrogate.operator, folder),
-            lambda folder: save_training_state(folder, self.surrogate, self.optimizer, progress), improved)
-        run_folder.write_history(self.run_dir, progress["history"], self.config.training.tensorboard)
-
-
-def _fresh_progress(epochs: int) -> dict[str, Any]:
-    """The progress of a run of ``epochs`` planned epochs before its first step."""
-    return {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "elapsed": 0.0, "segment_ends": [epochs]}

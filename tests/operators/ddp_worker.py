@@ -3,7 +3,10 @@
 Usage: ``ddp_worker.py LOG_DIR CONFIG_1 OUT_1 [CONFIG_2 OUT_2 ...]``: trains every config into its run
 folder as this rank (``operators.training.distributed``), and records in ``LOG_DIR/rank<R>.json`` every
 file-system change this process made below the run folders' parent (Python audit events: opening a
-file for writing, creating, renaming and removing), so that a test can prove that only rank 0 writes.
+file for writing, creating, renaming and removing), so that a test can prove that only rank 0 writes,
+and in ``LOG_DIR/reads<R>.json`` the file rows each read of the training split fetched (the set-up's shape
+check, then every training step; runs whose training split is read on demand,
+:class:`pde_data.lazy_split.LazySplit`), by run folder name.
 """
 
 from __future__ import annotations
@@ -45,11 +48,17 @@ def main(argv: list[str]) -> None:
     from operators.training.trainer import Trainer
 
     distributed = Distributed.from_environment("cpu")
+    reads: dict[str, list[list[int]]] = {}
     for config, out in pairs:
         run = run_config_from_mapping(load_run_config(config))
-        Trainer(run, out, progress=False, distributed=distributed).fit()
+        trainer = Trainer(run, out, progress=False, distributed=distributed)
+        split_reads = getattr(trainer.data.train, "reads", None)  # a training split read on demand
+        trainer.fit()
+        if split_reads is not None:
+            reads[Path(out).name] = list(split_reads)
     record = list(changes)
     (log_dir / f"rank{distributed.rank}.json").write_text(json.dumps(record))
+    (log_dir / f"reads{distributed.rank}.json").write_text(json.dumps(reads))
     distributed.close(together=True)
 
 

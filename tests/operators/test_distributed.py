@@ -32,7 +32,9 @@ from safetensors.torch import load_file
 from operators.cli import main
 from operators.training import run_folder
 from operators.training.config import run_config_from_mapping
+from operators.training.distributed import Distributed
 from operators.training.trainer import Trainer
+from pde_data.loading import make_datasets
 from pde_data.pipeline import generate_dataset, resolve_config
 from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -140,6 +142,28 @@ def test_only_rank_zero_writes_the_run_folder(two_ranks):
         assert any(name in change and "run_config.json" in change for change in rank0), name
         assert (folder / "runs" / name / "last" / "weights.safetensors").is_file()
         assert len(run_folder.read_history(folder / "runs" / name)) == (LONG_EPOCHS if name == "long" else 3)
+
+
+def test_each_rank_reads_only_the_samples_of_its_items(two_ranks):
+    """With a training file, each rank read at every step only samples of its own items of that step's
+    global batch (the epoch's permutation from (seed, epoch), items r, r + 2, ...), and each sample it
+    needed once over the run (the tiny split fits the reader's cache); before training, the shape check
+    read the first sample."""
+    folder, configs = two_ranks
+    config = run_config_from_mapping(yaml.safe_load(configs["teacher-forcing"].read_text()))
+    train = make_datasets(config.data).train
+    for rank in range(2):
+        reads = json.loads((folder / "logs" / f"reads{rank}.json").read_text())["teacher-forcing"]
+        shard, steps = Distributed(rank, 2), []
+        for epoch in range(3):
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+            for first in range(0, len(train), 5):
+                items, _ = shard.shard(order[first:first + 5])
+                steps.append({int(train.samples[p]) for p in train.item_sample[items].tolist()})
+        setup, reads = reads[0], reads[1:]
+        assert setup == [int(train.samples[0])] and len(reads) == len(steps)
+        assert all(set(read) <= mine for read, mine in zip(reads, steps))
+        assert sorted(row for read in [setup, *reads] for row in read) == sorted(set().union(*steps, set(setup)))
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:
