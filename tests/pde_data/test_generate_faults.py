@@ -41,13 +41,20 @@ def _toy_file(toy, name: str = "toy.h5", *extra: str):
 def test_second_writer_is_refused_with_the_holders_pid_and_first_completes(tmp_path, ns_reference):
     """A second `generate` aimed at a file being written exits 2 naming the first process; the first (paused
     meanwhile with SIGSTOP, so the overlap is certain) then completes the file exactly."""
-    out = tmp_path / "ns.h5"
-    first = pdeop(*NS_ARGS, "--out", str(out))
-    try:
+    for attempt in range(5):  # under heavy load the ~1 s first writer can finish before it is caught
+        out = tmp_path / f"ns{attempt}.h5"
+        first = pdeop(*NS_ARGS, "--out", str(out))
         deadline = time.monotonic() + 300
         while not lock_path(out).exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)
+        if first.poll() is None and lock_path(out).exists():
+            break  # paused while holding the lock: the overlap is certain
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=300) == 0
+    else:
+        pytest.fail("the first writer finished before it could be paused in 5 attempts")
+    try:
         second = pdeop(*NS_ARGS, "--out", str(out), stderr=subprocess.PIPE, text=True)
         _, err = second.communicate(timeout=300)
         assert second.returncode == 2
