@@ -124,9 +124,9 @@ def example_inputs(method: str, spec: PDESpec, points: int = 7, seed: int = 0,
     return (coords.to(dtype),)
 
 
-def exported_call(method: str, model: nn.Module, spec: PDESpec, config: PhysicsRunConfig) -> nn.Module:
+def exported_call(model: nn.Module, spec: PDESpec, config: PhysicsRunConfig) -> nn.Module:
     """The module an exported program computes (see the module docstring), in eval mode."""
-    if method == "lpinn":
+    if config.method == "lpinn":
         return EulerianCall(model, spec.lower[0], spec.upper[0] - spec.lower[0], particles_of(config)).eval()
     return PointwiseCall(model).eval()
 
@@ -174,7 +174,7 @@ def export_physics_run(run_dir: str | Path, fmt: Format, path: Path, checkpoint:
     """Export the network of a physics-informed run folder (written by ``pdeop train`` with a ``pde:`` config).
 
     The program is written through a staged file and kept only if, after a save / load round trip,
-    it reproduces the model on random points of the domain (also at other point counts) within
+    it reproduces the model on random points of the domain (also at 1 and 40 points) within
     ``1e-4 * max(1, output scale)``.
 
     Raises
@@ -192,21 +192,21 @@ def export_physics_run(run_dir: str | Path, fmt: Format, path: Path, checkpoint:
     if not is_physics_run(run_dir):
         raise ConfigError(f"{run_dir} is not a physics-informed run (its run_config.json has no 'pde' section)")
     config, spec, model = load_physics_run(run_dir, checkpoint)
-    module = exported_call(config.method, model, spec, config)
+    module = exported_call(model, spec, config)
     dtype = next(model.parameters()).dtype
     inputs = example_inputs(config.method, spec, dtype=dtype)
-    checks = [example_inputs(config.method, spec, points, seed, dtype) for seed, points in ((1, 3), (2, 40))]
+    checks = [example_inputs(config.method, spec, points, seed, dtype) for seed, points in ((1, 1), (2, 40))]
     with torch.no_grad():
         scale = check_outputs_finite(module(*inputs), run_dir / checkpoint)
     lines, payload = physics_protocol(config, spec, model)
-    axes = tuple({0: torch.export.Dim(f"points_{name}", min=2, max=2**24)} for name in ("t", "x")[: len(inputs)])
+    axes = tuple({0: torch.export.Dim(f"points_{name}", min=1, max=2**24)} for name in ("t", "x")[: len(inputs)])
     with staged_file(path, overwrite) as staged, torch.no_grad(), reference_kernels():
         program = save_program(module, inputs, fmt, staged, axes, protocol_extra_files(lines, payload))
         error = max(float((program(*args) - module(*args)).abs().max()) for args in (inputs, *checks))
         check_program_error(error, scale)
     if config.method == "lpinn":
-        return ExportResult("forward(t, x)", f"t: [nt], x: [nx] -> u: [nt, nx] ({lines['particles']} "
-                                   f"particles)", error)
+        return ExportResult("forward(t, x)", f"t: [nt], x: [nx] -> u: [nt, nx] ({lines['particles']} particles)",
+                            error)
     width = 1 + spec.space_dim
     return ExportResult("forward(coords)", f"coords: [N, {width}] ({', '.join(lines['coordinates'].split())}) "
-                               f"-> [N, {len(spec.fields)}] ({', '.join(spec.fields)})", error)
+                        f"-> [N, {len(spec.fields)}] ({', '.join(spec.fields)})", error)

@@ -130,8 +130,8 @@ def save_program(module: nn.Module, inputs: tuple[torch.Tensor, ...], fmt: Forma
 def check_outputs_finite(output: torch.Tensor, checkpoint: Any) -> float:
     """The output scale ``max |output|`` of a model on a random input; ConfigError if not finite."""
     if not bool(torch.isfinite(output).all()):
-        raise ConfigError(f"the model of {checkpoint} gives non-finite outputs on a random input of the "
-                          f"training shape; export refuses it (its weights diverged or are damaged)")
+        raise ConfigError(f"the model of {checkpoint} gives non-finite outputs on a random input; export "
+                          f"refuses it (its weights diverged or are damaged)")
     return float(output.abs().max())
 
 
