@@ -131,7 +131,8 @@ def exported_call(model: nn.Module, spec: PDESpec, config: PhysicsRunConfig) -> 
     return PointwiseCall(model).eval()
 
 
-def physics_protocol(config: PhysicsRunConfig, spec: PDESpec, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+def physics_protocol(config: PhysicsRunConfig, spec: PDESpec,
+                     model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
     """The program's metadata: ``(text lines, JSON payload)`` for :func:`protocol_extra_files`.
 
     Keys: ``kind`` (``pointwise`` or ``eulerian-grid``), ``method``, ``pde`` (the name; the JSON has

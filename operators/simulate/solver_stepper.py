@@ -54,7 +54,8 @@ class SolverStepper:
     def __post_init__(self) -> None:
         problems = time_stepping_problems()
         if self.problem not in problems:
-            raise ConfigError(f"no pdeop time stepper for problem '{self.problem}' (expected one of {', '.join(problems)})")
+            raise ConfigError(f"no pdeop time stepper for problem '{self.problem}' (expected one of "
+                              f"{', '.join(problems)})")
         self.family = get_family(self.problem)(self.settings)
         substeps = self.interval / self.settings.dt
         if not (self.interval > 0 and abs(substeps - round(substeps)) <= 1e-9 * max(1.0, substeps)):

@@ -133,8 +133,10 @@ def test_program_equals_the_model_on_random_points(runs, name, fmt, tmp_path):
         # 10 dx are left out of the bound (the rest must be nearly all of them)
         wide = gaps > 10 * dx
         interval = np.stack([np.searchsorted(xs[i], np.mod(x, length), side="right") - 1 for i in range(points)])
-        around = lambda shift: np.take_along_axis(wide, np.clip(interval + shift, 0, wide.shape[1] - 1), 1)  # noqa: E731
-        kept = around(-1) & around(0) & around(1)
+        last = wide.shape[1] - 1
+        kept = np.ones_like(interval, dtype=bool)
+        for shift in (-1, 0, 1):
+            kept &= np.take_along_axis(wide, np.clip(interval + shift, 0, last), 1)
         assert kept.mean() > 0.9
         slope = float(np.abs(np.diff(us, axis=1)[wide] / gaps[wide]).max())
         bound = _mlp_error_bound(model.state) + 2 * slope * dx + 1e-12
