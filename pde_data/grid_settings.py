@@ -14,6 +14,8 @@ spectrum) and refuses coarser grids, naming the smallest grid that would do
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -226,6 +228,14 @@ class RecordedGrid:
         return np.arange(self.resolution) / self.resolution
 
 
+def time_stepping_problems() -> tuple[str, ...]:
+    """Names of the registered families that step in time (each a :class:`RecordedGridFamily`)."""
+    import pde_data.families  # noqa: F401  (registers the built-in families)
+    from pde_data.family import FAMILIES
+
+    return tuple(sorted(name for name, cls in FAMILIES.items() if issubclass(cls, RecordedGridFamily)))
+
+
 class RecordedGridFamily(Family):
     """Base of the families whose config is a :class:`RecordedGrid`: snapshots ``(t, *space_dims)``.
 
@@ -240,6 +250,25 @@ class RecordedGridFamily(Family):
     def check_settings(self) -> None:
         """The config's CFL and resolution checks (:meth:`RecordedGrid.check_physics`)."""
         self.config.check_physics()
+
+    @abstractmethod
+    def stepper(self, n: int, lengths: np.ndarray | None = None, dtype: str = "float64") -> Any:
+        """The family's time integrator on ``n`` points per spatial axis, with the config's ``dt``.
+
+        Parameters
+        ----------
+        n
+            Points per spatial axis (the family's ``internal_resolution`` when generating data).
+        lengths
+            Per-sample domain lengths ``[batch]`` for a family that varies them (else ignored;
+            None: the config's length).
+        dtype
+            Precision of the state (``float64`` or ``float32``).
+
+        Returns
+        -------
+        A :mod:`solvers` integrator (``start``, ``advance``, ``observe``, ``rollout``).
+        """
 
     def dimension_sizes(self) -> dict[str, int]:
         """The stored points along each of :attr:`space_dims` and the snapshots ``t``."""

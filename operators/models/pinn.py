@@ -199,6 +199,8 @@ class PINN(nn.Module):
         backbone = MLP if config.backbone == "mlp" else ModifiedMLP
         t0, t1 = config.lower[0], config.upper[0]
         self.edges = [t0 + (t1 - t0) * k / config.windows for k in range(config.windows + 1)]
+        # a buffer rather than a tensor made in forward, so traced and exported programs see no constant
+        self.register_buffer("inner_edges", torch.tensor(self.edges[1:-1], dtype=torch.float64), persistent=False)
         self.embeddings = nn.ModuleList()
         self.nets = nn.ModuleList()
         for k in range(config.windows):
@@ -220,8 +222,7 @@ class PINN(nn.Module):
 
     def window_of(self, t: torch.Tensor) -> torch.Tensor:
         """Index of the time window holding each time in ``t`` (``[N]`` integers)."""
-        inner = torch.tensor(self.edges[1:-1], dtype=t.dtype, device=t.device)
-        return torch.bucketize(t.detach().contiguous(), inner, right=True)
+        return torch.bucketize(t.detach().contiguous(), self.inner_edges.to(t.dtype), right=True)
 
     def window_forward(self, k: int, coords: torch.Tensor) -> torch.Tensor:
         """Output of window ``k``'s network at ``coords`` (whatever their time)."""

@@ -13,7 +13,7 @@ from operators.simulate.coupling import Coupling, couple_run
 from operators.simulate.indicator import ResidualIndicator
 from operators.simulate.operator_stepper import OperatorStepper
 from operators.simulate.simulation import MODES, Simulation
-from operators.simulate.solver_stepper import PROBLEMS, SolverStepper, solver_from_dataset
+from operators.simulate.solver_stepper import SolverStepper, solver_from_dataset
 
 __all__ = ["Coupling", "couple_run", "ResidualIndicator", "OperatorStepper", "Simulation", "MODES",
-           "SolverStepper", "PROBLEMS", "solver_from_dataset"]
+           "SolverStepper", "solver_from_dataset"]

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from operators.simulate.operator_stepper import OperatorStepper
-from operators.simulate.solver_stepper import PROBLEMS, SolverStepper, _resample, solver_from_dataset
+from operators.simulate.solver_stepper import SolverStepper, _resample, solver_from_dataset
+from pde_data.grid_settings import time_stepping_problems
 from solvers.errors import ConfigError
 
 
@@ -90,8 +91,9 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
     stored_problem = str(attrs.get("problem"))
     if problem is not None and problem != stored_problem:
         raise ConfigError(f"--problem {problem} does not match the run's data ({path} holds {stored_problem})")
-    if stored_problem not in PROBLEMS:
-        raise ConfigError(f"{path} holds {stored_problem} data; simulation supports {', '.join(PROBLEMS)}")
+    if stored_problem not in time_stepping_problems():
+        raise ConfigError(f"{path} holds {stored_problem} data; simulation supports "
+                          f"{', '.join(time_stepping_problems())}")
     if not (isinstance(samples, int) and samples >= 1):
         raise ConfigError(f"samples must be an integer >= 1 (got {samples!r})")
     dataset = make_dataset(config.replace(path=str(path), windows="first"), "test", samples)

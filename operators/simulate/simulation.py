@@ -13,7 +13,8 @@
   that step and re-anchors the window), sample by sample.
 
 When fewer past states are given than the operator reads, the solver makes the missing ones first.
-:attr:`Simulation.counts` records how many states each stepper produced.
+:attr:`Simulation.counts` records how many of the returned states each stepper produced (an operator
+call that makes ``step`` states past the requested count is cut there before it is checked or counted).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Simulation:
         self.indicator = ResidualIndicator(solver) if solver is not None else None
         self.states = initial
         self.counts = {"solver": 0, "operator": 0, "rejected": 0}
-        self.eta: list[torch.Tensor] = []  # per operator call: [B] indicator (max over the call's steps)
+        self.eta: list[torch.Tensor] = []  # per operator call: [B] indicator (max over the call's kept steps)
 
     @property
     def interval(self) -> float:
@@ -93,18 +94,17 @@ class Simulation:
                                       f"solver to make the missing ones")
                 self._append(self.solver.advance(self.states[:, -1:]), "solver")
             else:
-                self._operator_call()
-        out = self.states[:, start:target]
-        self.states = self.states[:, : target]
-        return out
+                self._operator_call(target - self.states.shape[1])
+        return self.states[:, start:target]
 
     def _append(self, new: torch.Tensor, by: str) -> None:
         self.states = torch.cat([self.states, new], dim=1)
         self.counts[by] += new.shape[0] * new.shape[1]
 
-    def _operator_call(self) -> None:
+    def _operator_call(self, wanted: int) -> None:
+        """One operator call; only its first ``wanted`` states are checked, counted and kept."""
         window = self.states[:, -self.operator.history:]
-        predicted = self.operator.advance(window)
+        predicted = self.operator.advance(window)[:, :wanted]
         if self.indicator is None:  # surrogate mode without a solver: stop on an instability
             if not bool(torch.isfinite(predicted).all()):
                 raise StabilityError(f"the operator's rollout is no longer finite after {self.states.shape[1]} states; "

@@ -1,11 +1,13 @@
 """The pdeop solver of a time-dependent family as a stepper on physical states.
 
 :class:`SolverStepper` advances states ``[B, *grid]`` (torch, any device) by ``interval`` time
-units with the family's own integrator (:mod:`solvers.navier_stokes`, :mod:`solvers.etdrk4`) in
-float64, so user code can call it exactly like an :class:`~operators.simulate.operator_stepper.OperatorStepper`.
-The integrator runs on the state's grid refined ``refine`` times (spectral interpolation up, every
-``refine``-th point back): ``refine`` equal to the dataset's ``internal_resolution / resolution``
-repeats the data generation except for the high modes the stored initial state no longer holds.
+units with the family's own integrator in float64 (what the family's
+:meth:`~pde_data.grid_settings.RecordedGridFamily.stepper` builds: :mod:`solvers.navier_stokes`,
+:mod:`solvers.etdrk4`), so user code can call it exactly like an
+:class:`~operators.simulate.operator_stepper.OperatorStepper`. The integrator runs on the state's
+grid refined ``refine`` times (spectral interpolation up, every ``refine``-th point back):
+``refine`` equal to the dataset's ``internal_resolution / resolution`` repeats the data generation
+except for the high modes the stored initial state no longer holds.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pde_data.family import get_family
+from pde_data.grid_settings import time_stepping_problems
 from solvers.errors import ConfigError
-
-#: the families this stepper integrates (their integrators are built by :meth:`SolverStepper._integrator`)
-PROBLEMS = ("navier-stokes", "kuramoto-sivashinsky", "burgers")
 
 
 @dataclasses.dataclass
@@ -31,7 +32,7 @@ class SolverStepper:
     Parameters
     ----------
     problem
-        One of :data:`PROBLEMS`.
+        A family that steps in time (:func:`~pde_data.grid_settings.time_stepping_problems`).
     settings
         The family's config dataclass (viscosity, forcing amplitude, ``dt``, scheme, lengths).
     interval
@@ -51,8 +52,11 @@ class SolverStepper:
     step: int = dataclasses.field(default=1, init=False)
 
     def __post_init__(self) -> None:
-        if self.problem not in PROBLEMS:
-            raise ConfigError(f"no pdeop time stepper for problem '{self.problem}' (expected one of {', '.join(PROBLEMS)})")
+        problems = time_stepping_problems()
+        if self.problem not in problems:
+            raise ConfigError(f"no pdeop time stepper for problem '{self.problem}' (expected one of "
+                              f"{', '.join(problems)})")
+        self.family = get_family(self.problem)(self.settings)
         substeps = self.interval / self.settings.dt
         if not (self.interval > 0 and abs(substeps - round(substeps)) <= 1e-9 * max(1.0, substeps)):
             raise ConfigError(f"the interval {self.interval:g} must be a positive whole multiple of the solver's "
@@ -64,7 +68,7 @@ class SolverStepper:
 
     def accepts(self, grid: tuple[int, ...]) -> str | None:
         """Why states on ``grid`` cannot be integrated, or None (spectral: even sizes, right axes)."""
-        axes = 2 if self.problem == "navier-stokes" else 1
+        axes = len(self.family.space_dims)
         if len(grid) != axes or any(n % 2 or n < 4 for n in grid) or len(set(grid)) != 1:
             return f"the {self.problem} solver needs {axes} equal even spatial sizes >= 4 (got {'x'.join(map(str, grid))})"
         return None
@@ -98,27 +102,12 @@ class SolverStepper:
         return torch.as_tensor(np.ascontiguousarray(coarse)).to(window.device, window.dtype).unsqueeze(1)
 
     def _integrator(self, n: int, rows: torch.Tensor | None) -> Any:
-        c = self.settings
-        if self.problem == "kuramoto-sivashinsky":
-            from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
-
-            if self.lengths is None:
-                return self._cached(n, lambda: kuramoto_sivashinsky_stepper(n, float(c.L[0]), c.dt))
+        """The family's float64 integrator on ``n`` points (cached unless per-sample lengths are in use)."""
+        if self.lengths is not None:  # per-sample coefficients: not cached
             lengths = self.lengths if rows is None else self.lengths[np.asarray(rows.cpu())]
-            return kuramoto_sivashinsky_stepper(n, lengths, c.dt)  # per-sample coefficients: not cached
-        if self.problem == "burgers":
-            from solvers.burgers import burgers_stepper
-
-            return self._cached(n, lambda: burgers_stepper(n, c.viscosity, c.dt))
-        from pde_data.families.navier_stokes import forcing_field
-        from solvers.navier_stokes import navier_stokes_stepper
-
-        forcing = forcing_field(n, c.forcing_amplitude) if c.forcing_amplitude else None
-        return self._cached(n, lambda: navier_stokes_stepper(n, c.viscosity, c.dt, forcing, c.scheme))
-
-    def _cached(self, n: int, build: Any) -> Any:
+            return self.family.stepper(n, lengths)
         if n not in self._cache:
-            self._cache[n] = build()
+            self._cache[n] = self.family.stepper(n)
         return self._cache[n]
 
 
@@ -149,12 +138,11 @@ def solver_from_dataset(attrs: Mapping[str, Any], time_subsample: int = 1, lengt
     file's ``internal_resolution / resolution``.
     """
     from pde_data.config import from_mapping
-    from pde_data.family import get_family
 
     problem = str(attrs.get("problem", ""))
-    if problem not in PROBLEMS:
+    if problem not in time_stepping_problems():
         raise ConfigError(f"the dataset holds '{problem}' data; simulation needs a time-dependent family "
-                          f"({', '.join(PROBLEMS)})")
+                          f"({', '.join(time_stepping_problems())})")
     payload = json.loads(str(attrs["config"]))
     settings = from_mapping(get_family(problem).config_class, payload["settings"], where="dataset config.settings.")
     if refine is None:

@@ -98,23 +98,55 @@ def export_surrogate(surrogate: Surrogate, inputs: tuple[torch.Tensor, ...], fmt
     with torch.no_grad(), reference_kernels():
         expected = module(*inputs)
         with resolution_free() if dynamic_grid else contextlib.nullcontext():
-            if fmt == "torchscript":
-                traced = torch.jit.trace(module, inputs, check_trace=False)
-                torch.jit.save(traced, str(path), _extra_files=extra_files)
-                reloaded = torch.jit.load(str(path))
-            else:
-                batch = torch.export.Dim("batch", min=1, max=4096)
-                spatial = {axis: torch.export.Dim.AUTO for axis in range(2, inputs[0].ndim)} if dynamic_grid else {}
-                shapes = tuple({0: batch, **spatial} for _ in inputs)
-                program = torch.export.export(module, inputs, dynamic_shapes=shapes)
-                torch.export.save(program, str(path), extra_files=extra_files)
-                reloaded = torch.export.load(str(path)).module()
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            spatial = {axis: torch.export.Dim.AUTO for axis in range(2, inputs[0].ndim)} if dynamic_grid else {}
+            reloaded = save_program(module, inputs, fmt, path, tuple({0: batch, **spatial} for _ in inputs),
+                                    extra_files)
         error = float((reloaded(*inputs) - expected).abs().max())
         for seed, grid in enumerate(check_grids, start=1):
             others = example_inputs(inputs[0].shape[1], inputs[1].shape[1] if len(inputs) > 1 else 0, grid,
                                     batch=3, seed=seed)
             error = max(error, float((reloaded(*others) - module(*others)).abs().max()))
     return error
+
+
+def save_program(module: nn.Module, inputs: tuple[torch.Tensor, ...], fmt: Format, path: Path,
+                 dynamic_shapes: tuple[dict[int, Any], ...], extra_files: dict[str, str]) -> Any:
+    """Trace ``module`` at ``inputs``, save it to ``path`` with ``extra_files`` and return the reloaded program.
+
+    ``dynamic_shapes`` gives, per input, its dynamic axes for ``torch-export``
+    (``torch.export.export(..., dynamic_shapes=...)``); TorchScript traces record the shape arithmetic
+    of the model and ignore it. The caller holds ``torch.no_grad()`` and the kernel context.
+    """
+    if fmt == "torchscript":
+        traced = torch.jit.trace(module, inputs, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files=extra_files)
+        return torch.jit.load(str(path))
+    program = torch.export.export(module, inputs, dynamic_shapes=dynamic_shapes)
+    torch.export.save(program, str(path), extra_files=extra_files)
+    return torch.export.load(str(path)).module()
+
+
+def check_outputs_finite(output: torch.Tensor, checkpoint: Any) -> float:
+    """The output scale ``max |output|`` of a model on a random input; ConfigError if not finite."""
+    if not bool(torch.isfinite(output).all()):
+        raise ConfigError(f"the model of {checkpoint} gives non-finite outputs on a random input; export "
+                          f"refuses it (its weights diverged or are damaged)")
+    return float(output.abs().max())
+
+
+def check_program_error(error: float, scale: float) -> None:
+    """Refuse a program whose largest difference to the model exceeds ``1e-4 * max(1, scale)`` (NaN too).
+
+    Raises
+    ------
+    RuntimeError
+        A bug in the export, not in the run.
+    """
+    tolerance = 1e-4 * max(scale, 1.0)
+    if not error <= tolerance:  # NaN fails here too
+        raise RuntimeError(f"the exported program differs from the model by {error:.3g} (output scale "
+                           f"{scale:.3g}, tolerance {tolerance:.3g})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,19 +180,13 @@ def export_run(loaded: Any, fmt: Format, path: Path, overwrite: bool = False) ->
     inputs = example_inputs(in_channels, len(protocol["conditioning"]), grid)
     with torch.no_grad():
         output = loaded.surrogate.eval()(*inputs)
-    if not bool(torch.isfinite(output).all()):
-        raise ConfigError(f"the model of {loaded.checkpoint} gives non-finite outputs on a random input of the "
-                          f"training shape; export refuses it (its weights diverged or are damaged)")
-    scale = float(output.abs().max())
-    tolerance = 1e-4 * max(scale, 1.0)
+    scale = check_outputs_finite(output, loaded.checkpoint)
     rule = grid_rule(loaded.surrogate.model, grid)
     checks = (tuple(2 * n for n in grid),) if rule.resolution_free else ()
     with staged_file(path, overwrite) as staged:
         error = export_surrogate(loaded.surrogate, inputs, fmt, staged, rule.resolution_free,
                                  protocol_files(loaded, rule), checks)
-        if not error <= tolerance:  # NaN fails here too
-            raise RuntimeError(f"the exported program differs from the model by {error:.3g} (output scale "
-                               f"{scale:.3g}, tolerance {tolerance:.3g})")
+        check_program_error(error, scale)
     signature = "forward(x)" if len(inputs) == 1 else "forward(x, cond)"
     space = ", ".join(map(str, grid)) if not rule.resolution_free else f"*grid ({rule.describe()})"
     shape = f"x: [batch, {inputs[0].shape[1]}, {space}]"
@@ -178,8 +204,6 @@ def protocol_files(loaded: Any, rule: GridRule) -> dict[str, str]:
     (the C++ example in ``examples/cpp_rollout``); ``pdeop_protocol.json`` holds the same plus the
     normalisers' statistics (they are also applied inside the program) and the run's metadata.
     """
-    import json
-
     surrogate, protocol = loaded.metadata["surrogate"], loaded.metadata["protocol"]
     grid = loaded.metadata["grid"]
     lines = {"history": surrogate.get("history"), "step": surrogate.get("step"),
@@ -190,9 +214,16 @@ def protocol_files(loaded: Any, rule: GridRule) -> dict[str, str]:
              "min_grid": " ".join(map(str, rule.fixed or rule.minimum)),
              "grid_multiple": " ".join(map(str, (1,) * len(grid["shape"]) if rule.fixed else rule.multiple)),
              "resolution_free": int(rule.resolution_free), "periodic": int(bool(grid["periodic"]))}
-    text = "".join(f"{key} {value}\n" for key, value in lines.items() if value not in (None, ""))
     payload = {"protocol": protocol, "surrogate": surrogate, "grid": {k: grid[k] for k in ("dims", "shape", "periodic")},
                "grids": rule.describe(), "resolution_free": rule.resolution_free,
                "normalizers": getattr(loaded.surrogate.operator, "normalizers", None),
                "run_config": loaded.metadata.get("run_config")}
+    return protocol_extra_files(lines, payload)
+
+
+def protocol_extra_files(lines: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
+    """``pdeop_protocol.txt`` (one ``key value`` line per set item of ``lines``) and ``pdeop_protocol.json``."""
+    import json
+
+    text = "".join(f"{key} {value}\n" for key, value in lines.items() if value not in (None, ""))
     return {PROTOCOL_TEXT: text, PROTOCOL_JSON: json.dumps(payload, sort_keys=True, default=str)}

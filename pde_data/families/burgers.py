@@ -32,7 +32,7 @@ from pde_data.grid_settings import (RESOLVED_DECADES, RecordedGrid, RecordedGrid
 from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.burgers import burgers_stepper
 from solvers.devices import on_device
-from solvers.etdrk4 import advection_1d_bytes
+from solvers.etdrk4 import ETDRK4, advection_1d_bytes
 from solvers.spectral import dealias_mask
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -141,12 +141,15 @@ class Burgers(RecordedGridFamily):
         u = periodic_grf(sample_rng(seed, index, INITIAL_STREAM), (n,), c.ic_alpha, c.ic_tau, c.ic_sigma)
         return np.fft.irfft(np.fft.rfft(u) * dealias_mask(n)[: n // 2 + 1], n=n)
 
+    def stepper(self, n: int, lengths: np.ndarray | None = None, dtype: str = "float64") -> ETDRK4:
+        """The ETDRK4 integrator of the config's viscosity and ``dt`` on ``n`` points (see the base)."""
+        return burgers_stepper(n, self.config.viscosity, self.config.dt, dtype=np.dtype(dtype))
+
     def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = on_device(burgers_stepper(c.internal_resolution, c.viscosity, c.dt, dtype=np.dtype(c.precision)),
-                            self.device)
+        stepper = on_device(self.stepper(c.internal_resolution, dtype=c.precision), self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                             progress=self.report_progress)
         return {"u": u}

@@ -34,7 +34,7 @@ from pde_data.config import check
 from pde_data.family import Layout, Variable, register_family, sample_rng
 from pde_data.grid_settings import RecordedGrid, RecordedGridFamily, kept_modes, safe_bound
 from solvers.devices import on_device
-from solvers.etdrk4 import advection_1d_bytes
+from solvers.etdrk4 import ETDRK4, advection_1d_bytes
 from solvers.kuramoto_sivashinsky import kuramoto_sivashinsky_stepper
 from solvers.stability import RK4_IMAGINARY_LIMIT
 
@@ -204,13 +204,19 @@ class KuramotoSivashinsky(RecordedGridFamily):
         u = coefficients[0] @ np.cos(modes) + coefficients[1] @ np.sin(modes)
         return u / np.max(np.abs(u))
 
+    def stepper(self, n: int, lengths: np.ndarray | None = None, dtype: str = "float64") -> ETDRK4:
+        """The ETDRK4 integrator of the config's ``dt`` on ``n`` points, with the per-sample ``lengths``
+        when given (else the config's ``L``; see the base)."""
+        c = self.config
+        return kuramoto_sivashinsky_stepper(n, c.L[0] if lengths is None else lengths, c.dt, np.dtype(dtype))
+
     def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
         lengths = np.array([self.length(i, seed) for i in indices])
         u0 = np.stack([self.initial_condition(i, seed) for i in indices])
-        stepper = on_device(kuramoto_sivashinsky_stepper(c.internal_resolution, lengths if c.varying_length else c.L[0],
-                                                         c.dt, np.dtype(c.precision)), self.device)
+        stepper = on_device(self.stepper(c.internal_resolution, lengths if c.varying_length else None, c.precision),
+                            self.device)
         u = stepper.rollout(u0, c.steps_per_record, c.records, warmup_steps=c.warmup_steps, stride=c.stride,
                             labels=list(indices), progress=self.report_progress)
         out = {"u": u}

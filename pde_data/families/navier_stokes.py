@@ -39,6 +39,7 @@ from pde_data.random_fields import periodic_grf, periodic_grf_variance
 from solvers.devices import on_device
 from solvers.etdrk4 import ETDRK4
 from solvers.navier_stokes import SCHEME_CFL_LIMITS, VorticityAdvection, VorticityCN, navier_stokes_stepper
+from solvers.rollout import Rollout
 
 #: random stream of the initial vorticity (see :func:`pde_data.family.sample_rng`)
 INITIAL_STREAM = 0
@@ -193,12 +194,16 @@ class NavierStokes(RecordedGridFamily):
         n = c.internal_resolution
         return periodic_grf(sample_rng(seed, index, INITIAL_STREAM), (n, n), c.ic_alpha, c.ic_tau, c.sigma)
 
+    def stepper(self, n: int, lengths: np.ndarray | None = None, dtype: str = "float64") -> Rollout:
+        """The vorticity integrator of the config's scheme, ``dt`` and forcing on ``n^2`` points (see the base)."""
+        c = self.config
+        forcing = forcing_field(n, c.forcing_amplitude) if c.forcing_amplitude else None
+        return navier_stokes_stepper(n, c.viscosity, c.dt, forcing, c.scheme, np.dtype(dtype))
+
     def generate(self, indices: Sequence[int], seed: int) -> dict[str, np.ndarray]:
         """Integrate the samples ``indices`` together and return their stored snapshots."""
         c = self.config
-        forcing = forcing_field(c.internal_resolution, c.forcing_amplitude) if c.forcing_amplitude else None
-        solver = on_device(navier_stokes_stepper(c.internal_resolution, c.viscosity, c.dt, forcing, c.scheme,
-                                                 np.dtype(c.precision)), self.device)
+        solver = on_device(self.stepper(c.internal_resolution, dtype=c.precision), self.device)
         w0 = np.stack([self.initial_vorticity(i, seed) for i in indices])
         w = solver.rollout(w0, c.steps_per_record, c.records, stride=c.stride, labels=list(indices),
                            progress=self.report_progress)

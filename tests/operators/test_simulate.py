@@ -168,3 +168,39 @@ def test_grid_the_model_cannot_take_is_refused():
                    tolerance=0.1)
     with pytest.raises(ConfigError, match="multiple of"):
         SolverStepper("burgers", family.config, 0.0015)
+
+
+class _RepeatLast(_Persistence):
+    """A 'model' with step 3: the last state three times (persistence over three steps, in float64)."""
+
+    def forward(self, x):
+        return self.factor * x[:, -1:].repeat(1, 3, *([1] * (x.ndim - 2)))
+
+
+def test_steps_past_the_requested_count_are_neither_kept_nor_counted():
+    """An operator making 3 states per call, asked for 4 states, makes 6; only 4 are returned, kept,
+    counted and (hybrid) checked or redone by the solver."""
+    family = _family("burgers", **BURGERS)
+    solver = SolverStepper("burgers", family.config, 0.004)
+    start = _burgers_start()  # 3 samples
+    operator = OperatorStepper(Surrogate(_Wrapped(_RepeatLast()), history=1, step=3), 0.004, (32,))
+    surrogate = Simulation(start, operator=operator, mode="surrogate")
+    assert torch.equal(surrogate.advance(4), start.expand(-1, 4, -1))
+    assert surrogate.states.shape[1] == 5 and surrogate.counts == {"solver": 0, "operator": 12, "rejected": 0}
+    # persistence has eta = 1: tolerance 0.5 rejects every step, so the solver makes exactly the 4 states
+    hybrid = Simulation(start, operator=operator, solver=solver, mode="hybrid", tolerance=0.5)
+    assert torch.equal(hybrid.advance(4), Simulation(start, solver=solver, mode="solver").advance(4))
+    assert hybrid.counts == {"solver": 12, "operator": 0, "rejected": 6}  # 2 calls x 3 samples
+    assert [eta.shape for eta in hybrid.eta] == [(3,), (3,)]
+    hybrid.advance(2)  # continues from the 5 kept states
+    assert hybrid.states.shape[1] == 7 and hybrid.counts["solver"] == 18
+
+
+def test_the_families_describe_their_time_stepper():
+    """The stepping families are the recorded-grid ones (what their steppers compute is checked against
+    their own data by test_solver_stepper_reproduces_the_family); an elliptic family has none."""
+    from pde_data.grid_settings import time_stepping_problems
+
+    assert time_stepping_problems() == ("burgers", "kuramoto-sivashinsky", "navier-stokes")
+    with pytest.raises(ConfigError, match="no pdeop time stepper for problem 'darcy'"):
+        SolverStepper("darcy", None, 1.0)
