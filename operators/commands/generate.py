@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="elliptic problems: a trained run (same problem and resolution) whose prediction starts "
                              "each solve and whose residual-correction network (trained first, cost printed) "
                              "preconditions it; solutions still meet rtol")
+    parser.add_argument("--warm-start-epochs", type=int, default=30, metavar="N",
+                        help="epochs of the warm start's correction network (default 30; its cost is printed)")
     parser.add_argument("--chunk-size", type=int, help="samples computed together (never changes the results)")
     parser.add_argument("--out", required=True, help="output file (.h5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -79,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
     warm_start = None
     if args.warm_start is not None:
-        from operators.krylov import warm_start_from_run
+        from operators.krylov import CorrectionSettings, warm_start_from_run
 
-        warm_start = warm_start_from_run(args.warm_start, config.problem, config.settings, log=log)
+        warm_start = warm_start_from_run(args.warm_start, config.problem, config.settings, log=log,
+                                         correction=CorrectionSettings(epochs=args.warm_start_epochs))
         if log is not None and warm_start.correction is not None:
             log(f"warm start: correction network trained in {warm_start.correction.seconds:.1f} s "
                 f"(relative L2 {warm_start.correction.final_loss:.3f})")
