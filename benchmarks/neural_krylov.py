@@ -5,7 +5,7 @@ N unseen samples (seed 12345; the runs trained on seed-0 data) are solved in the
 order, side by side in this process, every answer's true relative residual checked:
 
 * ``cold``     the warm start's Krylov method without the model: flexible CG preconditioned by
-               symmetric Gauss–Seidel (Darcy, SPD) / FGMRES(30) with ILU(0) (Helmholtz), from zero;
+               symmetric Gauss–Seidel (Darcy, SPD) / FGMRES(30) with the family's ILU (Helmholtz), from zero;
 * ``guess``    the same, started from the run's prediction (``x0`` only);
 * ``neural``   the warm-start path of the generator (``EllipticFamily.solve`` with a
                :class:`~operators.krylov.NeuralWarmStart`): the prediction as ``x0`` and the
@@ -57,26 +57,25 @@ def trained_run(name: str, given: str | None, quick: bool) -> Path | None:
 def solve_all(family: Any, systems: list, solve: Any) -> dict[str, Any]:
     """Solve every system with ``solve(system) -> SolveResult``; totals and the worst true residual."""
     start = time.perf_counter()
-    matvecs, worst, retries = 0, 0.0, 0
+    matvecs, worst, retries, missed = 0, 0.0, 0, 0
     for system in systems:
         result = solve(system)
         residual = float(np.linalg.norm(system.b - system.A @ result.x) / np.linalg.norm(system.b))
-        if not residual <= RTOL:
-            raise AssertionError(f"sample {system.index}: residual {residual:.3g} > {RTOL}")
+        missed += int(not residual <= RTOL)  # only a bare method can miss: the generator's paths fall back
         matvecs += result.matvecs
         worst = max(worst, residual)
         retries += result.retries
     n = len(systems)
     return {"matvecs": matvecs / n, "seconds": (time.perf_counter() - start) / n, "worst_residual": worst,
-            "retries": retries}
+            "retries": retries, "missed_rtol": missed}
 
 
 def measure(problem: str, resolution: int, n: int, run: Path | None, correction: Any) -> tuple[list, dict]:
     from operators.krylov import NeuralWarmStart, warm_start_from_run
     from pde_data.family import get_family
     from pde_data.pipeline import resolve_config
+    from pde_data.warm_start import build_smoother
     from solvers.neural_krylov import NeuralKrylovSettings, neural_solve
-    from solvers.preconditioners import build_preconditioner
     from solvers.sequence import SequenceSolver
 
     preset, _ = PROBLEMS[problem]
@@ -100,7 +99,7 @@ def measure(problem: str, resolution: int, n: int, run: Path | None, correction:
             guess = None
             if with_guess and warm.surrogate is not None:
                 guess = family.solution_vector(warm.predict(inputs[system.index]))
-            smoother = build_preconditioner(warm.smoother, system.A, symmetric=family.traits().symmetric)
+            smoother = build_smoother(family, warm.smoother, system.A)
             return neural_solve(system.A, system.b, smoother, None, guess=guess, spd=spd, settings=settings)
         return solve
 
@@ -149,7 +148,7 @@ def main() -> None:
     from operators.krylov import CorrectionSettings
 
     n = args.systems or (4 if args.quick else 20)
-    resolution = 17 if args.quick else args.resolution
+    resolution = 25 if args.quick else args.resolution  # 25: six points per wavelength at k = 24
     correction = CorrectionSettings(pairs=64, epochs=8) if args.quick else CorrectionSettings()
     rows, summary = [], {}
     for problem in args.problems:
@@ -159,7 +158,7 @@ def main() -> None:
         rows += problem_rows
         summary[problem] = problem_summary
     print(format_table(rows, ["problem", "method", "systems", "matvecs", "seconds", "inference_seconds",
-                              "worst_residual", "retries"]))
+                              "worst_residual", "retries", "missed_rtol"]))
     for problem, values in summary.items():
         print(problem, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in values.items()})
     print(write_results("neural_krylov", rows, summary, args.out))

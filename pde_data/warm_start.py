@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from solvers.neural_krylov import NeuralKrylovSettings, neural_solve
 from solvers.preconditioners import build_preconditioner
 from solvers.result import SolveResult
+from solvers.sequence import default_preconditioner_options
 
 if TYPE_CHECKING:
     from pde_data.elliptic import EllipticFamily
@@ -49,6 +50,13 @@ class WarmStart(Protocol):
 
     def correct(self, inputs: Fields, residual: Fields) -> Fields:
         """The error fields ``A^-1 r`` predicted from the input fields and the residual ``r`` as fields."""
+
+
+def build_smoother(family: EllipticFamily, kind: str, A: sp.spmatrix) -> object:
+    """The cycle's smoother ``kind`` for ``A``, with the options the family's solver would use
+    (:func:`~solvers.sequence.default_preconditioner_options`: a near-complete ILU for indefinite systems)."""
+    traits = family.traits()
+    return build_preconditioner(kind, A, symmetric=traits.symmetric, **default_preconditioner_options(kind, traits))
 
 
 def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int, inputs: Fields,
@@ -85,7 +93,7 @@ def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int,
     def correction(r: np.ndarray) -> np.ndarray:
         return family.solution_vector(warm_start.correct(inputs, family.solution_fields(r)))
 
-    smoother = build_preconditioner(warm_start.smoother, A, symmetric=family.traits().symmetric)
+    smoother = build_smoother(family, warm_start.smoother, A)
     result = neural_solve(A, b, smoother, correction, guess=guess, spd=family.traits().spd,
                           settings=NeuralKrylovSettings(rtol=rtol))
     if result.converged and result.residual <= rtol:

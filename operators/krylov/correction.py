@@ -24,8 +24,8 @@ import torch
 from operators.models.fno import FNO, FNOConfig
 from pde_data.elliptic import EllipticFamily
 from pde_data.random_fields import neumann_grf
+from pde_data.warm_start import build_smoother
 from solvers.errors import ConfigError
-from solvers.preconditioners import build_preconditioner
 
 #: smoothness exponents of the random errors before relaxation (one drawn per pair and field)
 ERROR_ALPHAS = (1.0, 1.5, 2.0, 2.5)
@@ -150,7 +150,7 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
         errors = {name: neumann_grf(rng, K, alpha=float(rng.choice(ERROR_ALPHAS)), tau=family.config.tau, dim=dim)
                   for name in names}
         e = family.solution_vector(errors)
-        S = build_preconditioner(smoother, A, symmetric=family.traits().symmetric)
+        S = build_smoother(family, smoother, A)
         for _ in range(settings.sweeps):
             e = e - S @ (A @ e)
         samples_in.append(_log_inputs(family, inputs))

@@ -4,8 +4,8 @@
 checks that it was trained on the problem and grid being generated, trains the residual-to-error
 network (:mod:`operators.krylov.correction`) for the family, and returns a
 :class:`NeuralWarmStart`: the run's prediction as the initial guess, the correction network inside
-the two-level cycle, symmetric Gauss–Seidel (``sor``) as the smoother of SPD families and ILU(0)
-otherwise.
+the two-level cycle, symmetric Gauss–Seidel (``sor``) as the smoother of SPD families and the
+family solver's ILU otherwise.
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ class NeuralWarmStart:
 
 
 def smoother_for(family: EllipticFamily) -> str:
-    """The cycle's smoother: symmetric Gauss–Seidel for SPD families, ILU(0) otherwise."""
-    return "sor" if family.traits().spd else "ilu0"
+    """The cycle's smoother: symmetric Gauss–Seidel for SPD families; otherwise the ILU the family's
+    solver uses (ILU(0) and Gauss–Seidel leave FGMRES stagnating on the indefinite Helmholtz systems)."""
+    return "sor" if family.traits().spd else "ilu"
 
 
 def run_problem(run_dir: Path, data_path: str, generate: Any) -> str:
