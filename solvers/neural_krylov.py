@@ -32,8 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from solvers.errors import ConfigError
-from solvers.flexible import fgmres, flexible_cg
-from solvers.linear_system import as_matvec
+from solvers.flexible import CountedMatrix, fgmres, flexible_cg
 from solvers.result import SolveResult
 
 Vector = np.ndarray
@@ -45,20 +44,8 @@ class Correction(Protocol):
     def __call__(self, residual: Vector) -> Vector: ...
 
 
-class _CountedMatrix:
-    """``A @ v`` with a count of the products (shared by the cycle and the Krylov method)."""
-
-    def __init__(self, A: Any) -> None:
-        self._apply = as_matvec(A)
-        self.calls = 0
-
-    def __call__(self, v: Vector) -> Vector:
-        self.calls += 1
-        return np.asarray(self._apply(v), dtype=np.float64).reshape(-1)
-
-
 def two_level_cycle(A: Any, smoother: Any, correction: Correction,
-                    counter: _CountedMatrix | None = None) -> Callable[[Vector], Vector]:
+                    counter: CountedMatrix | None = None) -> Callable[[Vector], Vector]:
     """The multiplicative cycle ``z = S r; z += N(r - A z); z += S (r - A z)`` as a callable ``r -> z``.
 
     Parameters
@@ -77,7 +64,7 @@ def two_level_cycle(A: Any, smoother: Any, correction: Correction,
     callable
         The nonlinear preconditioner (not symmetric, not linear: use a flexible Krylov method).
     """
-    matvec = counter if counter is not None else _CountedMatrix(A)
+    matvec = counter if counter is not None else CountedMatrix(A)
 
     def cycle(r: Vector) -> Vector:
         z = np.asarray(smoother @ r, dtype=np.float64)
@@ -147,7 +134,7 @@ def neural_solve(A: sp.spmatrix, b: Vector, smoother: Any, correction: Correctio
         (the cycle's included); ``residual`` is the true relative residual of ``x``.
     """
     start = time.perf_counter()
-    counter = _CountedMatrix(A)
+    counter = CountedMatrix(A)
     M = smoother if correction is None else two_level_cycle(A, smoother, correction, counter)
     if spd:
         result = flexible_cg(A, b, x0=guess, rtol=settings.rtol, maxiter=settings.maxiter, M=M,
