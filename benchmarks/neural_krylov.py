@@ -143,13 +143,15 @@ def main() -> None:
     p.add_argument("--darcy-run", help="a trained darcy run at --resolution (default: train the shipped config)")
     p.add_argument("--helmholtz-run", help="a trained helmholtz run at --resolution")
     p.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    p.add_argument("--sweeps", type=int, default=1, help="smoother sweeps relaxing the training errors (default 1)")
     args = p.parse_args()
     set_threads(args.threads)
     from operators.krylov import CorrectionSettings
 
     n = args.systems or (4 if args.quick else 20)
     resolution = 25 if args.quick else args.resolution  # 25: six points per wavelength at k = 24
-    correction = CorrectionSettings(pairs=64, epochs=8) if args.quick else CorrectionSettings()
+    correction = (CorrectionSettings(pairs=64, epochs=8, sweeps=args.sweeps) if args.quick
+                  else CorrectionSettings(sweeps=args.sweeps))
     rows, summary = [], {}
     for problem in args.problems:
         given = args.darcy_run if problem == "darcy" else args.helmholtz_run
