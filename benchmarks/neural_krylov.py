@@ -143,7 +143,7 @@ def main() -> None:
     p.add_argument("--darcy-run", help="a trained darcy run at --resolution (default: train the shipped config)")
     p.add_argument("--helmholtz-run", help="a trained helmholtz run at --resolution")
     p.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    p.add_argument("--sweeps", type=int, default=1, help="smoother sweeps relaxing the training errors (default 1)")
+    p.add_argument("--sweeps", type=int, default=2, help="smoother sweeps relaxing the training errors (default 2)")
     args = p.parse_args()
     set_threads(args.threads)
     from operators.krylov import CorrectionSettings

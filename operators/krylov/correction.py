@@ -59,7 +59,7 @@ class CorrectionSettings:
     modes: int = 12
     layers: int = 4
     seed: int = 0
-    sweeps: int = 1
+    sweeps: int = 2
 
     def __post_init__(self) -> None:
         for name in ("pairs", "epochs", "batch_size", "width", "modes", "layers"):
