@@ -46,17 +46,19 @@ from pde_data.config import check, check_power
 from pde_data.family import Family, Layout, Variable, merge_summaries, sample_rng
 from pde_data.finite_differences import embed_interior, grid_spacing, interior
 from pde_data.random_fields import neumann_grf
+from pde_data.conditioning import SINGULAR_CONDITION, check_conditioning, condition_lower_bound
+from pde_data.solve_statistics import SampleStats, statistics_row, statistics_variables
+from pde_data.warm_start import WarmStart, accelerated_solve
 from solvers.errors import SolverError
 from solvers.preconditioners import PRECONDITIONERS
 from solvers.result import SolveResult
-from solvers.registry import method_class, method_codes, solver_choices
-from solvers.sequence import FALLBACK, SequenceSolver
+from solvers.registry import method_class, solver_choices
+from solvers.sequence import SequenceSolver
 from solvers.sorting import low_mode_features, similarity_order
 from solvers.traits import ProblemTraits, choose_method
 
-#: a matrix whose condition number provably exceeds this is reported as singular
-SINGULAR_CONDITION = 1e12
-
+__all__ = ["SINGULAR_CONDITION", "EllipticConfig", "EllipticFamily", "SampleStats", "System",
+           "condition_lower_bound", "solver_bytes"]
 
 @dataclasses.dataclass(frozen=True)
 class EllipticConfig:
@@ -150,31 +152,6 @@ class System:
     features: np.ndarray
 
 
-@dataclasses.dataclass
-class SampleStats:
-    """Per-sample totals over the solves of one sample (one, or one per time step)."""
-
-    iterations: int = 0
-    matvecs: int = 0
-    residual: float = 0.0
-    seconds: float = 0.0
-    retries: int = 0
-    methods: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    def add(self, result: SolveResult) -> None:
-        self.iterations += result.iterations
-        self.matvecs += result.matvecs
-        self.residual = max(self.residual, result.residual)
-        self.seconds += result.seconds
-        self.retries += result.retries
-        self.methods[result.method] = self.methods.get(result.method, 0) + 1
-
-    def method_code(self) -> int:
-        """Code of the method that produced most of this sample's solves (ties: the fallback, the stronger)."""
-        best = max(self.methods.items(), key=lambda item: (item[1], item[0] == FALLBACK))
-        return method_class(best[0]).code
-
-
 class EllipticFamily(Family):
     """Base of the families ``darcy``, ``poisson``, ``helmholtz``, ``convection-diffusion``, ``heat``, 3D.
 
@@ -201,6 +178,8 @@ class EllipticFamily(Family):
         super().__init__(config)
         self._solver: SequenceSolver | None = None
         self._finished: list[dict[str, Any]] = []  # summaries of the sequences' solvers already restarted
+        #: a trained model's help with each sample's solve (:mod:`pde_data.warm_start`), or None
+        self.warm_start: WarmStart | None = None
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -294,7 +273,7 @@ class EllipticFamily(Family):
         dims = ("sample",) + self.grid_dims
         variables = {name: Variable(dims, self.config.dtype, {"long_name": text}) for name, text in self.inputs.items()}
         variables.update(self.solution_variables())
-        variables.update(_statistics_variables())
+        variables.update(statistics_variables())
         return variables
 
     def dimension_sizes(self) -> dict[str, int]:
@@ -385,17 +364,24 @@ class EllipticFamily(Family):
         return self._solver
 
     def solve(self, index: int, A: sp.csr_matrix, b: np.ndarray, x0: np.ndarray | None = None,
-              step: int | None = None) -> SolveResult:
-        """Solve one system of sample ``index`` with the persistent solver; reject numerically singular ones."""
+              step: int | None = None, inputs: dict[str, np.ndarray] | None = None) -> SolveResult:
+        """Solve one system of sample ``index`` with the persistent solver; reject numerically singular ones.
+
+        With :attr:`warm_start` set and the sample's ``inputs`` given, the trained model accelerates
+        the solve (:func:`~pde_data.warm_start.accelerated_solve`; the same verified tolerance).
+        """
         label = f"sample {index}" if step is None else f"sample {index}, step {step}"
-        result = self.solver.solve(A, b, x0=x0, label=label)
-        _check_conditioning(label, A, b, result.x)
+        if self.warm_start is not None and inputs is not None:
+            result = accelerated_solve(self, self.warm_start, index, inputs, A, b)
+        else:
+            result = self.solver.solve(A, b, x0=x0, label=label)
+        check_conditioning(label, A, b, result.x)
         return result
 
     def solve_sample(self, index: int, inputs: dict[str, np.ndarray], stats: SampleStats) -> dict[str, np.ndarray]:
         """Solve sample ``index`` and return its stored solution fields (adds to ``stats``)."""
         A, b = self.assemble(inputs)
-        result = self.solve(index, A, b)
+        result = self.solve(index, A, b, inputs=inputs)
         stats.add(result)
         return self.solution_fields(result.x)
 
@@ -417,7 +403,7 @@ class EllipticFamily(Family):
             inputs = self._checked_inputs(int(i), seed)
             stats = SampleStats()
             fields = self.solve_sample(int(i), inputs, stats)
-            rows.append({**inputs, **fields, **_statistics_row(stats)})
+            rows.append({**inputs, **fields, **statistics_row(stats)})
             self.report_progress((done + 1) / len(indices))
         layout_vars = self.layout().variables
         return {name: np.asarray([row[name] for row in rows], dtype=var.dtype) for name, var in layout_vars.items()}
@@ -464,44 +450,3 @@ def solver_bytes(family: EllipticFamily, n: int, nnz: int) -> int:
     return int(vectors + 20 * 12 * nnz)
 
 
-def _statistics_variables() -> dict[str, Variable]:
-    codes = method_codes()
-    return {
-        "iterations": Variable(("sample",), "int32", {"long_name": "Krylov iterations, summed over retries and steps"}),
-        "matvecs": Variable(("sample",), "int64",
-                            {"long_name": "matrix-vector products incl. recycling overhead and residual checks"}),
-        "residual": Variable(("sample",), "float64",
-                             {"long_name": "true relative residual ||b - A u|| / ||b|| of the float64 solution "
-                                           "(max over steps)"}),
-        "solve_seconds": Variable(("sample",), "float64", {"long_name": "wall time of the solves", "units": "s"}),
-        "solver": Variable(("sample",), "int8", {"long_name": "method that produced the solution",
-                                                 "flag_values": np.array(list(codes), dtype=np.int8),
-                                                 "flag_meanings": " ".join(codes.values())}),
-        "retries": Variable(("sample",), "int32", {"long_name": "stronger methods needed after the requested one"}),
-    }
-
-
-def _statistics_row(stats: SampleStats) -> dict[str, Any]:
-    return {"iterations": stats.iterations, "matvecs": stats.matvecs, "residual": stats.residual,
-            "solve_seconds": stats.seconds, "solver": stats.method_code(), "retries": stats.retries}
-
-
-def condition_lower_bound(A: sp.spmatrix, b: np.ndarray, x: np.ndarray) -> float:
-    """A provable lower bound of ``cond_2(A)`` from one solve: ``max_j ||A e_j|| * ||x|| / ||b||``.
-
-    ``||A||_2`` is at least any column's norm and ``||A^-1||_2 >= ||x|| / ||A x||``, and ``A x`` is
-    ``b`` to within the verified tolerance.
-    """
-    bnorm = float(np.linalg.norm(b))
-    if bnorm == 0:
-        return 1.0
-    column = float(np.sqrt(np.asarray(abs(sp.csr_matrix(A)).power(2).sum(axis=0)).max()))
-    return column * float(np.linalg.norm(x)) / bnorm
-
-
-def _check_conditioning(label: str, A: sp.spmatrix, b: np.ndarray, x: np.ndarray) -> None:
-    bound = condition_lower_bound(A, b, x)
-    if not bound <= SINGULAR_CONDITION:
-        raise SolverError(f"{label}: the system is numerically singular (condition number >= {bound:.3g}); "
-                          "its solution would be meaningless — move the parameters away from the "
-                          "resonance or degeneracy (e.g. a Helmholtz wavenumber at a Dirichlet eigenvalue)")

@@ -22,7 +22,9 @@ import numpy as np
 from pde_data import chunk_timeline, output_files, resources, storage
 from pde_data.chunking import ChunkRunner, open_runner, plan_chunks
 from pde_data.config import apply_overrides, coerce, configs_root, from_mapping, load_yaml, merge, to_mapping
+from pde_data.elliptic import EllipticFamily
 from pde_data.family import Family, get_family
+from pde_data.warm_start import WarmStart
 from solvers.devices import check_device, device_kind, uses_torch
 from solvers.errors import ConfigError, PdeopError
 from solvers.version import __version__
@@ -130,6 +132,7 @@ def generate_dataset(
     workers: int | None = None,
     scheduler: str | None = None,
     scheduler_timeout: float | None = None,
+    warm_start: WarmStart | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) the dataset file ``out`` for ``config``.
 
@@ -161,6 +164,11 @@ def generate_dataset(
     scheduler_timeout
         Seconds to reach the scheduler and see a worker (default
         :data:`pde_data.distributed.DEFAULT_TIMEOUT`).
+    warm_start
+        A trained model's help with the linear solves of an elliptic family
+        (:class:`~pde_data.warm_start.WarmStart`, made by ``operators.krylov.warm_start_from_run``);
+        every stored solution still meets ``rtol``. Runs in this process (not with ``workers`` or
+        ``scheduler``).
 
     Returns
     -------
@@ -180,6 +188,8 @@ def generate_dataset(
     say = log or (lambda message: None)
     family: Family = get_family(config.problem)(config.settings)
     family.device = _check_device(family, device, distributed=workers is not None or scheduler is not None)
+    if warm_start is not None:
+        _attach_warm_start(family, warm_start, distributed=workers is not None or scheduler is not None)
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"chunk size must be an integer >= 1 (got {chunk_size})")
     out = output_files.resolve_output(out)
@@ -248,6 +258,15 @@ def _fill(target: Path, created: bool, config: ResolvedConfig, family: Family, r
         raise ConfigError(f"ran out of memory computing a chunk of {chunk} samples; use --chunk-size "
                           f"{max(1, chunk // 2)} (it never changes the results) or free memory") from None
     return computed, summary
+
+
+def _attach_warm_start(family: Family, warm_start: WarmStart, distributed: bool) -> None:
+    if not isinstance(family, EllipticFamily):
+        raise ConfigError(f"warm start: problem {family.name!r} has no linear solves to accelerate; "
+                          "use it with an elliptic problem (darcy, poisson, helmholtz, ...)")
+    if distributed:
+        raise ConfigError("warm start runs the model in this process: drop --workers/--scheduler")
+    family.warm_start = warm_start
 
 
 def _check_device(family: Family, device: str, distributed: bool) -> str:

@@ -53,7 +53,7 @@ def _check_options(rtol: float, atol: float, maxiter: int, name: str, value: int
         raise ConfigError(f"{name} must be an integer >= {low} (got {value!r})")
 
 
-class _Counter:
+class CountedMatrix:
     """``A @ v`` with a count of the products."""
 
     def __init__(self, A: Operator) -> None:
@@ -216,13 +216,13 @@ def fgmres(A: Operator, b: np.ndarray, x0: np.ndarray | None = None, rtol: float
 
 
 def _setup(A: Operator, b: np.ndarray, x0: np.ndarray | None, M: Any, rtol: float,
-           atol: float) -> tuple[np.ndarray, np.ndarray, "_Counter", Preconditioner, float, float]:
+           atol: float) -> tuple[np.ndarray, np.ndarray, "CountedMatrix", Preconditioner, float, float]:
     """What both solvers start from: the checked ``b``, the first iterate, the counted operator and
     preconditioner, ``||b||`` and the residual norm to reach (``max(rtol ||b||, atol)``)."""
     b = check_system(A, b)
     x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=np.float64).reshape(-1)
     bnorm = float(np.linalg.norm(b))
-    return b, x, _Counter(A), _preconditioner(M), bnorm, max(rtol * bnorm, atol)
+    return b, x, CountedMatrix(A), _preconditioner(M), bnorm, max(rtol * bnorm, atol)
 
 
 def _orthogonalise(V: np.ndarray, w: np.ndarray, h: np.ndarray) -> None:
@@ -255,7 +255,7 @@ def _fgmres_update(x: np.ndarray, Z: np.ndarray, H: np.ndarray, g: np.ndarray, u
     return x + y @ Z[:keep]
 
 
-def _result(x: np.ndarray, b: np.ndarray, matvec: _Counter, bnorm: float, target: float, iterations: int,
+def _result(x: np.ndarray, b: np.ndarray, matvec: CountedMatrix, bnorm: float, target: float, iterations: int,
             applications: int, cycles: int, start: float, method: str, absolute: float | None = None) -> SolveResult:
     """The SolveResult of ``x``; its true residual ``absolute`` is recomputed when not given."""
     if absolute is None:

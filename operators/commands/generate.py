@@ -1,6 +1,9 @@
 """Generate a PDE dataset file (resumable; rerun the same command to continue after a crash).
 
 Example: pdeop generate navier-stokes --preset fno --samples 4 --set internal_resolution=64 --out ns.h5
+
+With ``--warm-start RUN`` a trained static run of the same elliptic problem and grid accelerates
+every linear solve (:mod:`operators.krylov`); each stored solution still meets ``rtol``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", help="linear solver for elliptic families: auto|skr|gcrodr|gmres|cg|amg|direct "
                                          "(shorthand for --set solver=NAME)")
     parser.add_argument("--seed", type=int, help="random seed; sample i depends only on (seed, i)")
+    parser.add_argument("--warm-start", metavar="RUN",
+                        help="elliptic problems: a trained run (same problem and resolution) whose prediction starts "
+                             "each solve and whose residual-correction network (trained first, cost printed) "
+                             "preconditions it; solutions still meet rtol")
+    parser.add_argument("--warm-start-epochs", type=int, default=30, metavar="N",
+                        help="epochs of the warm start's correction network (default 30; its cost is printed)")
     parser.add_argument("--chunk-size", type=int, help="samples computed together (never changes the results)")
     parser.add_argument("--out", required=True, help="output file (.h5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -70,9 +79,22 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args.problem, preset=args.preset, config_file=args.config, overrides=overrides,
                             samples=args.samples, seed=args.seed)
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
+    warm_start = None
+    if args.warm_start is not None:
+        from operators.krylov import CorrectionSettings, warm_start_from_run
+
+        warm_start = warm_start_from_run(args.warm_start, config.problem, config.settings, log=log,
+                                         correction=CorrectionSettings(epochs=args.warm_start_epochs))
+        if log is not None and warm_start.correction is not None:
+            log(f"warm start: correction network trained in {warm_start.correction.seconds:.1f} s "
+                f"(relative L2 {warm_start.correction.final_loss:.3f})")
     result = generate_dataset(config, args.out, overwrite=args.overwrite, chunk_size=args.chunk_size,
                               progress=not args.quiet, log=log, device=args.device, workers=args.workers,
-                              scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout)
+                              scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
+                              warm_start=warm_start)
+    if warm_start is not None and log is not None:
+        log(f"warm start: inference {warm_start.predict_seconds + warm_start.correct_seconds:.2f} s "
+            f"(prediction {warm_start.predict_seconds:.2f} s, corrections {warm_start.correct_seconds:.2f} s)")
     if not args.quiet:
         if result["computed"] == 0:
             print(f"{result['path']} is already complete ({result['samples']} samples)", file=sys.stderr)
