@@ -26,7 +26,7 @@ epoch of the KAN model and the twin, default inits, of the first seed, timed rou
 ``harness.interleaved``, so load changes on a shared machine hit both alike). ``summary["search"]``
 records what was searched for each model family before the defaults were fixed (issue 18).
 
-Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--datasets ...]``.
+Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--datasets ...] [--inits default]``.
 """
 
 from __future__ import annotations
@@ -173,17 +173,18 @@ def variance_preserving_twin(model: torch.nn.Module) -> None:
 
 
 def train_pair(name: str, dataset: dict[str, Any], pair: tuple[str, str], folder: Path, epochs: int,
-               rounds: int, seed: int) -> list[dict[str, Any]]:
-    """Train the KAN model and its MLP twin, each with both of its :data:`INITS`, with the same budget
-    and seed; test errors, sizes and epoch times (the round-robin epoch timing of the KAN model and
-    the twin with the common init only when ``rounds`` > 0)."""
+               rounds: int, seed: int, inits: dict[str, tuple[str, ...]] = INITS) -> list[dict[str, Any]]:
+    """Train the KAN model and its MLP twin, each with its ``inits`` (default both of :data:`INITS`;
+    the first one of each first), with the same budget and seed; test errors, sizes and epoch times
+    (the round-robin epoch timing of the KAN model and the twin with the default init only when
+    ``rounds`` > 0)."""
     from operators.commands.train import ensure_data
     from operators.training.config import run_config_from_mapping
     from operators.training.trainer import Trainer
 
     mlp, kan = pair
     trainers, rows = {}, []
-    contenders = [(kan, init) for init in INITS["kan"]] + [(mlp, init) for init in INITS["twin"]]
+    contenders = [(kan, init) for init in inits["kan"]] + [(mlp, init) for init in inits["twin"]]
     for model, init in contenders:  # the KAN model first: its size sets the twin's
         mapping = run_config(dataset, model, folder, epochs, seed)
         if model == kan:
@@ -233,13 +234,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ratios = []
         for dataset in dict.fromkeys(r["dataset"] for r in rows):
             errors = {(r["model"], r["init"], r["seed"]): r["test_rel_l2"] for r in rows if r["dataset"] == dataset}
-            wanted = [(kan, i) for i in INITS["kan"]] + [(mlp, i) for i in INITS["twin"]]
+            inits = {family: tuple(i for i in INITS[family] if any(m == model and i == init for m, init, _ in errors))
+                     for family, model in (("kan", kan), ("twin", mlp))}
+            wanted = [(kan, i) for i in inits["kan"]] + [(mlp, i) for i in inits["twin"]]
             seeds = sorted({s for _, _, s in errors if all((m, i, s) in errors for m, i in wanted)})
-            if not seeds:
+            if not seeds or not inits["kan"] or not inits["twin"]:
                 continue
-            spread = {f"{m}/{i}": spread([errors[(m, i, s)] for s in seeds]) for m, i in wanted}
-            best_kan = min(INITS["kan"], key=lambda i: spread[f"{kan}/{i}"]["mean"])
-            best_twin = min(INITS["twin"], key=lambda i: spread[f"{mlp}/{i}"]["mean"])
+            spreads = {f"{m}/{i}": spread([errors[(m, i, s)] for s in seeds]) for m, i in wanted}
+            best_kan = min(inits["kan"], key=lambda i: spreads[f"{kan}/{i}"]["mean"])
+            best_twin = min(inits["twin"], key=lambda i: spreads[f"{mlp}/{i}"]["mean"])
 
             def versus(kan_init: str, twin_init: str) -> dict[str, Any]:
                 ours = [errors[(kan, kan_init, s)] for s in seeds]
@@ -249,8 +252,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                         "kan_wins": sum(a <= b for a, b in zip(ours, theirs))}
 
             best = versus(best_kan, best_twin)
-            entry: dict[str, Any] = {"seeds": len(seeds), "errors": spread, "best": best,
-                                     "same_init": [versus(k, t) for k, t in zip(INITS["kan"], INITS["twin"])],
+            entry: dict[str, Any] = {"seeds": len(seeds), "errors": spreads, "best": best,
+                                     "same_init": [versus(k, t) for k, t in zip(inits["kan"], inits["twin"])],
                                      "error_ratio": best["error_ratio"], "kan_le_twin": best["error_ratio"] <= 1.0}
             first = {(r["model"], r["init"]): r for r in rows if r["dataset"] == dataset and r["seed"] == seeds[0]}
             ours, theirs = first[(kan, INITS["kan"][0])], first[(mlp, INITS["twin"][0])]
@@ -273,11 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-seed", type=int, default=0,
                    help="first seed (use fresh ones, e.g. 100, to score settings chosen on seeds 0-4)")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of burgers, darcy, navier-stokes")
+    p.add_argument("--inits", choices=("both", "default"), default="both",
+                   help="train each model with both initialisations (default) or only its default one "
+                        "(KAN linear_init mlp against the twin's default: half the time, no init search)")
     args = p.parse_args(argv)
     set_threads(args.threads)
     epochs = args.epochs or (8 if args.quick else 15)
     seeds = args.seeds or (1 if args.quick else 3)
     rounds = 2 if args.quick else 3
+    inits = INITS if args.inits == "both" else {family: choices[:1] for family, choices in INITS.items()}
     chosen = datasets(args.quick)
     if args.datasets:
         unknown = sorted(set(args.datasets) - set(chosen))
@@ -286,23 +293,32 @@ def main(argv: list[str] | None = None) -> int:
         chosen = {k: v for k, v in chosen.items() if k in args.datasets}
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
+    # seeds outermost: a run stopped early still has every dataset and pair, with fewer seeds
+    jobs = [(seed, name, pair) for seed in range(args.first_seed, args.first_seed + seeds)
+            for name in chosen for pair in PAIRS]
+
+    def summary_of(pending: list[tuple[int, str, tuple[str, str]]]) -> dict[str, Any]:
+        summary = summarise(rows)
+        summary.update(search=SEARCH, wall_seconds=time.perf_counter() - start,
+                       mode="quick" if args.quick else "full", epochs=epochs,
+                       seeds=list(range(args.first_seed, args.first_seed + seeds)),
+                       inits={family: list(choices) for family, choices in inits.items()})
+        if pending:  # written after each pair and seed while the run goes on
+            summary["pending"] = [f"{name}/{pair[1]}/seed {seed}" for seed, name, pair in pending]
+        return summary
+
     with tempfile.TemporaryDirectory(prefix="pdeop-kan-bench-") as tmp:
-        for name, dataset in chosen.items():
-            for pair in PAIRS:
-                for seed in range(args.first_seed, args.first_seed + seeds):
-                    rows += train_pair(name, copy.deepcopy(dataset), pair, Path(tmp), epochs,
-                                       rounds if seed == args.first_seed else 0, seed)
-                    print(format_table(rows[-4:], ["dataset", "model", "init", "seed", "parameters", "test_rel_l2"]),
-                          flush=True)
+        for done, (seed, name, pair) in enumerate(jobs, start=1):
+            rows += train_pair(name, copy.deepcopy(chosen[name]), pair, Path(tmp), epochs,
+                               rounds if seed == args.first_seed else 0, seed, inits)
+            print(format_table(rows[-len(inits["kan"]) - len(inits["twin"]):],
+                               ["dataset", "model", "init", "seed", "parameters", "test_rel_l2"]), flush=True)
+            if done < len(jobs):
+                write_results("kan_operators", rows, summary_of(jobs[done:]), args.out)
     columns = ["dataset", "model", "init", "seed", "parameters", "test_rel_l2", "final_train_loss", "epoch_s", "epoch_s_min",
                "epoch_s_in_training"]
     print(format_table(rows, columns))
-    summary = summarise(rows)
-    summary["search"] = SEARCH
-    summary["wall_seconds"] = time.perf_counter() - start
-    summary["mode"] = "quick" if args.quick else "full"
-    summary["epochs"] = epochs
-    summary["seeds"] = list(range(args.first_seed, args.first_seed + seeds))
+    summary = summary_of([])
     for key, value in summary.items():
         print(f"{key}: {value}")
     path = write_results("kan_operators", rows, summary, args.out)

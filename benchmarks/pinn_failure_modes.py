@@ -25,7 +25,9 @@ LPINN solves all) and the causal PINN on Burgers (issue 5: 0.13 against the plai
 ``--quick`` trains a subset for only 150 steps of the quick configs: it checks the whole pipeline in
 about two minutes; its errors are not the result.
 
-``--leave-out PROBLEM/METHOD ...`` skips runs (the results record which).
+``--leave-out PROBLEM/METHOD ...`` skips runs (the results record which); ``--keep DIR`` keeps the
+run folders (checkpoints, ``metrics.json`` with the error per time, ``prediction.npz``) under DIR
+instead of a temporary folder.
 
 Run: ``python benchmarks/pinn_failure_modes.py [--quick] [--leave-out ...]`` or ``pdeop bench pinn_failure_modes --quick``.
 """
@@ -59,21 +61,20 @@ def runs(quick: bool) -> list[dict[str, Any]]:
     def run_of(label: str, config: str, pde: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"label": label, "config": config, "pde": pde, "overrides": overrides or {}}
 
-    convection = {"name": "convection", "c": 50.0}
-    table = [run_of("pinn", "pinn_convection", convection),
-             run_of("causal_pinn", "causal_pinn_convection", convection)]
-    if not quick:
-        table.append(run_of("causal_pinn + random Fourier features", "causal_pinn_convection", convection,
-                            RANDOM_FEATURES))
-    table += [run_of("lpinn", "lpinn_convection", convection),
-              run_of("pinn", "pinn_burgers", BURGERS), run_of("lpinn", "lpinn_burgers", BURGERS)]
-    if not quick:
-        table.append(run_of("lpinn, free characteristics", "lpinn_burgers", BURGERS, FREE_CHARACTERISTICS))
+    # Burgers and Allen-Cahn first (the rows issue 18 is about), so a run stopped early has them
+    table = [run_of("pinn", "pinn_burgers", BURGERS), run_of("lpinn", "lpinn_burgers", BURGERS)]
     allen_cahn = {"name": "allen-cahn"}
     table += [run_of("pinn", "pinn_allen_cahn", allen_cahn), run_of("causal_pinn", "causal_pinn_allen_cahn", allen_cahn)]
     if not quick:
         table.append(run_of("causal_pinn setup, no causal weights", "causal_pinn_allen_cahn", allen_cahn,
                             {"method": "pinn"}))
+    convection = {"name": "convection", "c": 50.0}
+    table += [run_of("lpinn", "lpinn_convection", convection), run_of("pinn", "pinn_convection", convection),
+              run_of("causal_pinn", "causal_pinn_convection", convection)]
+    if not quick:
+        table += [run_of("causal_pinn + random Fourier features", "causal_pinn_convection", convection,
+                         RANDOM_FEATURES),
+                  run_of("lpinn, free characteristics", "lpinn_burgers", BURGERS, FREE_CHARACTERISTICS)]
     return table
 
 
@@ -109,6 +110,8 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--leave-out", nargs="+", default=[], metavar="PROBLEM/METHOD",
                    help="runs to skip, e.g. 'convection/lpinn' 'burgers/lpinn, free characteristics'")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep the run folders under DIR (created; must be empty or new) instead of a temporary folder")
     args = p.parse_args()
     set_threads(args.threads or 1)
     chosen = runs(args.quick)
@@ -118,11 +121,18 @@ def main() -> None:
         p.error(f"--leave-out: unknown runs {unknown}; choose from {sorted(known)}")
     chosen = [spec for spec in chosen if f"{spec['pde']['name']}/{spec['label']}" not in args.leave_out]
     started = time.perf_counter()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        p.error(f"--keep: {args.keep} is not empty; give a new or empty folder")
     with tempfile.TemporaryDirectory(prefix="pinn_failure_modes_") as tmp:
-        rows = [train_and_evaluate(spec, args.quick, Path(tmp)) for spec in chosen]
-    summary = _summary(rows)
-    summary["wall_seconds"] = time.perf_counter() - started
-    summary["left_out"] = list(args.leave_out)
+        workdir = Path(tmp) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for done, spec in enumerate(chosen, start=1):
+            rows.append(train_and_evaluate(spec, args.quick, workdir))
+            if done < len(chosen):  # the finished runs so far, in case the whole table is stopped
+                write_results("pinn_failure_modes", rows, _summary(rows, args.leave_out, chosen[done:], started),
+                              out=args.out, extra={"quick": args.quick})
+    summary = _summary(rows, args.leave_out, [], started)
     columns = ["problem", "c", "method", "steps", "parameters", "rel_l2", "max_abs_error", "train_seconds",
                "min_particle_spacing"]
     print(format_table(rows, columns))
@@ -132,8 +142,10 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every run's error by problem and method, the ratios the targets are about, and the targets."""
+def _summary(rows: list[dict[str, Any]], left_out: list[str], pending: list[dict[str, Any]],
+             started: float) -> dict[str, Any]:
+    """Every run's error by problem and method, the ratios the targets are about, the targets, the
+    runs left out and those not run yet (``pending``: written after each run while the table runs)."""
     def error(problem: str, method: str, **match: Any) -> float | None:
         for row in rows:
             if row["problem"] == problem and row["method"] == method and all(row.get(k) == v for k, v in match.items()):
@@ -156,6 +168,9 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if causal is not None and plain is not None:
         summary["allen_cahn_causal_over_pinn"] = causal / plain
         summary["target_allen_cahn_causal_lt_pinn"] = causal < plain
+    summary["wall_seconds"] = time.perf_counter() - started
+    summary["left_out"] = list(left_out)
+    summary["pending"] = [f"{spec['pde']['name']}/{spec['label']}" for spec in pending]
     return summary
 
 
