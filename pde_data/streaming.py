@@ -281,7 +281,7 @@ class DaskSampleStream(OrderedStream):
             text = str(exc).splitlines()[0] if str(exc) else ""
             self._fail(f"{type(exc).__name__}: {text}", task)
         del self._futures[task]
-        return result.arrays, result.seconds
+        return result.arrays, result.timing.busy_seconds
 
 
 def _death(exitcode: int | None) -> str:
