@@ -20,7 +20,8 @@ Reported per size: CPU seconds **per system** in steady state (median over the s
 first, so set-up that a long dataset amortises is excluded) and **for the whole dataset** (total
 over the N-system sequence, set-up and the first system included, divided by N), iterations,
 retries and peak factor memory (LU and ILU factors). A competitor that exceeds the time cap
-(``--cap-seconds`` per system) or whose predicted LU/ILU factor memory exceeds ``--cap-gb`` is
+(``--cap-seconds`` per system), or whose time or LU/ILU factor memory predicted at the next size
+(from the growth between the last two sizes) would exceed ``--cap-seconds`` or ``--cap-gb``, is
 not run at larger sizes, and the table says so; the process runs under an address-space limit so
 that an unexpectedly large factorization fails as a MemoryError instead of taking the machine.
 
@@ -135,23 +136,40 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
 
 
 def update_caps(rows: Sequence[dict], skip: dict[str, str], cap_seconds: float, cap_mb: float,
-                growth: dict[str, tuple[int, float]]) -> None:
-    """Stop competitors that passed the time cap, or whose factor memory will pass the memory cap."""
+                growth: dict[str, tuple[int, float, float]], next_n: int | None) -> None:
+    """Stop competitors that passed a cap, or whose time or factor memory will pass it at the next size.
+
+    The prediction extrapolates the last two sizes' growth (time at least ``~n``, factors at least
+    ``~n^{4/3}``, 3D nested-dissection fill) to ``next_n`` unknowns; with one size measured it assumes
+    those minimum exponents.
+    """
     for r in rows:
         name = r["method"]
         if "skipped" in r:
             continue
-        if r["per_dataset"] > cap_seconds:
-            skip[name] = f"time cap: {r['per_dataset']:.0f} s per system at n = {r['n_unknowns']} > {cap_seconds:.0f} s"
-        elif r["factor_mb"] > 0:
-            previous = growth.get(name)
-            growth[name] = (r["n_unknowns"], r["factor_mb"])
-            if previous is not None and previous[1] > 0:
-                exponent = max(4.0 / 3.0, np.log(r["factor_mb"] / previous[1]) / np.log(r["n_unknowns"] / previous[0]))
-                predicted = r["factor_mb"] * 8.0**exponent  # the next sizes are up to ~8x larger
-                if predicted > cap_mb:
-                    skip[name] = (f"memory cap: factors {r['factor_mb']:.0f} MB at n = {r['n_unknowns']}, "
-                                  f"predicted {predicted / 1024:.1f} GB at 8x the unknowns > {cap_mb / 1024:.0f} GB")
+        n, seconds, mb = r["n_unknowns"], r["per_dataset"], r["factor_mb"]
+        previous = growth.get(name)
+        growth[name] = (n, seconds, mb)
+        if seconds > cap_seconds:
+            skip[name] = f"time cap: {seconds:.0f} s per system at n = {n} > {cap_seconds:.0f} s"
+            continue
+        if next_n is None:
+            continue
+        ratio = next_n / n
+
+        def exponent(now: float, before: float, least: float) -> float:
+            if previous is None or before <= 0 or previous[0] >= n:
+                return least
+            return max(least, np.log(now / before) / np.log(n / previous[0]))
+
+        t_next = seconds * ratio ** exponent(seconds, previous[1] if previous else 0.0, 1.0)
+        mb_next = mb * ratio ** exponent(mb, previous[2] if previous else 0.0, 4.0 / 3.0) if mb > 0 else 0.0
+        if t_next > cap_seconds:
+            skip[name] = (f"time cap: {seconds:.1f} s per system at n = {n}, predicted {t_next:.0f} s at "
+                          f"n = {next_n} > {cap_seconds:.0f} s")
+        elif mb_next > cap_mb:
+            skip[name] = (f"memory cap: factors {mb:.0f} MB at n = {n}, predicted {mb_next / 1024:.1f} GB at "
+                          f"n = {next_n} > {cap_mb / 1024:.1f} GB")
 
 
 def auto_choice(family: str, resolution: int, overrides: Sequence[str] = ()) -> str:
@@ -247,11 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with threadpool_limits(limits=1):
         for family in args.families:
             skip: dict[str, str] = {}
-            growth: dict[str, tuple[int, float]] = {}
-            for resolution in args.resolutions or sizes[family]:
+            growth: dict[str, tuple[int, float, float]] = {}
+            resolutions = list(args.resolutions or sizes[family])
+            for resolution, following in zip(resolutions, [*resolutions[1:], None]):
                 overrides = [*(QUICK_OVERRIDES.get(family, []) if args.quick else []), *args.set]
                 new = measure(family, resolution, samples, args.seed, skip, print, overrides)
-                update_caps(new, skip, args.cap_seconds, args.cap_gb * 1024, growth)
+                n = new[0]["n_unknowns"]  # the next size's unknowns scale as the grid's cube
+                update_caps(new, skip, args.cap_seconds, args.cap_gb * 1024, growth,
+                            None if following is None else round(n * (following / resolution) ** 3))
                 rows += new
                 write_outputs(out, rows, settings)  # after every size: a long run keeps what it measured
     return 0
