@@ -64,14 +64,14 @@ class Outcome:
 
 
 def factor_megabytes(solver: Any) -> float:
-    """Storage of the LU / ILU factors a SequenceSolver holds (12 bytes per stored entry)."""
+    """Storage of the LU / ILU factors a SequenceSolver holds (value plus a 4-byte index per stored entry)."""
     total = 0
     for holder in (getattr(solver, "_method", None), getattr(solver, "_fallback", None),
                    getattr(getattr(solver, "_precond", None), "_M", None)):
         for name in ("_lu", "factor"):
             f = getattr(holder, name, None)
             if f is not None and hasattr(f, "L"):
-                total += 12 * (f.L.nnz + f.U.nnz)
+                total += (4 + f.L.dtype.itemsize) * (f.L.nnz + f.U.nnz)
     return total / 2**20
 
 
