@@ -214,9 +214,11 @@ def plot(path: Path, rows: Sequence[dict]) -> None:
         for name in COMPETITORS:
             pts = [(r["n_unknowns"], r["per_dataset"]) for r in rows
                    if r["family"] == family and r["method"] == name and "per_dataset" in r]
+            stopped = next((r["skipped"].split(":")[0] for r in rows
+                            if r["family"] == family and r["method"] == name and "skipped" in r), None)
             if pts:
                 x, y = zip(*pts)
-                ax.loglog(x, y, "o-", label=name)
+                ax.loglog(x, y, "o-", label=name if stopped is None else f"{name} (then stopped: {stopped})")
         picks = [(r["n_unknowns"], r["per_dataset"]) for r in rows
                  if r["family"] == family and r["auto_picks"] and "per_dataset" in r]
         if picks:
