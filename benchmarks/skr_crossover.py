@@ -97,7 +97,8 @@ def run(name: str, systems: list, order: np.ndarray, sort_seconds: float, traits
 
 
 def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[str, str],
-            log: Callable[[str], None], overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+            log: Callable[[str], None], overrides: Sequence[str] = (),
+            competitors: Sequence[str] = COMPETITORS) -> list[dict[str, Any]]:
     from pde_data.family import get_family
     from pde_data.pipeline import resolve_config
     from solvers.sorting import similarity_order
@@ -112,7 +113,7 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
     n = systems[0].A.shape[0]
     log(f"{family} K={resolution}: {samples} systems of {n} unknowns, auto -> {fam.method()}")
     rows = []
-    for name in COMPETITORS:
+    for name in competitors:
         row: dict[str, Any] = {"family": family, "resolution": resolution, "n_unknowns": n, "systems": samples,
                                "method": name, "auto_picks": COMPETITOR_OF.get(fam.method()) == name}
         if name in skip:
@@ -122,8 +123,9 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
             continue
         try:
             out = run(name, systems, order, sort_seconds, traits)
-        except MemoryError:
-            skip[name] = f"out of memory at n = {n}"
+        except (MemoryError, SystemError):  # SuperLU reports a failed allocation as SystemError
+            skip[name] = (f"out of memory at n = {n}" if name == "splu" else
+                          f"no convergence to rtol within maxiter at n = {n}; then its LU fallback ran out of memory")
             row["skipped"] = skip[name]
             rows.append(row)
             log(f"  {name:10s} {skip[name]}")
@@ -242,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=4, help="systems per size")
     p.add_argument("--families", nargs="*", default=list(FULL))
+    p.add_argument("--competitors", nargs="*", default=list(COMPETITORS), choices=COMPETITORS)
     p.add_argument("--resolutions", type=int, nargs="*", default=None)
     p.add_argument("--cap-seconds", type=float, default=60.0, help="CPU seconds per system before a method stops")
     p.add_argument("--cap-gb", type=float, default=8.0, help="predicted factor memory before a method stops")
@@ -259,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sizes = QUICK if args.quick else FULL
     samples = 3 if args.quick else args.samples
-    settings = {"rtol": RTOL, "samples": samples, "set": args.set, "cap_seconds": args.cap_seconds,
+    settings = {"rtol": RTOL, "samples": samples, "competitors": args.competitors, "set": args.set, "cap_seconds": args.cap_seconds,
                 "cap_gb": args.cap_gb, "address_space_gb": args.address_space_gb, "blas_threads": 1, "seed": args.seed,
                 "quick": args.quick}
     out = Path(args.out) if args.out else RESULTS / ("skr_crossover_quick.json" if args.quick else "skr_crossover.json")
@@ -271,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolutions = list(args.resolutions or sizes[family])
             for resolution, following in zip(resolutions, [*resolutions[1:], None]):
                 overrides = [*(QUICK_OVERRIDES.get(family, []) if args.quick else []), *args.set]
-                new = measure(family, resolution, samples, args.seed, skip, print, overrides)
+                new = measure(family, resolution, samples, args.seed, skip, print, overrides, args.competitors)
                 n = new[0]["n_unknowns"]  # the next size's unknowns scale as the grid's cube
                 update_caps(new, skip, args.cap_seconds, args.cap_gb * 1024, growth,
                             None if following is None else round(n * (following / resolution) ** 3))
