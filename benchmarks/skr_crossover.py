@@ -300,16 +300,16 @@ def write_outputs(out: Path, rows: list[dict], settings: dict) -> None:
 def rows_under_current_rule(paths: Sequence[Path]) -> tuple[list[dict], dict[str, dict]]:
     """Rows of finished runs with ``auto_picks`` re-marked by the current rule, and each run's settings.
 
-    A size measured again in a later file replaces the earlier file's rows of that size.
+    A method measured again at a size in a later file replaces the earlier file's row.
     """
     import json
 
     rows, settings = [], {}
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        keys = dict.fromkeys((r["family"], r["resolution"]) for r in data["rows"])
-        rows = [r for r in rows if (r["family"], r["resolution"]) not in keys]
-        for key in keys:
+        again = {(r["family"], r["resolution"], r["method"]) for r in data["rows"]}
+        rows = [r for r in rows if (r["family"], r["resolution"], r["method"]) not in again]
+        for key in dict.fromkeys((r["family"], r["resolution"]) for r in data["rows"]):
             quick = QUICK_OVERRIDES.get(key[0], []) if data["settings"]["quick"] else []
             pick = auto_choice(*key, [*quick, *data["settings"].get("set", [])])
             for r in data["rows"]:
