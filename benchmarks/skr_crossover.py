@@ -216,7 +216,7 @@ def plot(path: Path, rows: Sequence[dict]) -> None:
         for name in COMPETITORS:
             pts = [(r["n_unknowns"], r["per_dataset"]) for r in rows
                    if r["family"] == family and r["method"] == name and "per_dataset" in r]
-            stopped = next((r["skipped"].split(":")[0] for r in rows
+            stopped = next((r["skipped"].split(":")[0].split(";")[0].split(" at n")[0] for r in rows
                             if r["family"] == family and r["method"] == name and "skipped" in r), None)
             if pts:
                 x, y = zip(*pts)
