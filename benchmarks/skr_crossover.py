@@ -20,7 +20,8 @@ Reported per size: CPU seconds **per system** in steady state (median over the s
 first, so set-up that a long dataset amortises is excluded) and **for the whole dataset** (total
 over the N-system sequence, set-up and the first system included, divided by N), iterations,
 retries and peak factor memory (LU and ILU factors). A competitor that exceeds the time cap
-(``--cap-seconds`` per system) or whose predicted LU/ILU factor memory exceeds ``--cap-gb`` is
+(``--cap-seconds`` per system), or whose time or LU/ILU factor memory predicted at the next size
+(from the growth between the last two sizes) would exceed ``--cap-seconds`` or ``--cap-gb``, is
 not run at larger sizes, and the table says so; the process runs under an address-space limit so
 that an unexpectedly large factorization fails as a MemoryError instead of taking the machine.
 
@@ -63,14 +64,14 @@ class Outcome:
 
 
 def factor_megabytes(solver: Any) -> float:
-    """Storage of the LU / ILU factors a SequenceSolver holds (12 bytes per stored entry)."""
+    """Storage of the LU / ILU factors a SequenceSolver holds (value plus a 4-byte index per stored entry)."""
     total = 0
     for holder in (getattr(solver, "_method", None), getattr(solver, "_fallback", None),
                    getattr(getattr(solver, "_precond", None), "_M", None)):
         for name in ("_lu", "factor"):
             f = getattr(holder, name, None)
             if f is not None and hasattr(f, "L"):
-                total += 12 * (f.L.nnz + f.U.nnz)
+                total += (4 + f.L.dtype.itemsize) * (f.L.nnz + f.U.nnz)
     return total / 2**20
 
 
@@ -96,7 +97,8 @@ def run(name: str, systems: list, order: np.ndarray, sort_seconds: float, traits
 
 
 def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[str, str],
-            log: Callable[[str], None], overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+            log: Callable[[str], None], overrides: Sequence[str] = (),
+            competitors: Sequence[str] = COMPETITORS) -> list[dict[str, Any]]:
     from pde_data.family import get_family
     from pde_data.pipeline import resolve_config
     from solvers.sorting import similarity_order
@@ -111,7 +113,7 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
     n = systems[0].A.shape[0]
     log(f"{family} K={resolution}: {samples} systems of {n} unknowns, auto -> {fam.method()}")
     rows = []
-    for name in COMPETITORS:
+    for name in competitors:
         row: dict[str, Any] = {"family": family, "resolution": resolution, "n_unknowns": n, "systems": samples,
                                "method": name, "auto_picks": COMPETITOR_OF.get(fam.method()) == name}
         if name in skip:
@@ -121,8 +123,9 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
             continue
         try:
             out = run(name, systems, order, sort_seconds, traits)
-        except MemoryError:
-            skip[name] = f"out of memory at n = {n}"
+        except (MemoryError, SystemError):  # SuperLU reports a failed allocation as SystemError
+            skip[name] = (f"out of memory at n = {n}" if name == "splu" else
+                          f"no convergence to rtol within maxiter at n = {n}; then its LU fallback ran out of memory")
             row["skipped"] = skip[name]
             rows.append(row)
             log(f"  {name:10s} {skip[name]}")
@@ -135,23 +138,40 @@ def measure(family: str, resolution: int, samples: int, seed: int, skip: dict[st
 
 
 def update_caps(rows: Sequence[dict], skip: dict[str, str], cap_seconds: float, cap_mb: float,
-                growth: dict[str, tuple[int, float]]) -> None:
-    """Stop competitors that passed the time cap, or whose factor memory will pass the memory cap."""
+                growth: dict[str, tuple[int, float, float]], next_n: int | None) -> None:
+    """Stop competitors that passed a cap, or whose time or factor memory will pass it at the next size.
+
+    The prediction extrapolates the last two sizes' growth (time at least ``~n``, factors at least
+    ``~n^{4/3}``, 3D nested-dissection fill) to ``next_n`` unknowns; with one size measured it assumes
+    those minimum exponents.
+    """
     for r in rows:
         name = r["method"]
         if "skipped" in r:
             continue
-        if r["per_dataset"] > cap_seconds:
-            skip[name] = f"time cap: {r['per_dataset']:.0f} s per system at n = {r['n_unknowns']} > {cap_seconds:.0f} s"
-        elif r["factor_mb"] > 0:
-            previous = growth.get(name)
-            growth[name] = (r["n_unknowns"], r["factor_mb"])
-            if previous is not None and previous[1] > 0:
-                exponent = max(4.0 / 3.0, np.log(r["factor_mb"] / previous[1]) / np.log(r["n_unknowns"] / previous[0]))
-                predicted = r["factor_mb"] * 8.0**exponent  # the next sizes are up to ~8x larger
-                if predicted > cap_mb:
-                    skip[name] = (f"memory cap: factors {r['factor_mb']:.0f} MB at n = {r['n_unknowns']}, "
-                                  f"predicted {predicted / 1024:.1f} GB at 8x the unknowns > {cap_mb / 1024:.0f} GB")
+        n, seconds, mb = r["n_unknowns"], r["per_dataset"], r["factor_mb"]
+        previous = growth.get(name)
+        growth[name] = (n, seconds, mb)
+        if seconds > cap_seconds:
+            skip[name] = f"time cap: {seconds:.0f} s per system at n = {n} > {cap_seconds:.0f} s"
+            continue
+        if next_n is None:
+            continue
+        ratio = next_n / n
+
+        def exponent(now: float, before: float, least: float) -> float:
+            if previous is None or before <= 0 or previous[0] >= n:
+                return least
+            return max(least, np.log(now / before) / np.log(n / previous[0]))
+
+        t_next = seconds * ratio ** exponent(seconds, previous[1] if previous else 0.0, 1.0)
+        mb_next = mb * ratio ** exponent(mb, previous[2] if previous else 0.0, 4.0 / 3.0) if mb > 0 else 0.0
+        if t_next > cap_seconds:
+            skip[name] = (f"time cap: {seconds:.1f} s per system at n = {n}, predicted {t_next:.0f} s at "
+                          f"n = {next_n} > {cap_seconds:.0f} s")
+        elif mb_next > cap_mb:
+            skip[name] = (f"memory cap: factors {mb:.0f} MB at n = {n}, predicted {mb_next / 1024:.1f} GB at "
+                          f"n = {next_n} > {cap_mb / 1024:.1f} GB")
 
 
 def auto_choice(family: str, resolution: int, overrides: Sequence[str] = ()) -> str:
@@ -196,9 +216,11 @@ def plot(path: Path, rows: Sequence[dict]) -> None:
         for name in COMPETITORS:
             pts = [(r["n_unknowns"], r["per_dataset"]) for r in rows
                    if r["family"] == family and r["method"] == name and "per_dataset" in r]
+            stopped = next((r["skipped"].split(":")[0].split(";")[0].split(" at n")[0] for r in rows
+                            if r["family"] == family and r["method"] == name and "skipped" in r), None)
             if pts:
                 x, y = zip(*pts)
-                ax.loglog(x, y, "o-", label=name)
+                ax.loglog(x, y, "o-", label=name if stopped is None else f"{name} (then stopped: {stopped})")
         picks = [(r["n_unknowns"], r["per_dataset"]) for r in rows
                  if r["family"] == family and r["auto_picks"] and "per_dataset" in r]
         if picks:
@@ -222,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=4, help="systems per size")
     p.add_argument("--families", nargs="*", default=list(FULL))
+    p.add_argument("--competitors", nargs="*", default=list(COMPETITORS), choices=COMPETITORS)
     p.add_argument("--resolutions", type=int, nargs="*", default=None)
     p.add_argument("--cap-seconds", type=float, default=60.0, help="CPU seconds per system before a method stops")
     p.add_argument("--cap-gb", type=float, default=8.0, help="predicted factor memory before a method stops")
@@ -239,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sizes = QUICK if args.quick else FULL
     samples = 3 if args.quick else args.samples
-    settings = {"rtol": RTOL, "samples": samples, "set": args.set, "cap_seconds": args.cap_seconds,
+    settings = {"rtol": RTOL, "samples": samples, "competitors": args.competitors, "set": args.set, "cap_seconds": args.cap_seconds,
                 "cap_gb": args.cap_gb, "address_space_gb": args.address_space_gb, "blas_threads": 1, "seed": args.seed,
                 "quick": args.quick}
     out = Path(args.out) if args.out else RESULTS / ("skr_crossover_quick.json" if args.quick else "skr_crossover.json")
@@ -247,11 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with threadpool_limits(limits=1):
         for family in args.families:
             skip: dict[str, str] = {}
-            growth: dict[str, tuple[int, float]] = {}
-            for resolution in args.resolutions or sizes[family]:
+            growth: dict[str, tuple[int, float, float]] = {}
+            resolutions = list(args.resolutions or sizes[family])
+            for resolution, following in zip(resolutions, [*resolutions[1:], None]):
                 overrides = [*(QUICK_OVERRIDES.get(family, []) if args.quick else []), *args.set]
-                new = measure(family, resolution, samples, args.seed, skip, print, overrides)
-                update_caps(new, skip, args.cap_seconds, args.cap_gb * 1024, growth)
+                new = measure(family, resolution, samples, args.seed, skip, print, overrides, args.competitors)
+                n = new[0]["n_unknowns"]  # the next size's unknowns scale as the grid's cube
+                update_caps(new, skip, args.cap_seconds, args.cap_gb * 1024, growth,
+                            None if following is None else round(n * (following / resolution) ** 3))
                 rows += new
                 write_outputs(out, rows, settings)  # after every size: a long run keeps what it measured
     return 0
@@ -272,12 +298,17 @@ def write_outputs(out: Path, rows: list[dict], settings: dict) -> None:
 
 
 def rows_under_current_rule(paths: Sequence[Path]) -> tuple[list[dict], dict[str, dict]]:
-    """Rows of finished runs with ``auto_picks`` re-marked by the current rule, and each run's settings."""
+    """Rows of finished runs with ``auto_picks`` re-marked by the current rule, and each run's settings.
+
+    A method measured again at a size in a later file replaces the earlier file's row.
+    """
     import json
 
     rows, settings = [], {}
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        again = {(r["family"], r["resolution"], r["method"]) for r in data["rows"]}
+        rows = [r for r in rows if (r["family"], r["resolution"], r["method"]) not in again]
         for key in dict.fromkeys((r["family"], r["resolution"]) for r in data["rows"]):
             quick = QUICK_OVERRIDES.get(key[0], []) if data["settings"]["quick"] else []
             pick = auto_choice(*key, [*quick, *data["settings"].get("set", [])])

@@ -298,8 +298,9 @@ def summarise(rows: Sequence[dict], over: Sequence[dict]) -> dict[str, Any]:
         "table1_cells": sum(r["in_table1"] for r in rows),
         "skr_retries": sum(r["skr_retries"] for r in rows),
     }
-    for r in over:
-        out[f"overhead_{r['preconditioner']}_{r['method']}_over_scipy_gmres"] = r["overhead_over_scipy_gmres"]
+    for r in over:  # merged runs are told apart by their file's name
+        run = f"_{r['run']}" if "run" in r else ""
+        out[f"overhead_{r['preconditioner']}_{r['method']}_over_scipy_gmres{run}"] = r["overhead_over_scipy_gmres"]
     return out
 
 
@@ -307,9 +308,9 @@ def markdown(rows: Sequence[dict], over: Sequence[dict], summary: dict, settings
     lines = ["# SKR paper replica (Wang et al., ICLR 2024, Table 1)", "", f"Settings: `{settings}`", "",
              "Cells: time ratio / iteration ratio, GMRES(40) over SKR (> 1: SKR better); paper's in parentheses "
              "(Table 1 where printed, else its appendix means).", ""]
-    preconds = list(dict.fromkeys(r["preconditioner"] for r in rows))
+    preconds = [p for p in PRECONDITIONERS if any(r["preconditioner"] == p for r in rows)]
     table = []
-    for key in dict.fromkeys((r["family"], r["n"], r["rtol"]) for r in rows):
+    for key in sorted(set((r["family"], r["n"], r["rtol"]) for r in rows), key=lambda k: (k[0], k[1], -k[2])):
         line = {"dataset": f"{key[0]} {key[1]}", "rtol": f"{key[2]:.0e}"}
         for p in preconds:
             r = next((r for r in rows if (r["family"], r["n"], r["rtol"]) == key and r["preconditioner"] == p), None)
@@ -331,7 +332,7 @@ def merge(paths: Sequence[Path], out: Path) -> int:
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         rows += data["rows"]
-        over += data.get("overhead", [])
+        over += [{"run": path.stem, **r} for r in data.get("overhead", [])]
         settings[path.name] = data["settings"]
     summary = summarise(rows, over)
     write_results("skr_paper", rows, summary, out=out, extra={"overhead": over, "settings": settings})

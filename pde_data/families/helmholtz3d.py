@@ -30,7 +30,7 @@ from pde_data.finite_differences import helmholtz_matrix, impedance_rhs
 from solvers.traits import ProblemTraits
 
 #: ``solver: auto``: the fastest method measured up to each size (see :meth:`Helmholtz3D.traits`)
-CROSSOVER = ((2744, "direct"), (float("inf"), "amg"))
+CROSSOVER = ((2744, "direct"), (110_592, "amg"), (float("inf"), "gmres"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +109,13 @@ class Helmholtz3D(Helmholtz):
     def traits(self) -> ProblemTraits:
         """Complex symmetric (not Hermitian), indefinite; ``K^3`` complex unknowns; the measured crossover.
 
-        From ``benchmarks/skr_crossover.py`` (CPU time per system over 4-system datasets, rtol 1e-8, one
-        thread; ``benchmarks/results/skr_crossover.md``): sparse LU fastest up to ``K = 14`` (2,744
-        unknowns, quick run at ``wavenumber=5``), GMRES with a smoothed-aggregation V-cycle fastest at
-        ``K = 24`` and beyond (the preset ``k = 20``).
+        From ``benchmarks/skr_crossover.py`` (CPU time per system over 2-4-system datasets, rtol 1e-8,
+        one thread; ``benchmarks/results/skr_crossover.md``): sparse LU fastest up to ``K = 14`` (2,744
+        unknowns, quick run at ``wavenumber=5``), GMRES with a smoothed-aggregation V-cycle fastest from
+        ``K = 24`` to ``K = 48`` (110,592 unknowns; the preset ``k = 20``). At ``K = 64`` that V-cycle
+        stops being a reliable preconditioner for the indefinite operator (GMRES stagnated at a relative
+        residual of 1e-2 on one of three systems, and LU, the fallback, does not fit in 6 GB), while
+        ILU-preconditioned GMRES converged on every system, so larger grids get ``gmres``.
         """
         return ProblemTraits(dim=self.dim, n_unknowns=self.config.resolution**self.dim, symmetric=False,
                              definite=False, crossover=CROSSOVER)

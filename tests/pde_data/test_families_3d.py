@@ -165,3 +165,24 @@ def test_auto_is_within_10_percent_of_the_fastest_at_every_measured_size(monkeyp
             cases += 1
             assert entry["auto_over_best"] is not None and entry["auto_over_best"] <= 1.1, (run.name, case, entry)
     assert cases >= 6
+
+
+def test_crossover_caps_stop_a_method_before_the_size_it_would_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``skr_crossover.update_caps`` extrapolates the growth between the last two sizes to the next one:
+    time 1 s -> 4 s from n = 1,000 to 2,000 is ``~n^2``, so 16 s at 4,000; factors 10 -> 30 MB is
+    ``~n^{log2 3}``, so 90 MB there. A cap below a prediction stops the method, one above lets it run."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    crossover = importlib.import_module("skr_crossover")
+
+    def caps(cap_seconds: float, cap_mb: float) -> dict[str, str]:
+        skip: dict[str, str] = {}
+        growth: dict[str, tuple[int, float, float]] = {}
+        for n, seconds, mb in ((1000, 1.0, 10.0), (2000, 4.0, 30.0)):
+            crossover.update_caps([{"method": "splu", "n_unknowns": n, "per_dataset": seconds, "factor_mb": mb}],
+                                  skip, cap_seconds, cap_mb, growth, 2 * n)
+        return skip
+
+    assert caps(17.0, 91.0) == {}
+    assert "predicted 16 s at n = 4000" in caps(15.0, 91.0)["splu"]
+    assert "predicted 0.1 GB" in caps(17.0, 89.0)["splu"]
+    assert "time cap: 4 s per system" in caps(3.0, 1000.0)["splu"]
