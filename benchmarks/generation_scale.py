@@ -308,10 +308,9 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     if not args.gpu:
-        from distributed import LocalCluster
+        from pde_data.distributed import local_cluster
 
-        clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
-                    for n in (1, 2)}
+        clusters = {n: local_cluster(n) for n in (1, 2)}
         try:
             busy_before, own_before = _machine_busy(), _own_cpu_seconds()
             with tempfile.TemporaryDirectory(prefix="pdeop-scale-") as folder:
