@@ -15,8 +15,10 @@ process, and compare two ways of doing the same thing side by side in this run:
    on a shared machine the ratio of the 1-process CPU seconds to the busiest rank's is what two free
    cores would give, less the time ranks wait for each other). Beside them, the yardstick **2
    independent processes**: two 1-process runs at once, each doing one rank's work (half the items,
-   batch 5) with no communication: what the two cores give without DDP. All runs alternated
-   ``--rounds`` times. Target: 2 ranks >= 1.7x steady.
+   batch 5) with no communication: what the two cores give without DDP. And **2 processes with the
+   global batch doubled** (each rank a batch of 10, as one process: the convention of DDP throughput
+   figures, where the per-device batch stays fixed; half the steps per epoch, so not the same training).
+   All runs alternated ``--rounds`` times. Target: 2 ranks >= 1.7x steady, at the same global batch.
 2. **bfloat16 vs float32** (``training.precision``), in this process: epoch seconds and the test error
    after the same epochs (reported, no target on CPU).
 3. **Online vs offline at equal wall-clock**: offline trains epochs over the fixed file (generated
@@ -28,7 +30,7 @@ process, and compare two ways of doing the same thing side by side in this run:
    generator's and the trainer's throughput and the fraction of the online run spent waiting for samples.
 
 Run: ``python benchmarks/training_scale.py [--quick]`` (about 2 minutes quick, 12 full, on 2 idle cores).
-``--only ddp`` runs the DDP rows alone (2 alternated rounds of three runs of 4 epochs, about 4 minutes on
+``--only ddp`` runs the DDP rows alone (2 alternated rounds of four runs of 4 epochs, about 4-5 minutes on
 two idle cores plus about 80 s to generate its file once; the 1.7x target needs two free cores, so run it
 on a quiet machine and report the load). ``--quick`` makes the DDP rows 60 items, 3 epochs, 1 round.
 """
@@ -99,6 +101,8 @@ def _steady(history: list[dict[str, Any]]) -> float:
 #: the DDP rows' file: the config's recipe with 240 training samples besides its 4 validation and 8 test ones
 DDP_DATA = Path("data") / "navier-stokes" / "ns_1e-3_t20_ddp.h5"
 DDP_SAMPLES = 252
+#: the 1-minute load average below which the machine counts as quiet for the DDP target (2 cores)
+QUIET_LOAD = 1.5
 
 
 def _train_command(out: Path, overrides: list[str], nproc: int, epochs: int) -> list[str]:
@@ -136,19 +140,29 @@ def _runs(commands: list[tuple[list[str], Path, Path, int, int]], env: dict[str,
 
 
 def ddp_rows(overrides: list[str], items: int, epochs: int, rounds: int, work: Path) -> tuple[list[dict], dict]:
-    """Alternate a 1-process run, a 2-process run and 2 independent half-work processes (one thread each)."""
+    """Alternate a 1-process run, a 2-process run, 2 independent half-work processes and a 2-process run with
+    the global batch doubled (one thread each).
+
+    The target counts as met only on a quiet machine: 1-minute load below :data:`QUIET_LOAD` at the start,
+    and a wall-clock ratio not above the CPU-second ratio (+5 %; on free cores waiting only lowers it). With
+    other work on the cores the scheduler hands two processes more of them than one, and the wall-clock
+    ratio says nothing about the two cores (the CPU-second ratio still does).
+    """
+    quiet = os.getloadavg()[0] < QUIET_LOAD
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     batch = _config(overrides).training.batch_size
     half = [*overrides, f"data.n_train={items // 2}", f"training.batch_size={batch // 2}"]  # one rank's work
+    double = [*overrides, f"training.batch_size={2 * batch}"]  # each rank a batch of one process's size
     cases = {"1 process x 1 thread": [], "2 processes x 1 thread (DDP)": [],
-             "2 independent processes, each one rank's work (no DDP)": []}
+             "2 independent processes, each one rank's work (no DDP)": [],
+             f"2 processes x 1 thread (DDP), global batch {2 * batch}": []}
     names = list(cases)
     for r in range(rounds):
-        for name, nproc in zip(names, (1, 2, 0)):
+        for name, nproc in zip(names, (1, 2, 0, -2)):
             folder = work / f"ddp_{r}_{names.index(name)}"
             if nproc:
-                runs = [(_train_command(folder / "run", overrides, nproc, epochs), folder / "run", folder / "phases",
-                         nproc, items)]
+                runs = [(_train_command(folder / "run", double if nproc < 0 else overrides, abs(nproc), epochs),
+                         folder / "run", folder / "phases", abs(nproc), items)]
             else:
                 runs = [(_train_command(folder / f"run{k}", half, 1, epochs), folder / f"run{k}", folder / f"phases{k}",
                          1, items // 2) for k in range(2)]
@@ -164,17 +178,23 @@ def ddp_rows(overrides: list[str], items: int, epochs: int, rounds: int, work: P
              "epoch_wall_s": statistics.median(run["epoch_wall_s"] for run in runs),
              "cpu_s_per_rank": runs[0]["cpu_s_per_rank"], "items_per_s_all": [run["items_per_s"] for run in runs]}
             for name, runs in cases.items()]
-    one, ddp, independent = (cases[name] for name in names)
+    one, ddp, independent, larger = (cases[name] for name in names)
     ratio = lambda key, a, b: [y[key] / x[key] for x, y in zip(a, b)]  # noqa: E731
     steady = ratio("items_per_s", one, ddp)
+    cpu = statistics.median(ratio("busiest_rank_cpu_s", ddp, one))
+    quiet = quiet and statistics.median(steady) <= 1.05 * cpu  # waits only lower the wall ratio below the CPU one
     summary = {
         "ddp_2_over_1_throughput": statistics.median(steady), "ddp_ratios_per_round": steady,
         "ddp_2_over_1_with_epoch_fixed_costs": statistics.median(ratio("items_per_s_with_fixed", one, ddp)),
         "ddp_2_over_1_whole_run": statistics.median(ratio("run_wall_s", ddp, one)),
-        "ddp_2_over_1_cpu": statistics.median(ratio("busiest_rank_cpu_s", ddp, one)),
+        "ddp_2_over_1_cpu": cpu,
         "independent_2_over_1_throughput": statistics.median(ratio("items_per_s", one, independent)),
         "ddp_over_independent": statistics.median(ratio("items_per_s", independent, ddp)),
-        "ddp_target": 1.7, "ddp_target_met": statistics.median(steady) >= 1.7,
+        "ddp_2_over_1_global_batch_doubled": statistics.median(ratio("items_per_s", one, larger)),
+        "independent_2_over_1_cpu": statistics.median(ratio("busiest_rank_cpu_s", independent, one)),
+        "ddp_2_over_1_cpu_global_batch_doubled": statistics.median(ratio("busiest_rank_cpu_s", larger, one)),
+        "ddp_target": 1.7, "ddp_machine_quiet": quiet,
+        "ddp_target_met": statistics.median(steady) >= 1.7 and quiet,
         "ddp_measures": "items_per_s: training items per second of the epochs after the first (steps and sharded "
                         "validation); _with_epoch_fixed_costs: each epoch from its start to the end of its checkpoint; "
                         "_whole_run: the command's wall, start-up and first epoch included; _cpu: CPU seconds of "
