@@ -51,8 +51,8 @@ class LazySplit:
     passes
         Whole-split reads so far (:meth:`scan`, :meth:`array_chunks`).
     content_hash
-        The ``hashlib`` state after this split's arrays (:mod:`pde_data.content_hash`), when its start-up
-        read computed it (:func:`pde_data.loading.make_datasets`), else None.
+        The ``hashlib`` state after this split's arrays (:mod:`pde_data.content_hash`), once
+        :meth:`start_up` computed it (:func:`pde_data.loading.make_datasets` calls it), else None.
     """
 
     def __init__(self, config, rows: np.ndarray, cache_bytes: int = CACHE_BYTES) -> None:
@@ -153,6 +153,19 @@ class LazySplit:
         for part in self._chunks():
             for name, consume in feeds:
                 consume(getattr(part, name))
+
+    def start_up(self, fits: Sequence[tuple[str, bool]], kind: str, periodic: bool) -> dict:
+        """The start-up read: one :meth:`scan` fits a normaliser for each ``(array name, shared_channels)``
+        of ``fits`` (:class:`pde_data.normalization.ChunkedFit` of ``kind``) and hashes the split's arrays
+        (:attr:`content_hash`, which the run's identity continues); returns the normalisers by name."""
+        from pde_data.content_hash import SplitHash
+        from pde_data.normalization import ChunkedFit
+
+        fitted = {name: ChunkedFit(kind, shared, periodic) for name, shared in fits}
+        split_hash = SplitHash(self)
+        self.scan([*((name, fit.add) for name, fit in fitted.items()), *split_hash.feeds()])
+        self.content_hash = split_hash.finish()
+        return {name: fit.result() for name, fit in fitted.items()}
 
     def _chunks(self) -> Iterator:
         """The in-memory datasets of consecutive row chunks of the split (one whole-split read)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -257,17 +257,11 @@ def make_datasets(config: DataConfig, lazy_train: bool = False) -> DataBundle:
                     for split in SPLITS if not (lazy_train and split == "train")}
     finally:
         ds.close()
-    feeds = []
-    if lazy_train:  # one read of the split fits the normalisers and hashes it (the run's identity)
-        from pde_data.content_hash import SplitHash
+    if lazy_train:
         from pde_data.lazy_split import LazySplit
 
         datasets["train"] = LazySplit(config, rows["train"])
-        split_hash = SplitHash(datasets["train"])
-        feeds = split_hash.feeds()
-    normalizers = fit_normalizers(datasets["train"], config.normalization, info["periodic"], feeds)
-    if lazy_train:
-        datasets["train"].content_hash = split_hash.finish()
+    normalizers = fit_normalizers(datasets["train"], config.normalization, info["periodic"])
     return DataBundle(datasets["train"], datasets["val"], datasets["test"], normalizers, info)
 
 
@@ -322,23 +316,16 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
     }
 
 
-def fit_normalizers(train, kind: str, periodic: bool, feeds: Sequence[tuple[str, Any]] = ()) -> Normalizers:
-    """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`).
-
-    A :class:`~pde_data.lazy_split.LazySplit` is fitted chunk by chunk in one read of the split
-    (:meth:`~pde_data.lazy_split.LazySplit.scan`), which also serves ``feeds`` (``(array name,
-    consumer)`` pairs; the read happens for them even when ``kind`` is ``none``).
-    """
-    from pde_data.normalization import ChunkedFit, concat_channels, fit_normalizer
+def fit_normalizers(train, kind: str, periodic: bool) -> Normalizers:
+    """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`); a
+    :class:`~pde_data.lazy_split.LazySplit` is fitted in its start-up read (which also hashes it)."""
+    from pde_data.normalization import concat_channels, fit_normalizer
 
     wanted = [("trajectories", True)] if train.time_dependent else [("outputs", False), ("inputs", False)]
     wanted += [("cond", False)] if train.cond_channels else []
     fitted = {}
-    if hasattr(train, "scan"):
-        fits = {name: ChunkedFit(kind, shared, periodic) for name, shared in wanted} if kind != "none" else {}
-        if fits or feeds:
-            train.scan([*((name, fit.add) for name, fit in fits.items()), *feeds])
-        fitted = {name: fit.result() for name, fit in fits.items()}
+    if hasattr(train, "start_up"):
+        fitted = train.start_up(wanted if kind != "none" else [], kind, periodic)
     elif kind != "none":
         fitted = {name: fit_normalizer(getattr(train, name), kind, shared_channels=shared, periodic=periodic)
                   for name, shared in wanted}
