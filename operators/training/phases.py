@@ -11,7 +11,8 @@ every call below is a no-op (one attribute test).
 Phases of a step (:meth:`.trainer.Trainer.train_step` and the epoch loop):
 
 ``data``
-    the next batch: reading/caching samples, augmentation, the copy to the device;
+    the next batch: samples read or taken from the cache (or the online stream), augmentation, the copy
+    to the device;
 ``forward``
     the training mode's prediction and the loss;
 ``combine``
