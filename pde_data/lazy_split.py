@@ -13,14 +13,15 @@ It serves exactly what :class:`~pde_data.samples.TrajectoryWindows` or
 :class:`~pde_data.samples.StaticPairs` of the same rows serve (same items, same values) and carries
 their metadata (``item_sample``, ``item_start``, ``samples``, channel counts, grid and times), which is
 all the trainer, the physics term and the augmenter read. Whole-split quantities (the content checksum
-of the run's identity and the normaliser statistics) are computed from :meth:`LazySplit.array_chunks`:
-consecutive rows, at most :data:`CHUNK_BYTES` at a time, never the whole split at once.
+of the run's identity and the normaliser statistics) are computed from one read of consecutive rows,
+at most :data:`CHUNK_BYTES` at a time, never the whole split at once (:meth:`LazySplit.scan`, which
+feeds several statistics from the same read).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +48,11 @@ class LazySplit:
     ----------
     reads
         The file rows read by each :meth:`batch` call (cache misses), in call order.
+    passes
+        Whole-split reads so far (:meth:`scan`, :meth:`array_chunks`).
+    content_hash
+        The ``hashlib`` state after this split's arrays (:mod:`pde_data.content_hash`), once
+        :meth:`start_up` computed it (:func:`pde_data.loading.make_datasets` calls it), else None.
     """
 
     def __init__(self, config, rows: np.ndarray, cache_bytes: int = CACHE_BYTES) -> None:
@@ -56,6 +62,8 @@ class LazySplit:
         self.samples = np.asarray(rows)
         self.cache_bytes = int(cache_bytes)
         self.reads: list[list[int]] = []
+        self.passes = 0
+        self.content_hash = None
         ds = open_dataset(config.path, allow_incomplete=config.allow_incomplete)  # checks the file once
         try:
             template = load_rows(ds, config, self.samples[:1])
@@ -135,9 +143,36 @@ class LazySplit:
     def array_chunks(self, name: str) -> Iterator[torch.Tensor]:
         """The array ``name`` of the whole split in consecutive row chunks of at most :data:`CHUNK_BYTES`
         (float32, as the in-memory dataset holds it; not cached, not recorded in :attr:`reads`)."""
+        for part in self._chunks():
+            yield getattr(part, name)
+
+    def scan(self, feeds: Sequence[tuple[str, Callable[[torch.Tensor], None]]]) -> None:
+        """One read of the whole split, chunk by chunk (as :meth:`array_chunks`): each chunk's array ``name``
+        goes to every ``(name, consumer)`` of ``feeds``, in order. Several whole-split statistics (the
+        normalisers, the content hash) thus cost one read of the file (counted in :attr:`passes`)."""
+        for part in self._chunks():
+            for name, consume in feeds:
+                consume(getattr(part, name))
+
+    def start_up(self, fits: Sequence[tuple[str, bool]], kind: str, periodic: bool) -> dict:
+        """The start-up read: one :meth:`scan` fits a normaliser for each ``(array name, shared_channels)``
+        of ``fits`` (:class:`pde_data.normalization.ChunkedFit` of ``kind``) and hashes the split's arrays
+        (:attr:`content_hash`, which the run's identity continues); returns the normalisers by name."""
+        from pde_data.content_hash import SplitHash
+        from pde_data.normalization import ChunkedFit
+
+        fitted = {name: ChunkedFit(kind, shared, periodic) for name, shared in fits}
+        split_hash = SplitHash(self)
+        self.scan([*((name, fit.add) for name, fit in fitted.items()), *split_hash.feeds()])
+        self.content_hash = split_hash.finish()
+        return {name: fit.result() for name, fit in fitted.items()}
+
+    def _chunks(self) -> Iterator:
+        """The in-memory datasets of consecutive row chunks of the split (one whole-split read)."""
+        self.passes += 1
         per_chunk = max(1, CHUNK_BYTES // max(self.sample_bytes, 1))
         for first in range(0, len(self.samples), per_chunk):
-            yield getattr(self._load(np.arange(first, min(first + per_chunk, len(self.samples)))), name)
+            yield self._load(np.arange(first, min(first + per_chunk, len(self.samples))))
 
     def close(self) -> None:
         """Drop the cache."""

@@ -318,25 +318,23 @@ def describe(ds, config: DataConfig) -> dict[str, Any]:
 
 def fit_normalizers(train, kind: str, periodic: bool) -> Normalizers:
     """Fit the normalisers of a protocol on the training dataset (see :class:`Normalizers`); a
-    :class:`~pde_data.lazy_split.LazySplit` is fitted chunk by chunk."""
-    from pde_data.normalization import concat_channels, fit_normalizer, fit_normalizer_chunks
+    :class:`~pde_data.lazy_split.LazySplit` is fitted in its start-up read (which also hashes it)."""
+    from pde_data.normalization import concat_channels, fit_normalizer
 
+    wanted = [("trajectories", True)] if train.time_dependent else [("outputs", False), ("inputs", False)]
+    wanted += [("cond", False)] if train.cond_channels else []
+    fitted = {}
+    if hasattr(train, "start_up"):
+        fitted = train.start_up(wanted if kind != "none" else [], kind, periodic)
+    elif kind != "none":
+        fitted = {name: fit_normalizer(getattr(train, name), kind, shared_channels=shared, periodic=periodic)
+                  for name, shared in wanted}
     if kind == "none":
         return Normalizers()
-
-    def fit(name: str, shared: bool = False):
-        if hasattr(train, "array_chunks"):
-            return fit_normalizer_chunks(train.array_chunks(name), kind, shared_channels=shared, periodic=periodic)
-        return fit_normalizer(getattr(train, name), kind, shared_channels=shared, periodic=periodic)
-
-    if train.time_dependent:
-        output = fit("trajectories", shared=True)
-        parts = [(output, train.in_channels)]
-    else:
-        output = fit("outputs")
-        parts = [(fit("inputs"), train.in_channels)]
+    output = fitted["trajectories" if train.time_dependent else "outputs"]
+    parts = [(output if train.time_dependent else fitted["inputs"], train.in_channels)]
     if train.cond_channels:
-        parts.append((fit("cond"), train.cond_channels))
+        parts.append((fitted["cond"], train.cond_channels))
     return Normalizers(concat_channels(parts), output)
 
 

@@ -14,7 +14,7 @@ both boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -142,38 +142,50 @@ def fit_normalizer(data: torch.Tensor | np.ndarray, kind: NormalizationKind, sha
     return UnitGaussianNormalizer.fit(data, kind, shared_channels=shared_channels, periodic=periodic)
 
 
-def fit_normalizer_chunks(chunks: Iterable[torch.Tensor], kind: NormalizationKind, shared_channels: bool = False,
-                          periodic: bool = True) -> UnitGaussianNormalizer | None:
-    """:func:`fit_normalizer` of the concatenation (along the sample axis) of ``chunks``, without holding it.
+class ChunkedFit:
+    """:func:`fit_normalizer` of the concatenation of the chunks given to :meth:`add`, without holding it.
 
     Each chunk ``[n_i, C, *space]`` contributes its float64 mean and sum of squared deviations, which
     are merged pairwise (Chan, Golub and LeVeque's update: no cancellation of large sums); the result
-    equals the one-array fit to float64 rounding.
+    equals the one-array fit to float64 rounding. Fits fed chunk by chunk let one read of a split
+    serve several statistics (:meth:`pde_data.lazy_split.LazySplit.scan`).
+
+    Parameters
+    ----------
+    kind, shared_channels, periodic
+        As in :func:`fit_normalizer` (``kind`` ``pointwise`` or ``global``).
     """
-    if kind == "none":
-        return None
-    if kind not in ("pointwise", "global"):
-        raise ConfigError(f"normalization must be 'none', 'pointwise' or 'global' (got {kind!r})")
-    count, mean, m2 = 0, None, None
-    for chunk in chunks:
+
+    def __init__(self, kind: NormalizationKind, shared_channels: bool = False, periodic: bool = True) -> None:
+        if kind not in ("pointwise", "global"):
+            raise ConfigError(f"normalization must be 'none', 'pointwise' or 'global' (got {kind!r})")
+        self.kind, self.shared_channels, self.periodic = kind, shared_channels, periodic
+        self.count, self.mean, self.m2 = 0, None, None
+
+    def add(self, chunk: torch.Tensor) -> None:
+        """Merge the statistics of ``chunk`` ``[n, C, *space]``."""
         values = torch.as_tensor(chunk).to(torch.float64)
-        axes = [0, 1] if shared_channels else [0]
-        if kind == "global":
+        axes = [0, 1] if self.shared_channels else [0]
+        if self.kind == "global":
             axes += list(range(2, values.ndim))
         n = int(np.prod([values.shape[a] for a in axes]))
         chunk_mean = values.mean(dim=axes, keepdim=True)
         chunk_m2 = ((values - chunk_mean) ** 2).sum(dim=axes, keepdim=True)
-        if mean is None:
-            count, mean, m2 = n, chunk_mean, chunk_m2
-            continue
-        delta = chunk_mean - mean
-        total = count + n
-        mean = mean + delta * (n / total)
-        m2 = m2 + chunk_m2 + delta ** 2 * (count * n / total)
-        count = total
-    if mean is None:
-        raise ValueError("no data to fit a normaliser on")
-    return UnitGaussianNormalizer(mean[0], (m2[0] / count).sqrt(), kind=kind, periodic=periodic)
+        if self.mean is None:
+            self.count, self.mean, self.m2 = n, chunk_mean, chunk_m2
+            return
+        delta = chunk_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + chunk_m2 + delta ** 2 * (self.count * n / total)
+        self.count = total
+
+    def result(self) -> UnitGaussianNormalizer:
+        """The normaliser of everything added."""
+        if self.mean is None:
+            raise ValueError("no data to fit a normaliser on")
+        return UnitGaussianNormalizer(self.mean[0], (self.m2[0] / self.count).sqrt(), kind=self.kind,
+                                      periodic=self.periodic)
 
 
 def concat_channels(parts: Sequence[tuple[UnitGaussianNormalizer, int]]) -> UnitGaussianNormalizer:

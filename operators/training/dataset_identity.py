@@ -22,34 +22,37 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-#: array attributes of the datasets of :mod:`pde_data.samples`, in hashing order
-_ARRAYS = ("trajectories", "inputs", "outputs", "cond")
+from pde_data.content_hash import ARRAYS, add_array
 
 
 def content_sha256(datasets: Iterable[Any]) -> str:
-    """SHA-256 over the arrays of ``datasets`` (None entries skipped), with their shapes and dtypes."""
-    digest = hashlib.sha256()
+    """SHA-256 over the arrays of ``datasets`` (None entries skipped), with their shapes and dtypes
+    (:mod:`pde_data.content_hash`).
+
+    A split read on demand (:class:`pde_data.lazy_split.LazySplit`) is hashed chunk by chunk, same bytes;
+    when it comes first and already hashed its arrays in its start-up read (``content_hash``, see
+    :func:`pde_data.loading.make_datasets`), that hash is continued instead of reading it again.
+    """
+    digest = None
     for dataset in datasets:
         if dataset is None:
             continue
-        for name in _ARRAYS:
-            if hasattr(dataset, "array_chunks"):  # a split read on demand: its rows chunk by chunk, same bytes
+        if digest is None:
+            hashed = getattr(dataset, "content_hash", None)
+            digest = hashlib.sha256() if hashed is None else hashed.copy()
+            if hashed is not None:
+                continue
+        for name in ARRAYS:
+            if hasattr(dataset, "array_chunks"):
                 shape = dataset.array_shape(name)
                 chunks = dataset.array_chunks(name) if shape is not None else None
             else:
                 value = getattr(dataset, name, None)
                 shape = None if value is None else tuple(value.shape)
                 chunks = [value]
-            if shape is None:
-                continue
-            for i, chunk in enumerate(chunks):
-                array = np.ascontiguousarray(chunk.detach().cpu().numpy() if hasattr(chunk, "detach") else chunk)
-                if i == 0:
-                    digest.update(f"{name}{shape}{array.dtype.str}".encode())
-                digest.update(array.reshape(-1).view(np.uint8))
-    return digest.hexdigest()
+            if shape is not None:
+                add_array(digest, name, shape, chunks)
+    return (digest or hashlib.sha256()).hexdigest()
 
 
 def identify(path: str | os.PathLike, fingerprint: dict[str, Any], datasets: Iterable[Any]) -> dict[str, Any]:

@@ -126,14 +126,15 @@ def fit_increment_normalizer(trajectories, step: int, kind: str, periodic: bool)
     Output channel ``j`` (0-based) of one call is the change over ``j + 1`` stored steps, so its
     statistics are fitted on ``u(t + j + 1) - u(t)`` over every sample and time of the training
     ``trajectories`` ``[N, T, *space]``, one statistic per channel. ``trajectories`` may also be a
-    training split read on demand (:class:`pde_data.lazy_split.LazySplit`), fitted chunk by chunk.
+    training split read on demand (:class:`pde_data.lazy_split.LazySplit`), fitted chunk by chunk in one
+    read of it for every lead.
 
     Returns
     -------
     UnitGaussianNormalizer or None
         ``kind`` as in :func:`pde_data.normalization.fit_normalizer` (None for ``"none"``).
     """
-    from pde_data.normalization import concat_channels, fit_normalizer, fit_normalizer_chunks
+    from pde_data.normalization import ChunkedFit, concat_channels, fit_normalizer
 
     if kind == "none":
         return None
@@ -145,12 +146,10 @@ def fit_increment_normalizer(trajectories, step: int, kind: str, periodic: bool)
     def changes(chunk: torch.Tensor, lead: int) -> torch.Tensor:
         return (chunk[:, lead:] - chunk[:, :-lead]).reshape(-1, 1, *shape[2:])
 
-    parts = []
-    for lead in range(1, step + 1):
-        if lazy:
-            fitted = fit_normalizer_chunks((changes(c, lead) for c in trajectories.array_chunks("trajectories")),
-                                           kind, periodic=periodic)
-        else:
-            fitted = fit_normalizer(changes(trajectories, lead), kind, periodic=periodic)
-        parts.append((fitted, 1))
-    return concat_channels(parts)
+    if lazy:  # one read of the split for every lead
+        fits = [ChunkedFit(kind, periodic=periodic) for _ in range(step)]
+        trajectories.scan([("trajectories", lambda c, lead=lead, fit=fit: fit.add(changes(c, lead)))
+                           for lead, fit in enumerate(fits, start=1)])
+        return concat_channels([(fit.result(), 1) for fit in fits])
+    return concat_channels([(fit_normalizer(changes(trajectories, lead), kind, periodic=periodic), 1)
+                            for lead in range(1, step + 1)])

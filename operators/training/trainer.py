@@ -42,6 +42,7 @@ from operators.training.losses import loss_function, relative_l2
 from operators.training.model_settings import checkpoint_extra, model_settings
 from operators.training.online import StreamOptions
 from operators.training.optimizers import build_optimizer
+from operators.training.phases import Phases
 from operators.training.precision import Precision
 from operators.training.schedules import extended_lr_factor, set_lr
 from operators.training.surrogate import Surrogate, fit_increment_normalizer
@@ -94,6 +95,7 @@ class Trainer:
         if not self.dist.is_main:
             self.log = lambda message: None
         self.precision = Precision(config.training.precision, self.device)
+        self.phases = Phases(rank=self.dist.rank)  # per-phase seconds when $PDEOP_PHASES is set
         torch.manual_seed(config.seed)
         self.data: DataBundle = self._load_data(stream)
         train = self.data.train
@@ -248,17 +250,27 @@ class Trainer:
         cfg = self.config.training
         count = len(items) if count is None else count
         self._counted = count > 0
-        with self.precision.autocast():
-            pred, target, trajectory, terms = self._forward(x, y, c)
-        loss = self.loss(pred.float(), target.float(), cfg.loss_reduction)
-        physics = self._physics_loss(x, trajectory.float(), items)
-        totals = self.dist.combine(loss, terms, physics, count, cfg.loss_reduction)
+        with self.phases("forward"):
+            with self.precision.autocast():
+                pred, target, trajectory, terms = self._forward(x, y, c)
+            loss = self.loss(pred.float(), target.float(), cfg.loss_reduction)
+            physics = self._physics_loss(x, trajectory.float(), items)
+        with self.phases("combine"):
+            totals = self.dist.combine(loss, terms, physics, count, cfg.loss_reduction)
         objective = loss if totals.data_scale == 1.0 else loss * totals.data_scale
         if physics is not None and cfg.physics.weight > 0:
             scale = cfg.physics.weight * totals.physics_scale
             objective = objective + scale * physics
         self.optimizer.zero_grad(set_to_none=True)
-        self.precision.backward(objective)
+        with self.phases("backward"):
+            self.precision.backward(objective)
+        with self.phases("step"):
+            self._update()
+        return totals.loss, totals.terms, totals.physics
+
+    def _update(self) -> None:
+        """Unscale and check the gradients, clip them, and take the optimiser step."""
+        cfg = self.config.training
         parameters = list(self.surrogate.model.parameters())
         self.precision.unscale(parameters)
         if not self.precision.skips_overflow():
@@ -266,7 +278,6 @@ class Trainer:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_clip)
         self.precision.step(self.optimizer)
-        return totals.loss, totals.terms, totals.physics
 
     def _physics_mean(self, values: torch.Tensor) -> torch.Tensor:
         """Mean over the global batch (every rank's counted items) for the physics term's normalisation."""
@@ -316,6 +327,7 @@ class Trainer:
                 self.data.train.close()
             if lock is not None:
                 lock.release()
+            self.phases.write()
 
     def _fit(self, resume: bool, max_minutes: float | None) -> TrainResult:
         cfg = self.config.training
@@ -370,6 +382,7 @@ class Trainer:
         while not finished:
             epoch = progress["epoch"]
             epoch_start = time.perf_counter()
+            self.phases.start_epoch(epoch + 1)
             self.surrogate.train()
             loss_sum, terms, physics_sum, batches = 0.0, 0, 0.0, 0
             waited = self.data.train.wait_seconds if self.online else 0.0
@@ -393,11 +406,14 @@ class Trainer:
             if self.online:
                 row["data_wait_s"] = self.data.train.wait_seconds - waited
             if self.data.val is not None:
-                row["val_l2"] = self.evaluate_split(self.data.val)
+                with self.phases("validation"):
+                    row["val_l2"] = self.evaluate_split(self.data.val)
             row["seconds"] = time.perf_counter() - epoch_start
             improved, stall = progress_record.record_epoch(progress, row, cfg.early_stopping)
-            self.dist.from_main(lambda: progress_record.save_epoch(self.run_dir, self.config, self.surrogate,
-                                                                   self.optimizer, self.precision, progress, improved))
+            with self.phases("save"):
+                self.dist.from_main(lambda: progress_record.save_epoch(self.run_dir, self.config, self.surrogate,
+                                                                       self.optimizer, self.precision, progress, improved))
+            self.phases.end_epoch()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("train_loss", "physics_loss", "val_l2")})
@@ -417,7 +433,8 @@ class Trainer:
         with what the run folder still holds added to the message."""
         while True:
             try:
-                batch = next(batches)
+                with self.phases("data"):
+                    batch = next(batches)
             except StopIteration:
                 return
             except PdeopError as exc:

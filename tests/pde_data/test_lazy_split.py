@@ -17,6 +17,7 @@ from operators.training.distributed import Distributed
 from operators.training.surrogate import fit_increment_normalizer
 from pde_data import DataConfig, make_datasets
 from pde_data import lazy_split
+from pde_data.normalization import ChunkedFit, concat_channels
 from tests.operators import tiny_data
 from tests.operators.tiny_data import one_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -78,6 +79,57 @@ def test_increment_normaliser_from_chunks(tmp_path, small_chunks):
     _close(a.mean, b.mean, scale)
     _close(a.std, b.std, scale)
     lazy.train.close()
+
+
+def _separate_pass_fit(split, name: str, kind: str, shared: bool, periodic: bool, transform=lambda c: c):
+    """The fit as it was before one read served them all: a pass of its own over ``array_chunks``."""
+    fit = ChunkedFit(kind, shared, periodic)
+    for chunk in split.array_chunks(name):
+        fit.add(transform(chunk))
+    return fit.result()
+
+
+@pytest.mark.parametrize("protocol", ["windows", "static", "windows-none"])
+def test_one_read_serves_the_checksum_and_the_normalisers(tmp_path, small_chunks, protocol):
+    """Start-up reads the split once (``passes``), however many statistics it feeds; the run's content
+    checksum is the loaded split's, and each normaliser is bit-identical to one fitted in a pass of its own
+    (same chunks, same float64 merges: the same numbers, not merely close ones)."""
+    config = _configs(tmp_path)[protocol.split("-")[0]]
+    if protocol.endswith("none"):
+        config = config.replace(normalization="none")
+    loaded, lazy = make_datasets(config), make_datasets(config, lazy_train=True)
+    splits = lambda bundle: (bundle.train, bundle.val, bundle.test)  # noqa: E731
+    assert lazy.train.passes == 1 and lazy.train.content_hash is not None
+    assert content_sha256(splits(lazy)) == content_sha256(splits(loaded))
+    assert lazy.train.passes == 1  # the checksum continued the start-up read's hash
+    train, kind, periodic = lazy.train, config.normalization, bool(lazy.info["periodic"])
+    if kind == "none":
+        assert lazy.normalizers.input is None and lazy.normalizers.output is None
+        return
+    if train.time_dependent:
+        output = _separate_pass_fit(train, "trajectories", kind, True, periodic)
+        inputs = output
+    else:
+        output = _separate_pass_fit(train, "outputs", kind, False, periodic)
+        inputs = _separate_pass_fit(train, "inputs", kind, False, periodic)
+    parts = [(inputs, train.in_channels)]
+    if train.cond_channels:
+        parts.append((_separate_pass_fit(train, "cond", kind, False, periodic), train.cond_channels))
+    expected = concat_channels(parts)
+    for got, want in ((lazy.normalizers.output, output), (lazy.normalizers.input, expected)):
+        assert torch.equal(got.mean, want.mean) and torch.equal(got.std, want.std)
+    # the increment normaliser: every lead from one more read, each bit-identical to a pass of its own
+    before = train.passes
+    increments = fit_increment_normalizer(train, 2, kind, True) if train.time_dependent else None
+    if increments is not None:
+        assert train.passes == before + 1
+        shape = train.array_shape("trajectories")
+        for lead in (1, 2):
+            want = _separate_pass_fit(train, "trajectories", kind, False, True, lambda c, lead=lead: (
+                c[:, lead:] - c[:, :-lead]).reshape(-1, 1, *shape[2:]))
+            assert torch.equal(increments.mean[lead - 1:lead], want.mean)
+            assert torch.equal(increments.std[lead - 1:lead], want.std)
+    train.close()
 
 
 @pytest.mark.parametrize("cache_samples", [0, 2])
