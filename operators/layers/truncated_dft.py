@@ -318,6 +318,24 @@ def ifft_last(spectrum: torch.Tensor, n: int, norm: str, complex_data: bool,
     return _as_complex(out) if complex_data else out
 
 
+# Below this many columns per batch entry, one product ``matrix @ [n, L*T]`` beats PyTorch's batched
+# product, which on CPU runs a tiny GEMM (and a copy) per batch entry; above it, the transposing copy of
+# ``x`` costs more than it saves (measured: 1.1-2x faster at T = 5-17, up to 2x slower at T = 64-144).
+_FOLD_COLUMNS = 32
+
+
+def _matrix_times_batch(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` for ``x`` ``[L, n, T]``: one matrix product over all ``L * T`` columns when ``T`` is small.
+
+    The folded result is a transposed view (``[L, m, T]`` with strides of ``[m, L, T]``).
+    """
+    batch, n, columns = x.shape
+    if columns >= _FOLD_COLUMNS or batch == 1:
+        return torch.matmul(matrix, x)
+    folded = matrix @ x.transpose(0, 1).reshape(n, batch * columns)
+    return folded.view(matrix.shape[0], batch, columns).transpose(0, 1)
+
+
 class _LeftProduct(torch.autograd.Function):
     """``matrix @ x`` for a batch ``x`` ``[L, n, T]`` and a constant complex ``matrix`` ``[m, n]``.
 
@@ -329,7 +347,7 @@ class _LeftProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, matrix: torch.Tensor, adjoint: torch.Tensor) -> torch.Tensor:  # noqa: D102
         ctx.save_for_backward(matrix, adjoint)
-        return torch.matmul(matrix, x)
+        return _matrix_times_batch(matrix, x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
@@ -347,7 +365,7 @@ def _left_product(x: torch.Tensor, dim: int, matrix: torch.Tensor, adjoint: torc
     shape = x.shape
     x3 = x.reshape(math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:]))
     if torch.jit.is_tracing():  # a traced program cannot hold a Python autograd.Function
-        out = torch.matmul(matrix, x3)
+        out = _matrix_times_batch(matrix, x3)
     else:
         out = _LeftProduct.apply(x3, matrix, adjoint)
     return out.view(*shape[:dim], matrix.shape[0], *shape[dim + 1:])

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from operators.layers.truncated_dft import (
+    _FOLD_COLUMNS,
+    _matrix_times_batch,
     dft_matrices,
     fft_last,
     gather_modes,
@@ -161,3 +163,14 @@ def test_nd_transforms_have_correct_first_and_second_gradients(complex_data):
     for fn, arg in ((forward, x), (inverse, spectrum)):
         assert torch.autograd.gradcheck(fn, (arg,))
         assert torch.autograd.gradgradcheck(fn, (arg,))
+
+
+@pytest.mark.parametrize("batch,columns", [(1, 3), (7, 1), (7, _FOLD_COLUMNS - 1), (5, _FOLD_COLUMNS), (3, 70)])
+def test_batched_left_product_equals_matmul_on_both_paths(batch, columns):
+    """The left product folded into one matrix product (few columns) and the batched one (many) both
+    equal torch.matmul: each entry is the same length-9 complex dot product, summed in either order
+    (a few ulps of 9 terms of size ~3, so 1e-13 is a wide margin)."""
+    torch.manual_seed(10)
+    matrix = torch.randn(6, 9, dtype=torch.complex128)
+    x = torch.randn(batch, 9, columns, dtype=torch.complex128)
+    torch.testing.assert_close(_matrix_times_batch(matrix, x), torch.matmul(matrix, x), atol=1e-13, rtol=0)
