@@ -37,6 +37,8 @@ class NeuralWarmStart:
         The trained residual-to-error network (None: the smoother alone).
     smoother
         Preconditioner name of the cycle's relaxation.
+    smoother_options
+        Its options (e.g. ILU ``drop_tol``, ``fill_factor``); None: the family solver's.
 
     Attributes
     ----------
@@ -45,9 +47,9 @@ class NeuralWarmStart:
     """
 
     def __init__(self, surrogate: Any, inputs: tuple[str, ...], outputs: tuple[str, ...],
-                 correction: CorrectionModel | None, smoother: str) -> None:
+                 correction: CorrectionModel | None, smoother: str, smoother_options: dict | None = None) -> None:
         self.surrogate, self.inputs, self.outputs = surrogate, tuple(inputs), tuple(outputs)
-        self.correction, self.smoother = correction, smoother
+        self.correction, self.smoother, self.smoother_options = correction, smoother, smoother_options
         self.predict_seconds = self.correct_seconds = 0.0
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
