@@ -214,7 +214,7 @@ def main() -> None:
     rows, summary = [], {}
     for problem in args.problems:
         given = args.darcy_run if problem == "darcy" else args.helmholtz_run
-        run = trained_run(PROBLEMS[problem][1], given, args.quick)
+        run = trained_run(PROBLEMS[problem][1], given, args.quick) if resolution in sizes else None
         options = None
         if problem == "helmholtz" and args.helmholtz_ilu:
             options = {"drop_tol": args.helmholtz_ilu[0], "fill_factor": args.helmholtz_ilu[1]}
