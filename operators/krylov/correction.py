@@ -3,7 +3,7 @@
 A trained ``a -> u`` operator predicts one solution; a Krylov preconditioner must map *any*
 residual ``r`` to the error ``A^-1 r``. :func:`train_correction` fits an FNO to that map on pairs
 the family's own matrices produce at no solve cost: a coefficient draw of the family, a random
-smooth error ``e`` (a Neumann Gaussian random field of smoothness ``alpha`` 1.5–2.5 per solution
+smooth error ``e`` (a Neumann Gaussian random field of smoothness ``alpha`` 1–2.5 per solution
 field) relaxed by ``sweeps`` sweeps of the cycle's smoother (``e <- e - S A e``, exactly what the
 cycle's pre-smoothing leaves of an error), and ``r = A e``. So the network is trained on the part
 of the error the smoother cannot remove, where it sees it (HINTS, Zhang et al. 2022).
@@ -108,7 +108,7 @@ class CorrectionModel:
     seconds
         Wall time of pair generation and training (the cost to report beside the solves).
     final_loss
-        Mean relative L2 error of the last training epoch.
+        Mean training loss (the chosen ``loss``, relative) of the last epoch.
     """
 
     def __init__(self, net: FNO, family: EllipticFamily, shift: np.ndarray, scale: np.ndarray, out_scale: float,
