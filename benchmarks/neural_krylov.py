@@ -198,6 +198,7 @@ def main() -> None:
                    help="correction training loss (default: energy for Darcy, error for Helmholtz)")
     p.add_argument("--pairs", type=int, default=None, help="correction training pairs (default 400; quick 64)")
     p.add_argument("--epochs", type=int, default=None, help="correction training epochs (default 30; quick 8)")
+    p.add_argument("--width", type=int, default=24, help="correction FNO width (default 24)")
     p.add_argument("--helmholtz-ilu", type=float, nargs=2, metavar=("DROP_TOL", "FILL_FACTOR"), default=None,
                    help="ILU of the Helmholtz cycle and of its cold baseline (default: the family solver's 1e-5, 20)")
     args = p.parse_args()
@@ -210,7 +211,8 @@ def main() -> None:
     resolution = 25 if args.quick else args.resolution  # 25: six points per wavelength at k = 24
     sizes = [resolution] if args.quick or not args.resolutions else args.resolutions
     settings = CorrectionSettings(pairs=args.pairs or (64 if args.quick else 400),
-                                  epochs=args.epochs or (8 if args.quick else 30), sweeps=args.sweeps, loss=args.loss)
+                                  epochs=args.epochs or (8 if args.quick else 30), sweeps=args.sweeps, loss=args.loss,
+                                  width=args.width)
     rows, summary = [], {}
     for problem in args.problems:
         given = args.darcy_run if problem == "darcy" else args.helmholtz_run
