@@ -41,9 +41,12 @@ class WarmStart(Protocol):
     smoother
         Relaxation of the two-level cycle: a preconditioner name of :mod:`solvers.preconditioners`
         (``"sor"`` = symmetric Gauss–Seidel for SPD families).
+    smoother_options
+        Its options (:func:`build_smoother`); None: the family solver's.
     """
 
     smoother: str
+    smoother_options: dict | None
 
     def predict(self, inputs: Fields) -> Fields | None:
         """The solution fields predicted from the sample's input fields (None: start from zero)."""
@@ -52,11 +55,14 @@ class WarmStart(Protocol):
         """The error fields ``A^-1 r`` predicted from the input fields and the residual ``r`` as fields."""
 
 
-def build_smoother(family: EllipticFamily, kind: str, A: sp.spmatrix) -> object:
-    """The cycle's smoother ``kind`` for ``A``, with the options the family's solver would use
-    (:func:`~solvers.sequence.default_preconditioner_options`: a near-complete ILU for indefinite systems)."""
+def build_smoother(family: EllipticFamily, kind: str, A: sp.spmatrix, options: dict | None = None) -> object:
+    """The cycle's smoother ``kind`` for ``A`` with ``options`` (e.g. ILU ``drop_tol``, ``fill_factor``);
+    None: the options the family's solver would use (:func:`~solvers.sequence.default_preconditioner_options`:
+    a near-complete ILU for indefinite systems)."""
     traits = family.traits()
-    return build_preconditioner(kind, A, symmetric=traits.symmetric, **default_preconditioner_options(kind, traits))
+    if options is None:
+        options = default_preconditioner_options(kind, traits)
+    return build_preconditioner(kind, A, symmetric=traits.symmetric, **options)
 
 
 def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int, inputs: Fields,
@@ -93,7 +99,7 @@ def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int,
     def correction(r: np.ndarray) -> np.ndarray:
         return family.solution_vector(warm_start.correct(inputs, family.solution_fields(r)))
 
-    smoother = build_smoother(family, warm_start.smoother, A)
+    smoother = build_smoother(family, warm_start.smoother, A, warm_start.smoother_options)
     result = neural_solve(A, b, smoother, correction, guess=guess, spd=family.traits().spd,
                           settings=NeuralKrylovSettings(rtol=rtol))
     if result.converged and result.residual <= rtol:

@@ -3,10 +3,16 @@
 A trained ``a -> u`` operator predicts one solution; a Krylov preconditioner must map *any*
 residual ``r`` to the error ``A^-1 r``. :func:`train_correction` fits an FNO to that map on pairs
 the family's own matrices produce at no solve cost: a coefficient draw of the family, a random
-smooth error ``e`` (a Neumann Gaussian random field of smoothness ``alpha`` 1.5–2.5 per solution
+smooth error ``e`` (a Neumann Gaussian random field of smoothness ``alpha`` 1–2.5 per solution
 field) relaxed by ``sweeps`` sweeps of the cycle's smoother (``e <- e - S A e``, exactly what the
 cycle's pre-smoothing leaves of an error), and ``r = A e``. So the network is trained on the part
 of the error the smoother cannot remove, where it sees it (HINTS, Zhang et al. 2022).
+
+Loss: ``error`` — the relative L2 error of the predicted error field; ``energy`` (SPD families) — the
+relative energy norm ``||d||_A / ||e||_A`` of what is left, ``d = e - N(r)``, after ``post_sweeps``
+damped-Jacobi sweeps ``d <- d - (2/3) D^-1 A d`` (a differentiable stand-in for the cycle's
+post-smoothing: the network is not charged for oscillatory error the smoother removes, and the
+energy norm is what conjugate gradients minimise); ``residual`` (any family) — ``||A d|| / ||r||``.
 
 Scaling: each input field is standardised over the training set (positive fields as logarithms),
 the residual is divided by its root-mean-square ``s`` and the predicted error multiplied by ``s``
@@ -17,8 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from operators.models.fno import FNO, FNOConfig
@@ -31,6 +40,10 @@ from solvers.errors import ConfigError
 ERROR_ALPHAS = (1.0, 1.5, 2.0, 2.5)
 #: sample indices of the coefficient draws used for training start here (disjoint from a dataset's)
 TRAINING_INDEX_OFFSET = 10**9
+#: training losses of the correction network (see the module docstring)
+LOSSES = ("error", "energy", "residual")
+#: damping of the Jacobi sweeps standing in for the post-smoothing in the ``energy`` loss
+JACOBI_DAMPING = 2.0 / 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +57,18 @@ class CorrectionSettings:
     epochs, batch_size, lr
         Adam with a one-cycle schedule peaking at ``lr``.
     width, modes, layers
-        FNO hidden channels, Fourier modes per axis (capped at half the grid), Fourier layers.
+        FNO hidden channels, Fourier modes per axis (capped at half the grid; None: three eighths of
+        the grid intervals, 12 at 33² and 24 at 65², so the network covers the error the smoother
+        leaves at every size), Fourier layers.
     seed
         Seeds the pairs and the initial weights.
     sweeps
         Smoother sweeps applied to each random error before its residual is formed.
+    loss
+        ``error``, ``energy`` (SPD families only) or ``residual`` (see the module docstring); None:
+        ``energy`` for SPD families, ``error`` otherwise (the measured better choices).
+    post_sweeps
+        Damped-Jacobi sweeps applied to the remaining error before its energy norm (``energy`` only).
     """
 
     pairs: int = 400
@@ -56,14 +76,24 @@ class CorrectionSettings:
     batch_size: int = 16
     lr: float = 3e-3
     width: int = 24
-    modes: int = 12
+    modes: int | None = None
     layers: int = 4
     seed: int = 0
     sweeps: int = 2
+    loss: str | None = None
+    post_sweeps: int = 2
 
     def __post_init__(self) -> None:
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ConfigError(f"correction loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+        for name in ("sweeps", "post_sweeps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 0):
+                raise ConfigError(f"correction {name} must be an integer >= 0 (got {value!r})")
         for name in ("pairs", "epochs", "batch_size", "width", "modes", "layers"):
             value = getattr(self, name)
+            if name == "modes" and value is None:
+                continue
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"correction {name} must be an integer >= 1 (got {value!r})")
         if not self.lr > 0:
@@ -78,7 +108,7 @@ class CorrectionModel:
     seconds
         Wall time of pair generation and training (the cost to report beside the solves).
     final_loss
-        Mean relative L2 error of the last training epoch.
+        Mean training loss (the chosen ``loss``, relative) of the last epoch.
     """
 
     def __init__(self, net: FNO, family: EllipticFamily, shift: np.ndarray, scale: np.ndarray, out_scale: float,
@@ -119,7 +149,7 @@ def _features(family: EllipticFamily, inputs: dict[str, np.ndarray], residual: d
 
 
 def train_correction(family: EllipticFamily, smoother: str, settings: CorrectionSettings = CorrectionSettings(),
-                     log: object = None) -> CorrectionModel:
+                     log: object = None, smoother_options: dict | None = None) -> CorrectionModel:
     """Train the residual-to-error network for ``family``'s systems at its configured resolution.
 
     Parameters
@@ -132,6 +162,8 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
         Network and training size.
     log
         Optional callable receiving one line per few epochs.
+    smoother_options
+        The smoother's options (:func:`~pde_data.warm_start.build_smoother`); None: the family solver's.
 
     Returns
     -------
@@ -139,23 +171,29 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
         With ``seconds`` (pairs and training) and ``final_loss``.
     """
     start = time.perf_counter()
+    if settings.loss is None:
+        settings = dataclasses.replace(settings, loss="energy" if family.traits().spd else "error")
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     names = _solution_names(family)
     K, dim = family.config.resolution, family.dim
-    samples_in, samples_r, samples_e = [], [], []
+    if settings.loss == "energy" and not family.traits().spd:
+        raise ConfigError(f"correction loss 'energy' needs a symmetric positive definite family; {family.name} is not "
+                          "(use 'residual' or 'error')")
+    samples_in, samples_r, samples_e, matrices = [], [], [], []
     for i in range(settings.pairs):
         inputs = family.sample_inputs(TRAINING_INDEX_OFFSET + i, settings.seed)
         A, _ = family.assemble(inputs)
         errors = {name: neumann_grf(rng, K, alpha=float(rng.choice(ERROR_ALPHAS)), tau=family.config.tau, dim=dim)
                   for name in names}
         e = family.solution_vector(errors)
-        S = build_smoother(family, smoother, A)
+        S = build_smoother(family, smoother, A, smoother_options)
         for _ in range(settings.sweeps):
             e = e - S @ (A @ e)
         samples_in.append(_log_inputs(family, inputs))
         samples_r.append(family.solution_fields(A @ e))
         samples_e.append(family.solution_fields(e))
+        matrices.append(A)
     fields = np.asarray(samples_in)
     axes = (0,) + tuple(range(2, fields.ndim))
     shift = fields.mean(axis=axes, keepdims=True)[0]
@@ -171,21 +209,21 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
     Y_np = np.asarray(Y)
     out_scale = float(Y_np.std())
     Y_t = torch.tensor(Y_np / out_scale, dtype=torch.float32)
-    modes = min(settings.modes, K // 2)
+    modes = min(settings.modes or 3 * (K - 1) // 8, K // 2)
     net = FNO(FNOConfig(in_channels=X_t.shape[1], out_channels=len(names), n_modes=(modes,) * dim,
                         width=settings.width, n_layers=settings.layers, lifting_ratio=0, projection_ratio=2,
                         channel_mlp=False, domain_padding=(0.1,)))
     steps = settings.epochs * -(-settings.pairs // settings.batch_size)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=steps)
+    measure = _loss_function(family, settings, matrices)
     loss_value = float("nan")
     for epoch in range(settings.epochs):
         order = torch.randperm(settings.pairs)
         total = 0.0
         for j in range(0, settings.pairs, settings.batch_size):
             batch = order[j:j + settings.batch_size]
-            difference = (net(X_t[batch]) - Y_t[batch]).flatten(1)
-            loss = (difference.norm(dim=1) / Y_t[batch].flatten(1).norm(dim=1)).mean()
+            loss = measure(net(X_t[batch]), Y_t[batch], batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -193,5 +231,65 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
             total += loss.item() * len(batch)
         loss_value = total / settings.pairs
         if callable(log) and (epoch % 10 == 9 or epoch == settings.epochs - 1):
-            log(f"correction network: epoch {epoch + 1}/{settings.epochs}, relative L2 {loss_value:.3f}")
+            log(f"correction network: epoch {epoch + 1}/{settings.epochs}, {settings.loss} loss {loss_value:.3f}")
     return CorrectionModel(net, family, shift, scale, out_scale, time.perf_counter() - start, loss_value)
+
+
+def _unknown_positions(family: EllipticFamily) -> np.ndarray:
+    """Positions in the flattened ``(C, *grid)`` solution fields of the solution vector's entries.
+
+    The families' ``solution_vector`` selects grid values (interior points; real then imaginary
+    part); this is checked on a random field, so a family that also scales them is refused.
+    """
+    names = _solution_names(family)
+    shape = (len(names),) + (family.config.resolution,) * family.dim
+    numbered = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    positions = family.solution_vector({name: numbered[i] for i, name in enumerate(names)})
+    probe = np.random.default_rng(0).standard_normal(shape)
+    index = np.rint(positions).astype(np.int64)
+    if not np.array_equal(family.solution_vector({name: probe[i] for i, name in enumerate(names)}),
+                          probe.reshape(-1)[index]):
+        raise ConfigError(f"{family.name}: its solution vector is not a selection of grid values; "
+                          "train the correction with loss 'error'")
+    return index
+
+
+class _BatchedMatrices:
+    """The training matrices on one shared sparsity pattern (their union), so that a batch's products
+    ``A_j d_j`` are one differentiable gather, multiply and scatter-add."""
+
+    def __init__(self, matrices: list) -> None:
+        pattern = sum(abs(sp.csr_matrix(A)) for A in matrices).tocoo()
+        self.rows = torch.from_numpy(pattern.row.astype(np.int64))
+        self.cols = torch.from_numpy(pattern.col.astype(np.int64))
+        self.values = torch.tensor(np.stack([np.asarray(sp.csr_matrix(A)[pattern.row, pattern.col]).ravel()
+                                             for A in matrices]), dtype=torch.float32)
+        self.inverse_diagonal = torch.tensor(np.stack([1.0 / A.diagonal() for A in matrices]), dtype=torch.float32)
+
+    def apply(self, batch: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """``[B, n]`` products of the pairs ``batch``'s matrices with ``vectors`` ``[B, n]``."""
+        terms = self.values[batch] * vectors[:, self.cols]
+        return vectors.new_zeros(vectors.shape).index_add(1, self.rows, terms)
+
+
+def _loss_function(family: EllipticFamily, settings: CorrectionSettings,
+                   matrices: list) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(predicted, target, batch)``: mean over the batch of the chosen relative measure of the
+    remaining error ``predicted - target`` (fields ``[B, C, *grid]``; ``batch`` the pairs' indices)."""
+    if settings.loss == "error":
+        def relative_error(predicted: torch.Tensor, target: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+            return ((predicted - target).flatten(1).norm(dim=1) / target.flatten(1).norm(dim=1)).mean()
+        return relative_error
+    index = torch.from_numpy(_unknown_positions(family))
+    A = _BatchedMatrices(matrices)
+
+    def relative_norm(predicted: torch.Tensor, target: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        d = (predicted - target).flatten(1)[:, index]
+        e = target.flatten(1)[:, index]
+        if settings.loss == "residual":
+            return (A.apply(batch, d).norm(dim=1) / A.apply(batch, e).norm(dim=1)).mean()
+        for _ in range(settings.post_sweeps):
+            d = d - JACOBI_DAMPING * A.inverse_diagonal[batch] * A.apply(batch, d)
+        energy = (d * A.apply(batch, d)).sum(dim=1) / (e * A.apply(batch, e)).sum(dim=1)
+        return torch.sqrt(energy).mean()
+    return relative_norm

@@ -37,6 +37,8 @@ class NeuralWarmStart:
         The trained residual-to-error network (None: the smoother alone).
     smoother
         Preconditioner name of the cycle's relaxation.
+    smoother_options
+        Its options (e.g. ILU ``drop_tol``, ``fill_factor``); None: the family solver's.
 
     Attributes
     ----------
@@ -45,9 +47,9 @@ class NeuralWarmStart:
     """
 
     def __init__(self, surrogate: Any, inputs: tuple[str, ...], outputs: tuple[str, ...],
-                 correction: CorrectionModel | None, smoother: str) -> None:
+                 correction: CorrectionModel | None, smoother: str, smoother_options: dict | None = None) -> None:
         self.surrogate, self.inputs, self.outputs = surrogate, tuple(inputs), tuple(outputs)
-        self.correction, self.smoother = correction, smoother
+        self.correction, self.smoother, self.smoother_options = correction, smoother, smoother_options
         self.predict_seconds = self.correct_seconds = 0.0
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
@@ -77,25 +79,6 @@ def smoother_for(family: EllipticFamily) -> str:
     return "sor" if family.traits().spd else "ilu"
 
 
-def run_problem(run_dir: Path, data_path: str, generate: Any) -> str:
-    """The problem a run was trained on: its data file's ``problem`` attribute, else its ``generate`` entry."""
-    path = Path(data_path)
-    if path.is_file():
-        from pde_data.loading import open_dataset
-
-        ds = open_dataset(path)
-        try:
-            problem = ds.attrs.get("problem")
-        finally:
-            ds.close()
-        if problem:
-            return str(problem)
-    if isinstance(generate, dict) and generate.get("problem"):
-        return str(generate["problem"])
-    raise ConfigError(f"--warm-start {run_dir}: cannot tell which problem the run was trained on "
-                      f"(its data file {data_path} is missing and the config has no data.generate.problem)")
-
-
 def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
                         correction: CorrectionSettings | None = CorrectionSettings(), checkpoint: str = "best",
                         log: Any = None) -> NeuralWarmStart:
@@ -123,7 +106,7 @@ def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
         A missing run folder, a physics-informed or time-dependent run, a run trained on another
         problem or at another resolution, a non-elliptic problem.
     """
-    from operators.training.runs import load_run
+    from operators.training.runs import load_run, run_problem
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -137,7 +120,7 @@ def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
     if data.protocol != "static":
         raise ConfigError(f"--warm-start {run_dir}: the run uses protocol {data.protocol!r}; a warm start needs a "
                           "static run mapping a sample's input fields to its solution")
-    trained_on = run_problem(run_dir, data.path, getattr(data, "generate", None))
+    trained_on = run_problem(loaded)
     if trained_on != problem:
         raise ConfigError(f"--warm-start {run_dir}: the run was trained on {trained_on!r}, not {problem!r}; "
                           f"train a run on {problem} data or generate {trained_on}")

@@ -73,7 +73,7 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
     ConfigError
         A static run, another problem than ``problem``, a resolution the model cannot take.
     """
-    from operators.training.runs import load_run
+    from operators.training.runs import load_run, run_problem
     from pde_data.loading import make_dataset, open_dataset
 
     loaded = load_run(run_dir, checkpoint, device)
@@ -88,7 +88,7 @@ def couple_run(run_dir: str | Path, samples: int = 8, problem: str | None = None
         space_dims = [d for d in ds[variable].dims if d not in ("sample", "t")] if variable else []
     finally:
         ds.close()
-    stored_problem = str(attrs.get("problem"))
+    stored_problem = run_problem(loaded, path)
     if problem is not None and problem != stored_problem:
         raise ConfigError(f"--problem {problem} does not match the run's data ({path} holds {stored_problem})")
     if stored_problem not in time_stepping_problems():

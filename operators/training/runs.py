@@ -116,6 +116,33 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     return LoadedRun(run_dir, config, surrogate, path, metadata)
 
 
+def run_problem(loaded: LoadedRun, data: str | Path | None = None) -> str:
+    """The problem of a run's data: the ``problem`` attribute of ``data`` (default: the run's data file),
+    else the run config's ``data.generate.problem`` (a run trained online, or whose file was removed).
+
+    Raises
+    ------
+    ConfigError
+        If neither the file nor the config tells.
+    """
+    path = Path(data) if data is not None else Path(loaded.config.data.path)
+    if path.is_file():
+        from pde_data.loading import open_dataset
+
+        ds = open_dataset(path)
+        try:
+            problem = ds.attrs.get("problem")
+        finally:
+            ds.close()
+        if problem:
+            return str(problem)
+    generate = loaded.config.data.generate
+    if isinstance(generate, dict) and generate.get("problem"):
+        return str(generate["problem"])
+    raise ConfigError(f"{loaded.run_dir}: cannot tell which problem the run was trained on (the data file {path} "
+                      "is missing or has no 'problem' attribute, and the config has no data.generate.problem)")
+
+
 def load_surrogate(checkpoint: str | Path, device: str = "cpu") -> tuple[Surrogate, dict[str, Any]]:
     """Rebuild the :class:`Surrogate` saved in a checkpoint folder by the trainer.
 

@@ -75,3 +75,25 @@ def test_missing_run_folder_exits_2_without_a_file(tmp_path, capsys):
                  str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "no such run folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_run_problem_reads_the_file_then_the_generate_recipe(darcy_run, tmp_path):
+    """One lookup serves --warm-start and pdeop simulate: the data file's attribute, else data.generate.problem."""
+    import dataclasses
+
+    from operators.training.runs import load_run, run_problem
+    from solvers.errors import ConfigError
+
+    loaded = load_run(darcy_run)
+    assert run_problem(loaded) == "darcy"
+    other = tmp_path / "poisson.h5"
+    assert main(["generate", "poisson", "--samples", "1", "--resolution", "9", "--quiet", "--out", str(other)]) == 0
+    assert run_problem(loaded, other) == "poisson"  # an explicit file wins over the run's own
+
+    def moved(generate):
+        data = loaded.config.data.replace(path=str(tmp_path / "gone.h5"), generate=generate)
+        return dataclasses.replace(loaded, config=dataclasses.replace(loaded.config, data=data))
+
+    assert run_problem(moved({"problem": "helmholtz"})) == "helmholtz"
+    with pytest.raises(ConfigError, match="cannot tell which problem"):
+        run_problem(moved(None))

@@ -1,0 +1,88 @@
+"""The correction network's training losses (operators.krylov.correction) against NumPy/SciPy arithmetic.
+
+The ``energy`` and ``residual`` losses run the families' matrices inside torch (a shared sparsity
+pattern, gather and scatter-add); here they are compared with the same quantities computed by
+SciPy in float64 on random fields. Tolerances: the torch side is float32 (unit roundoff 6e-8)
+with sums over ~10^3 terms of one sign pattern, so relative differences stay below ~1e-5;
+1e-4 is the bound used.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from operators.krylov.correction import JACOBI_DAMPING, CorrectionSettings, _loss_function, _unknown_positions
+from pde_data.family import get_family
+from pde_data.pipeline import resolve_config
+from pde_data.warm_start import build_smoother
+from solvers import ConfigError
+from solvers.preconditioners import build_preconditioner
+
+
+def family_at(problem, resolution):
+    return get_family(problem)(resolve_config(problem, overrides=[f"resolution={resolution}"], samples=1).settings)
+
+
+def pairs(family, count, rng):
+    """Matrices of ``count`` coefficient draws and random (predicted, target) fields ``[count, C, *grid]``."""
+    matrices = [family.assemble(family.sample_inputs(i, 0))[0] for i in range(count)]
+    shape = (count, len(family.solution_variables())) + (family.config.resolution,) * family.dim
+    return matrices, rng.standard_normal(shape), rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("problem, resolution, loss", [("darcy", 13, "energy"), ("darcy", 13, "residual"),
+                                                       ("helmholtz", 25, "residual")])
+def test_operator_losses_match_scipy(problem, resolution, loss):
+    family = family_at(problem, resolution)
+    matrices, predicted, target = pairs(family, 3, np.random.default_rng(0))
+    settings = CorrectionSettings(loss=loss, post_sweeps=2)
+    measure = _loss_function(family, settings, matrices)
+    batch = torch.tensor([2, 0])
+    got = measure(torch.tensor(predicted[batch], dtype=torch.float32),
+                  torch.tensor(target[batch], dtype=torch.float32), batch).item()
+    index = _unknown_positions(family)
+    expected = []
+    for j in batch.tolist():
+        A = matrices[j]
+        d, e = (predicted[j] - target[j]).reshape(-1)[index], target[j].reshape(-1)[index]
+        if loss == "residual":
+            expected.append(np.linalg.norm(A @ d) / np.linalg.norm(A @ e))
+            continue
+        for _ in range(2):
+            d = d - JACOBI_DAMPING * (A @ d) / A.diagonal()
+        expected.append(np.sqrt((d @ (A @ d)) / (e @ (A @ e))))
+    assert got == pytest.approx(np.mean(expected), rel=1e-4)
+    exact = measure(torch.tensor(target[batch], dtype=torch.float32),
+                    torch.tensor(target[batch], dtype=torch.float32), batch).item()
+    assert exact == 0.0  # no remaining error, no loss
+
+
+def test_unknown_positions_select_the_solution_vector():
+    for family in (family_at("darcy", 9), family_at("helmholtz", 25)):
+        names = list(family.solution_variables())
+        fields = np.random.default_rng(1).standard_normal((len(names),) + (family.config.resolution,) * family.dim)
+        vector = family.solution_vector({name: fields[i] for i, name in enumerate(names)})
+        assert np.array_equal(vector, fields.reshape(-1)[_unknown_positions(family)])
+
+
+def test_bad_loss_settings_are_refused():
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        CorrectionSettings(loss="l1")
+    with pytest.raises(ConfigError, match="post_sweeps"):
+        CorrectionSettings(post_sweeps=-1)
+    family = family_at("helmholtz", 25)
+    from operators.krylov.correction import train_correction
+
+    with pytest.raises(ConfigError, match="symmetric positive definite"):
+        train_correction(family, "ilu", CorrectionSettings(loss="energy", pairs=1, epochs=1))
+
+
+def test_smoother_options_reach_the_preconditioner():
+    family = family_at("helmholtz", 25)
+    A, b = family.assemble(family.sample_inputs(0, 0))
+    loose = {"drop_tol": 3e-2, "fill_factor": 10.0}
+    built = build_smoother(family, "ilu", A, loose) @ b
+    assert np.array_equal(built, build_preconditioner("ilu", A, **loose) @ b)
+    default = build_smoother(family, "ilu", A) @ b
+    # the near-complete default ILU is nearly A^-1; the loose one is not (relative difference >> roundoff)
+    assert np.linalg.norm(built - default) > 1e-3 * np.linalg.norm(default)
