@@ -94,6 +94,13 @@ class LPINNLoss:
         Label-grid size of monotone characteristics: each step's interior points give
         ``n_residual // labels`` times, and the labels are a uniform grid of one period shifted
         by a random offset.
+    causal_epsilon
+        Causal weighting in time of monotone characteristics' residuals (0: none): the residuals at
+        the step's k-th earliest time are weighted by ``w_k = exp(-causal_epsilon * sum_{i<k} L_i)``
+        (detached), L_i the mean square of both residuals at time i, as in the causal PINN.
+    position_lr_scale
+        Learning rate of the characteristic (position) network relative to ``training.optimizer.lr``
+        (the state network keeps 1).
     """
 
     gamma_x: float = 1.0
@@ -103,10 +110,13 @@ class LPINNLoss:
     jacobian_floor: float = 0.0
     gamma_order: float = 0.0
     labels: int = 128
+    causal_epsilon: float = 0.0
+    position_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("gamma_x", "gamma_u", "gamma_ic", "jacobian_floor", "gamma_order"):
+        for name in ("gamma_x", "gamma_u", "gamma_ic", "jacobian_floor", "gamma_order", "causal_epsilon"):
             check(getattr(self, name) >= 0, f"lpinn.{name} must be >= 0 (got {getattr(self, name)})")
+        check(self.position_lr_scale > 0, f"lpinn.position_lr_scale must be > 0 (got {self.position_lr_scale})")
         check(self.labels >= 4, f"lpinn.labels must be >= 4 (got {self.labels})")
 
     def __call__(self, model: nn.Module, spec: PDESpec, coords: torch.Tensor,
@@ -140,6 +150,8 @@ class LPINNLoss:
         lo, length = spec.lower[0], spec.upper[0] - spec.lower[0]
         spacing = length / self.labels
         times = coords[: max(1, coords.shape[0] // self.labels), 0]
+        if self.causal_epsilon:
+            times = torch.sort(times).values
         offset = torch.remainder(coords[0, 1].detach() - lo, spacing)
         x0 = lo + offset + spacing * torch.arange(self.labels, dtype=coords.dtype, device=coords.device)
         fields = model.grid_fields(times, x0, derivatives=True)
@@ -150,6 +162,11 @@ class LPINNLoss:
             stretch = fields.jacobian.square() + self.jacobian_floor**2
             # u_xx = d/dx0 (u_x0 / J) / J = (u_x0x0 - u_x0 J_x0 / J) / J^2
             r_u = r_u - form.nu * (fields.u_x0x0 - fields.u_x0 * fields.log_jacobian_x0) / stretch
+        if self.causal_epsilon:  # rows are times in increasing order; sqrt(w) on residuals = w on squares
+            per_time = (r_x.square().mean(dim=1) + r_u.square().mean(dim=1)).detach()
+            earlier = torch.cumsum(per_time, dim=0) - per_time
+            scale = torch.exp(-0.5 * self.causal_epsilon * earlier)[:, None]
+            r_x, r_u = r_x * scale, r_u * scale
         return r_x.reshape(-1), r_u.reshape(-1), fields.jacobian.reshape(-1)
 
 
