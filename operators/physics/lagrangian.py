@@ -101,6 +101,10 @@ class LPINNLoss:
     position_lr_scale
         Learning rate of the characteristic (position) network relative to ``training.optimizer.lr``
         (the state network keeps 1).
+    focus_times, focus_fraction
+        Denser times in ``focus_times = [t_a, t_b]`` (for example around shock formation): that
+        fraction of each step's times is drawn uniformly in ``[t_a, t_b]`` instead of the whole
+        interval (monotone characteristics; 0: uniform times).
     """
 
     gamma_x: float = 1.0
@@ -112,8 +116,13 @@ class LPINNLoss:
     labels: int = 128
     causal_epsilon: float = 0.0
     position_lr_scale: float = 1.0
+    focus_times: tuple[float, float] = (0.0, 1.0)
+    focus_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        check(0 <= self.focus_fraction <= 1, f"lpinn.focus_fraction must be in [0, 1] (got {self.focus_fraction})")
+        check(len(self.focus_times) == 2 and self.focus_times[0] < self.focus_times[1],
+              f"lpinn.focus_times must be [t_a, t_b] with t_a < t_b (got {list(self.focus_times)})")
         for name in ("gamma_x", "gamma_u", "gamma_ic", "jacobian_floor", "gamma_order", "causal_epsilon"):
             check(getattr(self, name) >= 0, f"lpinn.{name} must be >= 0 (got {getattr(self, name)})")
         check(self.position_lr_scale > 0, f"lpinn.position_lr_scale must be > 0 (got {self.position_lr_scale})")
@@ -150,6 +159,10 @@ class LPINNLoss:
         lo, length = spec.lower[0], spec.upper[0] - spec.lower[0]
         spacing = length / self.labels
         times = coords[: max(1, coords.shape[0] // self.labels), 0]
+        focused = round(self.focus_fraction * times.shape[0])
+        if focused:  # the step's uniform times, mapped affinely into [t_a, t_b]
+            t_a, t_b = self.focus_times  # LPINN runs start at t = 0 (one window)
+            times = torch.cat((t_a + (t_b - t_a) * times[:focused] / spec.t_end, times[focused:]))
         if self.causal_epsilon:
             times = torch.sort(times).values
         offset = torch.remainder(coords[0, 1].detach() - lo, spacing)

@@ -255,3 +255,26 @@ def test_position_network_width_and_learning_rate_of_its_own(tmp_path) -> None:
         moves[key] = max(moves[key], float((new.detach() - old).abs().max()))
     assert moves["position"] == pytest.approx(3e-3, rel=1e-6)
     assert moves["state"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_focus_times_map_a_fraction_of_the_step_times_into_the_window() -> None:
+    """``focus_fraction`` f of the step's times are mapped affinely from [0, T] into ``focus_times``:
+    the loss equals the plain loss on points whose first f n_t times were mapped by hand (the same
+    arithmetic, 1e-13); a bad window is a ConfigError naming the field."""
+    from solvers.errors import ConfigError
+
+    spec = build_pde({"name": "burgers", "nu": 0.01 / math.pi, "shift": 0.5})
+    model = _monotone_lpinn(4)
+    labels, n_t = 16, 8
+    generator = torch.Generator().manual_seed(5)
+    coords = torch.rand(labels * n_t, 2, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 2.0]) - torch.tensor([0.0, 1.0])
+    mapped = coords.clone()
+    mapped[:4, 0] = 0.2 + 0.3 * coords[:4, 0]  # f = 0.5 of 8 times into [0.2, 0.5] (T = 1)
+    focused = LPINNLoss(labels=labels, focus_times=(0.2, 0.5), focus_fraction=0.5)(model, spec, coords, coords[:4, 1:])
+    plain = LPINNLoss(labels=labels)(model, spec, mapped, coords[:4, 1:])
+    for term in ("characteristic", "state", "initial"):
+        torch.testing.assert_close(focused[term].detach(), plain[term].detach(), rtol=1e-13, atol=0)
+    unfocused = LPINNLoss(labels=labels)(model, spec, coords, coords[:4, 1:])
+    assert abs(float(unfocused["state"].detach() - plain["state"].detach())) > 1e-3 * float(plain["state"].detach())
+    with pytest.raises(ConfigError, match="lpinn.focus_times"):
+        LPINNLoss(focus_times=(0.5, 0.2))
