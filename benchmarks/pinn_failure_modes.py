@@ -27,7 +27,8 @@ about two minutes; its errors are not the result.
 
 ``--leave-out PROBLEM/METHOD ...`` skips runs (the results record which); ``--keep DIR`` keeps the
 run folders (checkpoints, ``metrics.json`` with the error per time, ``prediction.npz``) under DIR
-instead of a temporary folder.
+instead of a temporary folder. ``--update`` keeps the rows of the existing results file for the runs
+left out (each row says when it was measured), so a table can be completed run by run.
 
 Run: ``python benchmarks/pinn_failure_modes.py [--quick] [--leave-out ...]`` or ``pdeop bench pinn_failure_modes --quick``.
 """
@@ -68,13 +69,15 @@ def runs(quick: bool) -> list[dict[str, Any]]:
     if not quick:
         table.append(run_of("causal_pinn setup, no causal weights", "causal_pinn_allen_cahn", allen_cahn,
                             {"method": "pinn"}))
+    # convection c = 50: the PINNs with and without the embeddings (issue 18, item 2) before the LPINN
     convection = {"name": "convection", "c": 50.0}
-    table += [run_of("lpinn", "lpinn_convection", convection), run_of("pinn", "pinn_convection", convection),
-              run_of("causal_pinn", "causal_pinn_convection", convection)]
+    table += [run_of("pinn", "pinn_convection", convection), run_of("causal_pinn", "causal_pinn_convection", convection)]
     if not quick:
-        table += [run_of("causal_pinn + random Fourier features", "causal_pinn_convection", convection,
-                         RANDOM_FEATURES),
-                  run_of("lpinn, free characteristics", "lpinn_burgers", BURGERS, FREE_CHARACTERISTICS)]
+        table.append(run_of("causal_pinn + random Fourier features", "causal_pinn_convection", convection,
+                            RANDOM_FEATURES))
+    table.append(run_of("lpinn", "lpinn_convection", convection))
+    if not quick:
+        table.append(run_of("lpinn, free characteristics", "lpinn_burgers", BURGERS, FREE_CHARACTERISTICS))
     return table
 
 
@@ -98,7 +101,8 @@ def train_and_evaluate(spec: dict[str, Any], quick: bool, workdir: Path) -> dict
            "config": name, "overrides": spec["overrides"], "steps": summary["optimizer_steps"],
            "parameters": parameters, "rel_l2": metrics["rel_l2"], "max_abs_error": metrics["max_abs_error"],
            "best_val_loss": summary["best_val_loss"], "train_seconds": summary["seconds"],
-           "wall_seconds": time.perf_counter() - started}
+           "wall_seconds": time.perf_counter() - started,
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if "min_particle_spacing" in metrics:
         row["min_particle_spacing"] = metrics["min_particle_spacing"]
     print(f"  {spec['label']} ({name}) {pde}: rel L2 {row['rel_l2']:.3g} ({row['train_seconds']:.0f} s)", flush=True)
@@ -112,27 +116,34 @@ def main() -> None:
                    help="runs to skip, e.g. 'convection/lpinn' 'burgers/lpinn, free characteristics'")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="keep the run folders under DIR (created; must be empty or new) instead of a temporary folder")
+    p.add_argument("--update", action="store_true",
+                   help="keep the rows of the existing results file (--out) for the runs left out")
     args = p.parse_args()
     set_threads(args.threads or 1)
-    chosen = runs(args.quick)
-    known = {f"{spec['pde']['name']}/{spec['label']}" for spec in chosen}
-    unknown = sorted(set(args.leave_out) - known)
+    table = runs(args.quick)
+    known = [_key(spec["pde"]["name"], spec["label"]) for spec in table]
+    unknown = sorted(set(args.leave_out) - set(known))
     if unknown:
         p.error(f"--leave-out: unknown runs {unknown}; choose from {sorted(known)}")
-    chosen = [spec for spec in chosen if f"{spec['pde']['name']}/{spec['label']}" not in args.leave_out]
+    chosen = [spec for spec in table if _key(spec["pde"]["name"], spec["label"]) not in args.leave_out]
+    kept = _kept_rows(args, p, known) if args.update else []
+    kept_keys = {_key(row["problem"], row["method"]) for row in kept}
+    left_out = [key for key in args.leave_out if key not in kept_keys]
     started = time.perf_counter()
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         p.error(f"--keep: {args.keep} is not empty; give a new or empty folder")
     with tempfile.TemporaryDirectory(prefix="pinn_failure_modes_") as tmp:
         workdir = Path(tmp) if args.keep is None else args.keep
         workdir.mkdir(parents=True, exist_ok=True)
-        rows = []
+        fresh: list[dict[str, Any]] = []
         for done, spec in enumerate(chosen, start=1):
-            rows.append(train_and_evaluate(spec, args.quick, workdir))
+            fresh.append(train_and_evaluate(spec, args.quick, workdir))
+            rows = _in_table_order(kept + fresh, known)
             if done < len(chosen):  # the finished runs so far, in case the whole table is stopped
-                write_results("pinn_failure_modes", rows, _summary(rows, args.leave_out, chosen[done:], started),
+                write_results("pinn_failure_modes", rows, _summary(rows, left_out, chosen[done:], started),
                               out=args.out, extra={"quick": args.quick})
-    summary = _summary(rows, args.leave_out, [], started)
+    rows = _in_table_order(kept + fresh, known)
+    summary = _summary(rows, left_out, [], started)
     columns = ["problem", "c", "method", "steps", "parameters", "rel_l2", "max_abs_error", "train_seconds",
                "min_particle_spacing"]
     print(format_table(rows, columns))
@@ -140,6 +151,34 @@ def main() -> None:
         print(f"{key}: {value}")
     path = write_results("pinn_failure_modes", rows, summary, out=args.out, extra={"quick": args.quick})
     print(f"wrote {path}")
+
+
+def _key(problem: str, method: str) -> str:
+    return f"{problem}/{method}"
+
+
+def _kept_rows(args: Any, p: Any, known: list[str]) -> list[dict[str, Any]]:
+    """Rows of the existing results file for the runs left out of this invocation (``--update``)."""
+    import json
+
+    from harness import RESULTS
+
+    path = args.out or RESULTS / "pinn_failure_modes.json"
+    if not path.exists():
+        p.error(f"--update: {path} does not exist; run without --update first")
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if old.get("quick", False) != args.quick:
+        p.error(f"--update: {path} holds a {'quick' if old.get('quick') else 'full'} run; keep --quick the same")
+    kept = []
+    for row in old["rows"]:
+        key = _key(row["problem"], row["method"])
+        if key in known and key in args.leave_out:
+            kept.append({**row, "measured": row.get("measured", "earlier run (no date recorded)")})
+    return kept
+
+
+def _in_table_order(rows: list[dict[str, Any]], known: list[str]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: known.index(_key(row["problem"], row["method"])))
 
 
 def _summary(rows: list[dict[str, Any]], left_out: list[str], pending: list[dict[str, Any]],
@@ -170,7 +209,7 @@ def _summary(rows: list[dict[str, Any]], left_out: list[str], pending: list[dict
         summary["target_allen_cahn_causal_lt_pinn"] = causal < plain
     summary["wall_seconds"] = time.perf_counter() - started
     summary["left_out"] = list(left_out)
-    summary["pending"] = [f"{spec['pde']['name']}/{spec['label']}" for spec in pending]
+    summary["pending"] = [_key(spec["pde"]["name"], spec["label"]) for spec in pending]
     return summary
 
 

@@ -50,6 +50,8 @@ class LPINNConfig:
         output stays O(1) even for fast characteristics (c = 50 moves them 50 units).
     characteristics
         ``free`` or ``monotone`` (see the module docstring; ``monotone`` needs ``periodic``).
+    position_width
+        Width of the characteristic (position) network; 0: ``width``, like the state network.
     """
 
     width: int = 64
@@ -62,15 +64,17 @@ class LPINNConfig:
     fourier_modes: int = 1
     displacement_scale: float = 1.0
     characteristics: Literal["free", "monotone"] = "free"
+    position_width: int = 0
 
     def __post_init__(self) -> None:
+        check(self.position_width >= 0, f"model.position_width must be >= 0 (got {self.position_width})")
         check(self.displacement_scale > 0, f"model.displacement_scale must be > 0 (got {self.displacement_scale})")
         check(self.characteristics == "free" or self.periodic,
               "model.characteristics: monotone needs a periodic x0 (training.boundary_condition: hard)")
 
-    def network(self, out_dim: int = 1) -> PINNConfig:
-        """Config of one of the two networks."""
-        return PINNConfig(in_dim=2, out_dim=out_dim, width=self.width, depth=self.depth, backbone=self.backbone,
+    def network(self, out_dim: int = 1, width: int = 0) -> PINNConfig:
+        """Config of one of the two networks (``width`` 0: the config's)."""
+        return PINNConfig(in_dim=2, out_dim=out_dim, width=width or self.width, depth=self.depth, backbone=self.backbone,
                           activation=self.activation, lower=self.lower, upper=self.upper,
                           periodic=(False, self.periodic), fourier_modes=self.fourier_modes)
 
@@ -101,7 +105,7 @@ class LPINN(nn.Module):
     def __init__(self, config: LPINNConfig) -> None:
         super().__init__()
         self.config = config
-        self.position = PINN(config.network(2 if config.characteristics == "monotone" else 1))
+        self.position = PINN(config.network(2 if config.characteristics == "monotone" else 1, config.position_width))
         self.state = PINN(config.network())
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:

@@ -115,8 +115,9 @@ class Objective:
     def validation_loss(self, model: nn.Module) -> float:
         """Unweighted loss on a fixed point set over the whole time interval (selects ``best/``)."""
         points = self._validation
-        if self.config.method == "lpinn":
-            return float(self.config.lpinn(model, self.spec, points["interior"], points["initial"][:, 1:])["loss"].detach())
+        if self.config.method == "lpinn":  # unweighted in time, like the PINNs' validation loss
+            loss = dataclasses.replace(self.config.lpinn, causal_epsilon=0.0)
+            return float(loss(model, self.spec, points["interior"], points["initial"][:, 1:])["loss"].detach())
         coords = points["interior"].detach().requires_grad_(True)
         total = self.spec.residual(model(coords), coords).square().mean()
         if self.soft_ic:

@@ -107,9 +107,17 @@ class PhysicsTrainer:
         check_fits_memory(layout(settings), copies=4 * (2 if self.dtype == torch.float64 else 1),
                           what="the model of this config")
         self.model = build(settings).to(device=self.device, dtype=self.dtype)
-        self.optimizer = build_optimizer(self.model.parameters(), config.training.optimizer)
+        self.optimizer = build_optimizer(self._parameter_groups(), config.training.optimizer)
         self.objective = Objective(config, self.spec, self.dtype, self.device)
         self._monitor: tuple[list[np.ndarray], np.ndarray] | None | bool = False
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """One group, or for an LPINN with ``lpinn.position_lr_scale`` two (position, state)."""
+        scale = self.config.lpinn.position_lr_scale if self.config.method == "lpinn" else 1.0
+        if scale == 1.0:
+            return [{"params": list(self.model.parameters())}]
+        return [{"params": list(self.model.state.parameters())},
+                {"params": list(self.model.position.parameters()), "lr_scale": scale}]
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False, max_minutes: float | None = None) -> dict[str, Any]:

@@ -28,7 +28,8 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], config: OptimizerConfi
     Parameters
     ----------
     params
-        Real and/or complex parameters.
+        Real and/or complex parameters, or parameter groups (dicts with ``params`` and, for
+        :func:`~operators.training.schedules.set_lr`, an optional ``lr_scale``).
     config
         ``name`` (``adam``: L2 penalty added to the gradient; ``adamw``: decoupled decay), ``lr``,
         ``weight_decay``, ``betas``, ``eps``.

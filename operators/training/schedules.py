@@ -107,6 +107,6 @@ def stalled_epochs(progress: Mapping[str, Any], settings: EarlyStoppingConfig | 
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group."""
+    """Set the learning rate of every parameter group (times the group's ``lr_scale``, if it has one)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

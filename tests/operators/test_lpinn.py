@@ -193,3 +193,88 @@ def test_monotone_lpinn_keeps_burgers_particles_ordered_and_beats_free_character
     assert np.all(np.diff(x_l, axis=1) > 0)
     assert spacings["monotone"] > 0
     assert errors["monotone"] < errors["free"], errors
+
+
+def test_causal_time_weights_of_the_monotone_lpinn_loss() -> None:
+    """With ``causal_epsilon`` e the residuals at the k-th earliest time carry w_k = exp(-e sum_{i<k} L_i),
+    L_i the mean square of both residuals at time i: the weighted terms equal those built by hand from
+    the unweighted residuals (same float64 sums, 1e-12), and shuffling the step's times does not
+    change them (the loss sorts them)."""
+    spec = build_pde({"name": "burgers", "nu": 0.01 / math.pi, "shift": 0.5})
+    model = _monotone_lpinn(2)
+    labels, n_t = 16, 8
+    generator = torch.Generator().manual_seed(3)
+    coords = torch.rand(labels * n_t, 2, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 2.0]) - torch.tensor([0.0, 1.0])
+    coords[:n_t, 0] = torch.sort(coords[:n_t, 0]).values
+    plain = LPINNLoss(labels=labels, jacobian_floor=0.01)
+    r_x, r_u, _ = plain._grid_residuals(model, spec, coords)
+    r_x, r_u = r_x.detach().view(n_t, labels), r_u.detach().view(n_t, labels)
+    per_time = r_x.square().mean(dim=1) + r_u.square().mean(dim=1)
+    weights = torch.exp(-2.5 * (torch.cumsum(per_time, dim=0) - per_time))
+    assert weights.min() < 0.5  # the weights are not trivially 1 here
+    causal = LPINNLoss(labels=labels, jacobian_floor=0.01, causal_epsilon=2.5)
+    shuffled = coords.clone()
+    shuffled[:n_t, 0] = coords[:n_t, 0][torch.randperm(n_t, generator=generator)]  # labels keep their offset
+    for points in (coords, shuffled):
+        terms = causal(model, spec, points, points[:4, 1:])
+        torch.testing.assert_close(terms["characteristic"].detach(), (weights * r_x.square().mean(dim=1)).mean().sqrt(),
+                                   rtol=1e-12, atol=0)
+        torch.testing.assert_close(terms["state"].detach(), (weights * r_u.square().mean(dim=1)).mean().sqrt(),
+                                   rtol=1e-12, atol=0)
+
+
+def test_position_network_width_and_learning_rate_of_its_own(tmp_path) -> None:
+    """``model.position_width`` sizes the characteristic network alone (parameter counts of two
+    2-layer tanh MLPs with 2 periodic features of x0 and t as inputs), and ``lpinn.position_lr_scale``
+    gives it its own Adam group: Adam's first step moves every weight with |gradient| >> eps by the
+    group's learning rate, so the largest move is 3 * lr for the position network and lr for the
+    state network (to Adam's eps / |g| and float64 rounding of O(1) weights, below 1e-6 relative here)."""
+    from operators.physics.run_config import parse_run_config
+    from operators.physics.training import PhysicsTrainer
+
+    config = {"method": "lpinn", "pde": {"name": "burgers", "nu": 0.01 / math.pi, "shift": 0.5},
+              "model": {"width": 16, "depth": 2, "characteristics": "monotone", "position_width": 8},
+              "training": {"steps": 10, "n_residual": 128, "n_initial": 32, "threads": 1, "dtype": "float64",
+                           "optimizer": {"lr": 1e-3}, "scheduler": {"name": "constant"}},
+              "lpinn": {"labels": 16, "position_lr_scale": 3.0}}
+    trainer = PhysicsTrainer(parse_run_config(config), tmp_path / "run")
+    inputs = 3  # t, cos and sin of pi x0
+
+    def mlp(width: int, out: int) -> int:
+        return (inputs * width + width) + (width * width + width) + (width * out + out)
+
+    model = trainer.model
+    assert sum(p.numel() for p in model.position.parameters()) == mlp(8, 2)
+    assert sum(p.numel() for p in model.state.parameters()) == mlp(16, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    names = [name for name, _ in model.named_parameters()]
+    trainer._adam_step({"step": 0})
+    moves = {"position": 0.0, "state": 0.0}
+    for name, old, new in zip(names, before, model.parameters()):
+        key = name.split(".")[0]
+        moves[key] = max(moves[key], float((new.detach() - old).abs().max()))
+    assert moves["position"] == pytest.approx(3e-3, rel=1e-6)
+    assert moves["state"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_focus_times_map_a_fraction_of_the_step_times_into_the_window() -> None:
+    """``focus_fraction`` f of the step's times are mapped affinely from [0, T] into ``focus_times``:
+    the loss equals the plain loss on points whose first f n_t times were mapped by hand (the same
+    arithmetic, 1e-13); a bad window is a ConfigError naming the field."""
+    from solvers.errors import ConfigError
+
+    spec = build_pde({"name": "burgers", "nu": 0.01 / math.pi, "shift": 0.5})
+    model = _monotone_lpinn(4)
+    labels, n_t = 16, 8
+    generator = torch.Generator().manual_seed(5)
+    coords = torch.rand(labels * n_t, 2, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 2.0]) - torch.tensor([0.0, 1.0])
+    mapped = coords.clone()
+    mapped[:4, 0] = 0.2 + 0.3 * coords[:4, 0]  # f = 0.5 of 8 times into [0.2, 0.5] (T = 1)
+    focused = LPINNLoss(labels=labels, focus_times=(0.2, 0.5), focus_fraction=0.5)(model, spec, coords, coords[:4, 1:])
+    plain = LPINNLoss(labels=labels)(model, spec, mapped, coords[:4, 1:])
+    for term in ("characteristic", "state", "initial"):
+        torch.testing.assert_close(focused[term].detach(), plain[term].detach(), rtol=1e-13, atol=0)
+    unfocused = LPINNLoss(labels=labels)(model, spec, coords, coords[:4, 1:])
+    assert abs(float(unfocused["state"].detach() - plain["state"].detach())) > 1e-3 * float(plain["state"].detach())
+    with pytest.raises(ConfigError, match="lpinn.focus_times"):
+        LPINNLoss(focus_times=(0.5, 0.2))
