@@ -26,7 +26,8 @@ epoch of the KAN model and the twin, default inits, of the first seed, timed rou
 ``harness.interleaved``, so load changes on a shared machine hit both alike). ``summary["search"]``
 records what was searched for each model family before the defaults were fixed (issue 18).
 
-Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--datasets ...] [--inits default]``.
+Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--dataset-seeds burgers=5]
+[--datasets ...] [--pairs kan-fno] [--inits default]``.
 """
 
 from __future__ import annotations
@@ -276,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-seed", type=int, default=0,
                    help="first seed (use fresh ones, e.g. 100, to score settings chosen on seeds 0-4)")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of burgers, darcy, navier-stokes")
+    p.add_argument("--dataset-seeds", nargs="+", default=[], metavar="DATASET=N",
+                   help="more (or fewer) seeds than --seeds for a dataset, e.g. burgers=5")
+    p.add_argument("--pairs", nargs="+", default=[kan for _, kan in PAIRS], choices=[kan for _, kan in PAIRS],
+                   help="KAN models to compare with their twins (default both)")
     p.add_argument("--inits", choices=("both", "default"), default="both",
                    help="train each model with both initialisations (default) or only its default one "
                         "(KAN linear_init mlp against the twin's default: half the time, no init search)")
@@ -291,17 +296,25 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown datasets {unknown}; choose from {sorted(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in args.datasets}
+    per_dataset = {name: seeds for name in chosen}
+    for item in args.dataset_seeds:
+        name, _, count = item.partition("=")
+        if name not in chosen or not count.isdigit() or int(count) < 1:
+            p.error(f"--dataset-seeds takes DATASET=N with DATASET one of {sorted(chosen)} and N >= 1 (got {item!r})")
+        per_dataset[name] = int(count)
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     # seeds outermost: a run stopped early still has every dataset and pair, with fewer seeds
-    jobs = [(seed, name, pair) for seed in range(args.first_seed, args.first_seed + seeds)
-            for name in chosen for pair in PAIRS]
+    jobs = [(seed, name, pair) for seed in range(args.first_seed, args.first_seed + max(per_dataset.values()))
+            for name in chosen if seed < args.first_seed + per_dataset[name]
+            for pair in PAIRS if pair[1] in args.pairs]
 
     def summary_of(pending: list[tuple[int, str, tuple[str, str]]]) -> dict[str, Any]:
         summary = summarise(rows)
         summary.update(search=SEARCH, wall_seconds=time.perf_counter() - start,
                        mode="quick" if args.quick else "full", epochs=epochs,
-                       seeds=list(range(args.first_seed, args.first_seed + seeds)),
+                       seeds={name: list(range(args.first_seed, args.first_seed + n)) for name, n in per_dataset.items()},
+                       pairs=list(args.pairs),
                        inits={family: list(choices) for family, choices in inits.items()})
         if pending:  # written after each pair and seed while the run goes on
             summary["pending"] = [f"{name}/{pair[1]}/seed {seed}" for seed, name, pair in pending]
