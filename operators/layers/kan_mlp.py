@@ -63,7 +63,7 @@ class RationalSettings:
         (:class:`~operators.layers.rational.GroupRational` ``lr_scale``). The high-order
         coefficients of the fits are ~1e-3, so one Adam step at a typical rate (1e-3) changes
         them by 100% and ``x^5`` terms swing by a unit at ``|x| = 3``. 1 here; the KAN models
-        set their own defaults (KAN-FNO 0.3, KAN-DeepONet 0.1).
+        set their own defaults (KAN-FNO 1, KAN-DeepONet 0.1).
     """
 
     groups: int = 8

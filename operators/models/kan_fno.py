@@ -35,13 +35,11 @@ class KANFNOConfig(FNOConfig, RationalSettings):
     (:class:`~operators.layers.kan_mlp.RationalSettings`: ``groups``, ``first_init``,
     ``hidden_init``, ``shared_numerator``, ``linear_init``, ``rational_lr_scale``).
 
-    ``rational_lr_scale`` defaults to 0.3 here (0.1 in KAN-DeepONet): on Burgers
-    (``benchmarks/kan_diagnosis.py``, validation split, issue 18) the validation error relative to
-    the full rate is 0.94 at 0.3 (better on 7 of 8 seeds), 0.94 at 0.1 (6 of 8), 1.08 at 3 (worse on
-    3 of 3) and 1.24 with the rationals frozen; 0.3 was the more consistent of the two.
+    ``rational_lr_scale`` stays 1 here (0.1 in KAN-DeepONet). Issue 18's third session measured 0.3:
+    on Burgers with a validation split (``benchmarks/kan_diagnosis.py``, seeds 100-107) it gave
+    0.94x the validation error of 1, but on the benchmark's seeds (``kan_operators``, seeds 0-4 and
+    0-2, paired) it was worse than 1 on Burgers and Darcy; see the issue 18 notes.
     """
-
-    rational_lr_scale: float = dataclasses.field(default=0.3, kw_only=True)
 
     def __post_init__(self) -> None:
         FNOConfig.__post_init__(self)
