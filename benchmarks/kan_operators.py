@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarise(rows)
         summary.update(search=SEARCH, wall_seconds=time.perf_counter() - start,
                        mode="quick" if args.quick else "full", epochs=epochs,
-                       seeds={name: sorted({r["seed"] for r in rows if r["dataset"] == name}) for name in chosen},
+                       seeds={name: sorted({r["seed"] for r in rows if r["dataset"] == name})
+                              for name in dict.fromkeys(r["dataset"] for r in rows)},
                        pairs=list(args.pairs), kan_settings=args.kan_settings,
                        extended=str(args.extend) if args.extend else None,
                        inits={family: list(choices) for family, choices in inits.items()})
