@@ -54,6 +54,9 @@ SEARCH = {
                   "one setting changed at a time (linear_init, rational_lr_scale 1 / 0.1 / ~0, groups 1, "
                   "hidden rationals fitted to SiLU, issue 6's settings) against its twin, 3 seeds",
     "init": "both initialisations of every model are trained here and each family is scored with its better one",
+    "rational_lr": "KAN-FNO's rational learning-rate scale 1 (shipped), 0.3, 0.1: chosen 0.3 on a Burgers validation "
+                   "split (kan_diagnosis --validation 60), then measured here on every problem "
+                   "(results/kan_operators_rational_lr_0.3.json, _0.1.json): lower scales cost Darcy and NS 5-11%, so 1 stays",
     "lr": "2e-3 for every model: of 5e-4, 1e-3, 2e-3, 5e-3 the one with the lowest final training loss of "
           "DeepONet on Burgers (seed 0, 40 epochs, issue 18's scratch runs)",
 }
@@ -287,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", nargs="+", default=[kan for _, kan in PAIRS], choices=[kan for _, kan in PAIRS],
                    help="KAN models to compare with their twins (default both)")
     p.add_argument("--kan-settings", type=json.loads, default={},
-                   help='JSON of KAN model settings to override, e.g. \'{"rational_lr_scale": 1.0}\'')
+                   help='JSON of settings for the KAN models of --pairs (both by default), e.g. '
+                        '\'{"rational_lr_scale": 1.0}\'')
     p.add_argument("--extend", type=Path, default=None,
                    help="a results file of this script (same epochs, inits and KAN settings) whose rows this run "
                         "adds to, e.g. more seeds with --first-seed; the summary covers all rows")
@@ -314,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         per_dataset[name] = int(count)
     rows: list[dict[str, Any]] = []
     if args.extend is not None:
-        earlier = json.loads(args.extend.read_text())
+        try:
+            earlier = json.loads(args.extend.read_text())
+        except (OSError, ValueError) as error:
+            p.error(f"--extend {args.extend}: cannot read a results file ({error})")
         same = {"epochs": epochs, "inits": {family: list(choices) for family, choices in inits.items()},
                 "kan_settings": args.kan_settings}
         found = {key: earlier["summary"].get(key, {} if key == "kan_settings" else None) for key in same}
