@@ -12,6 +12,13 @@ matched to the shipped KAN model), for several seeds:
   is not the model's default) and ~0 (``1e-6``: the rationals stay the GELU / identity fits they
   start from, i.e. an MLP with rational-fitted activations: isolates what learning them does);
 - one rational group per layer instead of 8; the hidden rationals fitted to SiLU instead of GELU.
+- (issue 18, third session) the rationals' learning rate at 0.3x and 3x; one group per channel
+  (``groups: 24``, up to the layer's channel count).
+
+With ``--validation N`` the last ``N`` training samples are held out as a validation split (the
+test split is the same as ``kan_operators``'); the validation error is what a setting is chosen
+on, so that the test error stays an unbiased estimate. ``--families`` and ``--variants`` restrict
+the run; ``--first-seed`` picks fresh seeds (the final comparison in ``kan_operators`` uses 0-4).
 
 Reported per model, variant and seed: the test relative L2 error before training (what the
 initialisation alone gives) and after, and the final training loss. ``summary`` holds per model and
@@ -43,20 +50,29 @@ VARIANTS = {
     "variance-preserving init": {"linear_init": "variance-preserving"},
     "rational lr x1": {"rational_lr_scale": 1.0},
     "rational lr x0.1": {"rational_lr_scale": 0.1},
+    "rational lr x0.3": {"rational_lr_scale": 0.3},
+    "rational lr x3": {"rational_lr_scale": 3.0},
     "rationals frozen": {"rational_lr_scale": 1e-6},
     "groups 1": {"groups": 1},
+    "groups 24": {"groups": 24},
     "hidden rationals SiLU": {"hidden_init": "silu"},
 }
 TWIN = "MLP twin"
+#: the twin with the KAN model's own widths (not widened to its parameter count): what the rational
+#: coefficients' parameters buy when the twin spends them on hidden units instead
+NARROW_TWIN = "MLP twin, KAN's widths"
 
 
 def configure(dataset: dict[str, Any], model: str, settings: dict[str, Any], folder: Path, epochs: int,
-              seed: int, twin_of=None):
+              seed: int, twin_of=None, validation: int = 0):
     """The run config of one model: ``kan_operators``' config of the dataset with ``settings`` (and,
-    for a twin, the width matching ``twin_of``'s parameter count)."""
+    for a twin, the width matching ``twin_of``'s parameter count); ``validation`` training samples
+    become the validation split."""
     from operators.training.config import run_config_from_mapping
 
     mapping = run_config(copy.deepcopy(dataset), model, folder, epochs, seed)
+    mapping["data"]["n_train"] -= validation
+    mapping["data"]["n_val"] += validation
     mapping["model"].update(settings)
     if twin_of is not None:
         mapping["model"].update(matched_width(twin_of, model))
@@ -84,8 +100,11 @@ def train(config, folder: Path):
     trainer = Trainer(config, folder / f"run-{time.time_ns()}", progress=False, log=lambda message: None)
     before = trainer.evaluate_split(trainer.data.test)
     result = trainer.fit()
-    return trainer, {"initial_test_rel_l2": before, "test_rel_l2": trainer.evaluate_split(trainer.data.test),
-                     "final_train_loss": result.history[-1]["train_loss"]}
+    scores = {"initial_test_rel_l2": before, "test_rel_l2": trainer.evaluate_split(trainer.data.test),
+              "final_train_loss": result.history[-1]["train_loss"]}
+    if trainer.data.val is not None:
+        scores["val_rel_l2"] = trainer.evaluate_split(trainer.data.val)
+    return trainer, scores
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,13 +114,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         twin_rows = [r for r in rows if r["family"] == kan and r["variant"] == TWIN]
         if not twin_rows:
             continue
-        twin_mean = statistics.fmean(r["test_rel_l2"] for r in twin_rows)
+        keys = [k for k in ("val_rel_l2", "test_rel_l2", "initial_test_rel_l2", "final_train_loss")
+                if all(k in r for r in rows)]
+        twin_means = {key: statistics.fmean(r[key] for r in twin_rows) for key in keys}
         entry = {}
         for variant in dict.fromkeys(r["variant"] for r in rows if r["family"] == kan):
             chosen = [r for r in rows if r["family"] == kan and r["variant"] == variant]
-            entry[variant] = {key: spread([r[key] for r in chosen])
-                              for key in ("test_rel_l2", "initial_test_rel_l2", "final_train_loss")}
-            entry[variant]["error_over_twin"] = entry[variant]["test_rel_l2"]["mean"] / twin_mean
+            entry[variant] = {key: spread([r[key] for r in chosen]) for key in keys}
+            entry[variant]["parameters"] = chosen[0]["parameters"]
+            entry[variant]["error_over_twin"] = entry[variant]["test_rel_l2"]["mean"] / twin_means["test_rel_l2"]
+            if "val_rel_l2" in keys:
+                entry[variant]["val_error_over_twin"] = (entry[variant]["val_rel_l2"]["mean"]
+                                                         / twin_means["val_rel_l2"])
         summary[kan] = entry
     return summary
 
@@ -111,7 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 8 quick, 20 full)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per model and variant (default 1 quick, 3 full)")
     p.add_argument("--dataset", default="burgers", choices=("burgers", "darcy", "navier-stokes"))
+    p.add_argument("--families", nargs="+", default=[kan for _, kan in PAIRS], choices=[kan for _, kan in PAIRS],
+                   help="KAN models to diagnose (default both)")
+    p.add_argument("--variants", nargs="+", default=None, choices=[v for v in VARIANTS if v != "shipped"],
+                   help="variants besides the shipped config (default all)")
+    p.add_argument("--validation", type=int, default=0,
+                   help="training samples held out as the validation split that settings are chosen on")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed")
+    p.add_argument("--narrow-twin", action="store_true",
+                   help="also train the twin with the KAN model's widths (fewer parameters than the KAN model)")
     args = p.parse_args(argv)
+    variants = {k: v for k, v in VARIANTS.items() if k == "shipped" or args.variants is None or k in args.variants}
     set_threads(args.threads)
     epochs = args.epochs or (8 if args.quick else 20)
     seeds = args.seeds or (1 if args.quick else 3)
@@ -119,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pdeop-kan-diagnosis-") as tmp:
-        for twin, kan in PAIRS:
-            for seed in range(seeds):
+        for twin, kan in [pair for pair in PAIRS if pair[1] in args.families]:
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 shipped = None
-                for variant, settings in VARIANTS.items():
-                    config = configure(dataset, kan, settings, Path(tmp), epochs, seed)
+                for variant, settings in variants.items():
+                    config = configure(dataset, kan, settings, Path(tmp), epochs, seed, validation=args.validation)
                     if shipped is not None and settings_of(config) == settings_of(shipped.config):
                         continue  # this variant is the family's shipped config
                     trainer, result = train(config, Path(tmp))
@@ -131,23 +165,34 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"dataset": args.dataset, "family": kan, "variant": variant, "model": kan,
                                  "settings": settings, "seed": seed, "epochs": epochs,
                                  "parameters": parameter_count(trainer.surrogate.model), **result})
-                config = configure(dataset, twin, {}, Path(tmp), epochs, seed, twin_of=shipped.surrogate.model)
+                config = configure(dataset, twin, {}, Path(tmp), epochs, seed, twin_of=shipped.surrogate.model,
+                                   validation=args.validation)
                 trainer, result = train(config, Path(tmp))
                 rows.append({"dataset": args.dataset, "family": kan, "variant": TWIN, "model": twin,
                              "settings": dict(config.model), "seed": seed, "epochs": epochs,
                              "parameters": parameter_count(trainer.surrogate.model), **result})
+                if args.narrow_twin:
+                    config = configure(dataset, twin, {}, Path(tmp), epochs, seed, validation=args.validation)
+                    trainer, result = train(config, Path(tmp))
+                    rows.append({"dataset": args.dataset, "family": kan, "variant": NARROW_TWIN, "model": twin,
+                                 "settings": dict(config.model), "seed": seed, "epochs": epochs,
+                                 "parameters": parameter_count(trainer.surrogate.model), **result})
                 print(format_table([r for r in rows if r["family"] == kan and r["seed"] == seed],
-                                   ["family", "variant", "seed", "parameters", "initial_test_rel_l2", "test_rel_l2",
-                                    "final_train_loss"]), flush=True)
+                                   ["family", "variant", "seed", "parameters", "initial_test_rel_l2", "val_rel_l2",
+                                    "test_rel_l2", "final_train_loss"]), flush=True)
+                write_results("kan_diagnosis", rows, {**summarise(rows), "partial": True}, args.out)
     summary = summarise(rows)
     for kan, entry in summary.items():
         print(kan)
         for variant, values in entry.items():
             error = values["test_rel_l2"]
-            print(f"  {variant:26s} test {error['mean']:.4f} +- {error['std']:.4f} "
+            val = (f"val {values['val_rel_l2']['mean']:.4f} +- {values['val_rel_l2']['std']:.4f} "
+                   f"(x{values['val_error_over_twin']:.2f}), " if "val_rel_l2" in values else "")
+            print(f"  {variant:26s} {val}test {error['mean']:.4f} +- {error['std']:.4f} "
                   f"(x{values['error_over_twin']:.2f} the twin), initial {values['initial_test_rel_l2']['mean']:.3g}")
     summary.update({"wall_seconds": time.perf_counter() - started, "mode": "quick" if args.quick else "full",
-                    "epochs": epochs, "seeds": list(range(seeds)), "dataset": args.dataset})
+                    "epochs": epochs, "seeds": list(range(args.first_seed, args.first_seed + seeds)),
+                    "dataset": args.dataset, "validation": args.validation})
     path = write_results("kan_diagnosis", rows, summary, args.out)
     print(f"wrote {path}")
     return 0

@@ -26,12 +26,14 @@ epoch of the KAN model and the twin, default inits, of the first seed, timed rou
 ``harness.interleaved``, so load changes on a shared machine hit both alike). ``summary["search"]``
 records what was searched for each model family before the defaults were fixed (issue 18).
 
-Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--datasets ...] [--inits default]``.
+Run: ``python benchmarks/kan_operators.py [--quick] [--threads N] [--seeds N] [--dataset-seeds burgers=5]
+[--datasets ...] [--pairs kan-fno] [--kan-settings JSON] [--inits default]``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 import sys
 import tempfile
@@ -52,6 +54,9 @@ SEARCH = {
                   "one setting changed at a time (linear_init, rational_lr_scale 1 / 0.1 / ~0, groups 1, "
                   "hidden rationals fitted to SiLU, issue 6's settings) against its twin, 3 seeds",
     "init": "both initialisations of every model are trained here and each family is scored with its better one",
+    "rational_lr": "KAN-FNO's rational learning-rate scale 1 (shipped), 0.3, 0.1: chosen 0.3 on a Burgers validation "
+                   "split (kan_diagnosis --validation 60), then measured here on every problem "
+                   "(results/kan_operators_rational_lr_0.3.json, _0.1.json): lower scales cost Darcy and NS 5-11%, so 1 stays",
     "lr": "2e-3 for every model: of 5e-4, 1e-3, 2e-3, 5e-3 the one with the lowest final training loss of "
           "DeepONet on Burgers (seed 0, 40 epochs, issue 18's scratch runs)",
 }
@@ -173,11 +178,13 @@ def variance_preserving_twin(model: torch.nn.Module) -> None:
 
 
 def train_pair(name: str, dataset: dict[str, Any], pair: tuple[str, str], folder: Path, epochs: int,
-               rounds: int, seed: int, inits: dict[str, tuple[str, ...]] = INITS) -> list[dict[str, Any]]:
+               rounds: int, seed: int, inits: dict[str, tuple[str, ...]] = INITS,
+               kan_settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train the KAN model and its MLP twin, each with its ``inits`` (default both of :data:`INITS`;
     the first one of each first), with the same budget and seed; test errors, sizes and epoch times
     (the round-robin epoch timing of the KAN model and the twin with the default init only when
-    ``rounds`` > 0)."""
+    ``rounds`` > 0). ``kan_settings`` overrides the KAN model's settings (e.g. a non-default
+    ``rational_lr_scale``)."""
     from operators.commands.train import ensure_data
     from operators.training.config import run_config_from_mapping
     from operators.training.trainer import Trainer
@@ -188,6 +195,7 @@ def train_pair(name: str, dataset: dict[str, Any], pair: tuple[str, str], folder
     for model, init in contenders:  # the KAN model first: its size sets the twin's
         mapping = run_config(dataset, model, folder, epochs, seed)
         if model == kan:
+            mapping["model"].update(kan_settings or {})
             mapping["model"]["linear_init"] = init
         else:
             mapping["model"].update(matched_width(trainers[kan].surrogate.model, model))
@@ -202,6 +210,7 @@ def train_pair(name: str, dataset: dict[str, Any], pair: tuple[str, str], folder
         error = trainer.evaluate_split(trainer.data.test)
         rows.append({"dataset": name, "model": model, "init": init, "seed": seed, "model_config": dict(config.model),
                      "parameters": parameter_count(trainer.surrogate.model),
+                     "rational_lr_scale": getattr(trainer.surrogate.model.config, "rational_lr_scale", None),
                      "test_rel_l2": error, "final_train_loss": result.history[-1]["train_loss"],
                      "epochs": epochs, "train_items": len(trainer.data.train), "test_items": len(trainer.data.test),
                      "epoch_s_in_training": statistics.median(row["seconds"] for row in result.history),
@@ -276,6 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-seed", type=int, default=0,
                    help="first seed (use fresh ones, e.g. 100, to score settings chosen on seeds 0-4)")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of burgers, darcy, navier-stokes")
+    p.add_argument("--dataset-seeds", nargs="+", default=[], metavar="DATASET=N",
+                   help="more (or fewer) seeds than --seeds for a dataset, e.g. burgers=5")
+    p.add_argument("--pairs", nargs="+", default=[kan for _, kan in PAIRS], choices=[kan for _, kan in PAIRS],
+                   help="KAN models to compare with their twins (default both)")
+    p.add_argument("--kan-settings", type=json.loads, default={},
+                   help='JSON of settings for the KAN models of --pairs (both by default), e.g. '
+                        '\'{"rational_lr_scale": 1.0}\'')
+    p.add_argument("--extend", type=Path, default=None,
+                   help="a results file of this script (same epochs, inits and KAN settings) whose rows this run "
+                        "adds to, e.g. more seeds with --first-seed; the summary covers all rows")
     p.add_argument("--inits", choices=("both", "default"), default="both",
                    help="train each model with both initialisations (default) or only its default one "
                         "(KAN linear_init mlp against the twin's default: half the time, no init search)")
@@ -291,17 +310,43 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown datasets {unknown}; choose from {sorted(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in args.datasets}
+    per_dataset = {name: seeds for name in chosen}
+    for item in args.dataset_seeds:
+        name, _, count = item.partition("=")
+        if name not in chosen or not count.isdigit() or int(count) < 1:
+            p.error(f"--dataset-seeds takes DATASET=N with DATASET one of {sorted(chosen)} and N >= 1 (got {item!r})")
+        per_dataset[name] = int(count)
     rows: list[dict[str, Any]] = []
+    if args.extend is not None:
+        try:
+            earlier = json.loads(args.extend.read_text())
+        except (OSError, ValueError) as error:
+            p.error(f"--extend {args.extend}: cannot read a results file ({error})")
+        same = {"epochs": epochs, "inits": {family: list(choices) for family, choices in inits.items()},
+                "kan_settings": args.kan_settings}
+        found = {key: earlier["summary"].get(key, {} if key == "kan_settings" else None) for key in same}
+        if earlier.get("benchmark") != "kan_operators" or found != same:
+            p.error(f"--extend {args.extend}: not a kan_operators run with {same} (it has {found})")
+        scales = {row.get("rational_lr_scale") for row in earlier["rows"] if row["model"] == "kan-fno"} - {None}
+        if args.kan_settings.get("rational_lr_scale") is not None and scales - {args.kan_settings["rational_lr_scale"]}:
+            p.error(f"--extend {args.extend}: its KAN-FNO rows have rational_lr_scale {sorted(scales)}")
+        rows = [row for row in earlier["rows"]
+                if not (row["seed"] in range(args.first_seed, args.first_seed + max(per_dataset.values()))
+                        and row["dataset"] in chosen)]
     start = time.perf_counter()
     # seeds outermost: a run stopped early still has every dataset and pair, with fewer seeds
-    jobs = [(seed, name, pair) for seed in range(args.first_seed, args.first_seed + seeds)
-            for name in chosen for pair in PAIRS]
+    jobs = [(seed, name, pair) for seed in range(args.first_seed, args.first_seed + max(per_dataset.values()))
+            for name in chosen if seed < args.first_seed + per_dataset[name]
+            for pair in PAIRS if pair[1] in args.pairs]
 
     def summary_of(pending: list[tuple[int, str, tuple[str, str]]]) -> dict[str, Any]:
         summary = summarise(rows)
         summary.update(search=SEARCH, wall_seconds=time.perf_counter() - start,
                        mode="quick" if args.quick else "full", epochs=epochs,
-                       seeds=list(range(args.first_seed, args.first_seed + seeds)),
+                       seeds={name: sorted({r["seed"] for r in rows if r["dataset"] == name})
+                              for name in dict.fromkeys(r["dataset"] for r in rows)},
+                       pairs=list(args.pairs), kan_settings=args.kan_settings,
+                       extended=str(args.extend) if args.extend else None,
                        inits={family: list(choices) for family, choices in inits.items()})
         if pending:  # written after each pair and seed while the run goes on
             summary["pending"] = [f"{name}/{pair[1]}/seed {seed}" for seed, name, pair in pending]
@@ -310,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pdeop-kan-bench-") as tmp:
         for done, (seed, name, pair) in enumerate(jobs, start=1):
             rows += train_pair(name, copy.deepcopy(chosen[name]), pair, Path(tmp), epochs,
-                               rounds if seed == args.first_seed else 0, seed, inits)
+                               rounds if seed == args.first_seed else 0, seed, inits, args.kan_settings)
             print(format_table(rows[-len(inits["kan"]) - len(inits["twin"]):],
                                ["dataset", "model", "init", "seed", "parameters", "test_rel_l2"]), flush=True)
             if done < len(jobs):

@@ -62,7 +62,8 @@ class RationalSettings:
         The rational coefficients train at this fraction of the learning rate
         (:class:`~operators.layers.rational.GroupRational` ``lr_scale``). The high-order
         coefficients of the fits are ~1e-3, so one Adam step at a typical rate (1e-3) changes
-        them by 100% and ``x^5`` terms swing by a unit at ``|x| = 3``.
+        them by 100% and ``x^5`` terms swing by a unit at ``|x| = 3``. 1 here; the KAN models
+        set their own defaults (KAN-FNO 1, KAN-DeepONet 0.1).
     """
 
     groups: int = 8

@@ -33,7 +33,13 @@ from operators.registry import register_model
 class KANFNOConfig(FNOConfig, RationalSettings):
     """Settings of a KAN-FNO: those of :class:`FNOConfig` plus the rational activations'
     (:class:`~operators.layers.kan_mlp.RationalSettings`: ``groups``, ``first_init``,
-    ``hidden_init``, ``shared_numerator``)."""
+    ``hidden_init``, ``shared_numerator``, ``linear_init``, ``rational_lr_scale``).
+
+    ``rational_lr_scale`` stays 1 here (0.1 in KAN-DeepONet). Issue 18's third session measured 0.3:
+    on Burgers with a validation split (``benchmarks/kan_diagnosis.py``, seeds 100-107) it gave
+    0.94x the validation error of 1, but on the benchmark's seeds (``kan_operators``, seeds 0-4 and
+    0-2, paired) it was worse than 1 on Burgers and Darcy; see the issue 18 notes.
+    """
 
     def __post_init__(self) -> None:
         FNOConfig.__post_init__(self)

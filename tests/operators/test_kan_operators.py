@@ -139,6 +139,53 @@ def test_gradient_reaches_every_rational_coefficient_and_is_correct(name):
     assert abs(numeric - analytic) <= 1e-6 * abs(analytic), (numeric, analytic)
 
 
+@pytest.mark.parametrize(("name", "scale"), [("kan-fno", None), ("kan-fno", 0.3), ("kan-deeponet", None)])
+def test_rational_coefficients_train_at_the_configured_fraction_of_the_learning_rate(name, scale):
+    """One step of the trainers' Adam (``build_optimizer``) moves every rational coefficient by
+    ``rational_lr_scale * lr`` and every linear weight by ``lr`` (Adam's first step is
+    ``lr g / (|g| + eps)``), for the model's default scale and a configured one. Relative deviation
+    from the exact step: ``eps / (scale |g|)`` <= 1e-8 / (0.1 * 1e-5) = 1e-2 for the entries kept
+    (|g| > 1e-5), far less for most; float64, so rounding is ~1e-16 relative."""
+    from operators.registry import MODELS
+    from operators.training.config import OptimizerConfig
+    from operators.training.optimizers import build_optimizer
+
+    torch.manual_seed(3)
+    settings = {} if scale is None else {"rational_lr_scale": scale}
+    if name == "kan-fno":
+        model = operators.build({"model": name, **_fno_settings(**settings)}).double()
+        x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    else:
+        model = operators.build({"model": name, "sensor_shape": [8, 8], "branch": "conv", "branch_width": 8,
+                                 "trunk_width": 16, "basis": 8, **settings}).double()
+        x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    expected = scale if scale is not None else MODELS[name][1].__dataclass_fields__["rational_lr_scale"].default
+    rationals = [m for m in model.modules() if isinstance(m, GroupRational)]
+    assert rationals and all(m.lr_scale == expected for m in rationals)
+    lr = 1e-3
+    optimizer = build_optimizer(model.parameters(), OptimizerConfig(lr=lr))
+    before = [torch.cat([c.detach().flatten() for c in m.coefficients()]) for m in rationals]
+    linears = [m.linear.weight for m in model.modules() if hasattr(m, "linear") and isinstance(m.linear, torch.nn.Linear)]
+    linear_before = [w.detach().clone() for w in linears]
+    target = torch.randn_like(model(x))
+    optimizer.zero_grad()
+    ((model(x) - target) ** 2).mean().backward()
+    raw_grads = [torch.cat([m.numerator.grad.flatten(), m.denominator.grad.flatten()]) for m in rationals]
+    optimizer.step()
+    kept = 0
+    for m, old, g in zip(rationals, before, raw_grads):
+        step = (torch.cat([c.detach().flatten() for c in m.coefficients()]) - old).abs()
+        # the raw parameter's gradient is scale times the coefficient's: keep |d loss / d coefficient| > 1e-5
+        mask = g.abs() / m.lr_scale > 1e-5
+        kept += int(mask.sum())
+        assert torch.allclose(step[mask], torch.full_like(step[mask], expected * lr), rtol=1e-2, atol=0)
+    assert kept > 0
+    for w, old in zip(linears, linear_before):
+        step = (w.detach() - old).abs()
+        mask = w.grad.abs() > 1e-5
+        assert torch.allclose(step[mask], torch.full_like(step[mask], lr), rtol=1e-2, atol=0)
+
+
 # ---------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("settings", [
     {"model": "kan-fno", **_fno_settings(shared_numerator=True, hidden_init="silu")},
