@@ -18,7 +18,8 @@ process, and compare two ways of doing the same thing side by side in this run:
    batch 5) with no communication: what the two cores give without DDP. And **2 processes with the
    global batch doubled** (each rank a batch of 10, as one process: the convention of DDP throughput
    figures, where the per-device batch stays fixed; half the steps per epoch, so not the same training).
-   All runs alternated ``--rounds`` times. Target: 2 ranks >= 1.7x steady, at the same global batch.
+   All runs alternated ``--rounds`` times. Target: 2 ranks >= 1.7x steady; the summary says whether it is
+   met with the per-process batch fixed (the usual DDP convention) and with the global batch fixed.
 2. **bfloat16 vs float32** (``training.precision``), in this process: epoch seconds and the test error
    after the same epochs (reported, no target on CPU).
 3. **Online vs offline at equal wall-clock**: offline trains epochs over the fixed file (generated
@@ -182,7 +183,10 @@ def ddp_rows(overrides: list[str], items: int, epochs: int, rounds: int, work: P
     ratio = lambda key, a, b: [y[key] / x[key] for x, y in zip(a, b)]  # noqa: E731
     steady = ratio("items_per_s", one, ddp)
     cpu = statistics.median(ratio("busiest_rank_cpu_s", ddp, one))
-    quiet = quiet and statistics.median(steady) <= 1.05 * cpu  # waits only lower the wall ratio below the CPU one
+    doubled = statistics.median(ratio("items_per_s", one, larger))
+    doubled_cpu = statistics.median(ratio("busiest_rank_cpu_s", larger, one))
+    # waits only lower the wall ratio below the CPU one; above it, the 1-process run was starved
+    quiet = quiet and statistics.median(steady) <= 1.05 * cpu and doubled <= 1.05 * doubled_cpu
     summary = {
         "ddp_2_over_1_throughput": statistics.median(steady), "ddp_ratios_per_round": steady,
         "ddp_2_over_1_with_epoch_fixed_costs": statistics.median(ratio("items_per_s_with_fixed", one, ddp)),
@@ -190,11 +194,13 @@ def ddp_rows(overrides: list[str], items: int, epochs: int, rounds: int, work: P
         "ddp_2_over_1_cpu": cpu,
         "independent_2_over_1_throughput": statistics.median(ratio("items_per_s", one, independent)),
         "ddp_over_independent": statistics.median(ratio("items_per_s", independent, ddp)),
-        "ddp_2_over_1_global_batch_doubled": statistics.median(ratio("items_per_s", one, larger)),
+        "ddp_2_over_1_global_batch_doubled": doubled,
         "independent_2_over_1_cpu": statistics.median(ratio("busiest_rank_cpu_s", independent, one)),
-        "ddp_2_over_1_cpu_global_batch_doubled": statistics.median(ratio("busiest_rank_cpu_s", larger, one)),
+        "ddp_2_over_1_cpu_global_batch_doubled": doubled_cpu,
         "ddp_target": 1.7, "ddp_machine_quiet": quiet,
-        "ddp_target_met": statistics.median(steady) >= 1.7 and quiet,
+        # the usual DDP throughput convention keeps each process's batch (global batch 20 on 2 ranks)
+        "ddp_target_met_fixed_per_process_batch": doubled >= 1.7 and quiet,
+        "ddp_target_met_fixed_global_batch": statistics.median(steady) >= 1.7 and quiet,
         "ddp_measures": "items_per_s: training items per second of the epochs after the first (steps and sharded "
                         "validation); _with_epoch_fixed_costs: each epoch from its start to the end of its checkpoint; "
                         "_whole_run: the command's wall, start-up and first epoch included; _cpu: CPU seconds of "
