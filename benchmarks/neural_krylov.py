@@ -28,7 +28,8 @@ the Darcy matrix is ``h^-2``-scaled (a discrete ``-div(a grad .)``), so residual
 functions of the same continuous map at every ``h`` and the FNO's ``r -> e`` map transfers. Cold
 SSOR-FCG iterations grow like ``h^-1`` (42, 83, 170 at 33², 65², 129²); the cycle's grow more slowly.
 ``--helmholtz-ilu DROP FILL`` sets a looser ILU for the Helmholtz cycle and its cold baseline (the
-family solver's near-complete ILU leaves nothing to cut: 3 products cold).
+family solver's near-complete ILU leaves nothing to cut: 3 products cold). ``--cycle additive`` runs
+``z = S r + N(r)`` (one product per iteration instead of three) with a network trained on ``A^-1 r - S r``.
 """
 
 from __future__ import annotations
