@@ -28,7 +28,8 @@ the Darcy matrix is ``h^-2``-scaled (a discrete ``-div(a grad .)``), so residual
 functions of the same continuous map at every ``h`` and the FNO's ``r -> e`` map transfers. Cold
 SSOR-FCG iterations grow like ``h^-1`` (42, 83, 170 at 33², 65², 129²); the cycle's grow more slowly.
 ``--helmholtz-ilu DROP FILL`` sets a looser ILU for the Helmholtz cycle and its cold baseline (the
-family solver's near-complete ILU leaves nothing to cut: 3 products cold).
+family solver's near-complete ILU leaves nothing to cut: 3 products cold). ``--cycle additive`` runs
+``z = S r + N(r)`` (one product per iteration instead of three) with a network trained on ``A^-1 r - S r``.
 """
 
 from __future__ import annotations
@@ -66,16 +67,18 @@ def trained_run(name: str, given: str | None, quick: bool) -> Path | None:
 def solve_all(family: Any, systems: list, solve: Any) -> dict[str, Any]:
     """Solve every system with ``solve(system) -> SolveResult``; totals and the worst true residual."""
     start = time.perf_counter()
-    matvecs, worst, retries, missed = 0, 0.0, 0, 0
+    matvecs, iterations, worst, retries, missed = 0, 0, 0.0, 0, 0
     for system in systems:
         result = solve(system)
         residual = float(np.linalg.norm(system.b - system.A @ result.x) / np.linalg.norm(system.b))
         missed += int(not residual <= RTOL)  # only a bare method can miss: the generator's paths fall back
         matvecs += result.matvecs
+        iterations += result.iterations
         worst = max(worst, residual)
         retries += result.retries
     n = len(systems)
-    return {"matvecs": matvecs / n, "seconds": (time.perf_counter() - start) / n, "worst_residual": worst,
+    return {"matvecs": matvecs / n, "iterations": iterations / n, "seconds": (time.perf_counter() - start) / n,
+            "worst_residual": worst,
             "retries": retries, "missed_rtol": missed}
 
 
@@ -159,6 +162,7 @@ def measure(problem: str, resolution: int, n: int, warm: Any) -> tuple[list, dic
     summary = {
         "resolution": resolution,
         "smoother": smoother_label(warm),
+        "cycle": warm.cycle,
         "prediction_as_x0": warm.surrogate is not None,
         "matvec_ratio_cold_over_neural": results["cold"]["matvecs"] / neural_result["matvecs"],
         "time_ratio_cold_over_neural": results["cold"]["seconds"] / neural_result["seconds"],
@@ -199,6 +203,9 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=None, help="correction training pairs (default 400; quick 64)")
     p.add_argument("--epochs", type=int, default=None, help="correction training epochs (default 30; quick 8)")
     p.add_argument("--width", type=int, default=24, help="correction FNO width (default 24)")
+    p.add_argument("--cycle", default="multiplicative", choices=["multiplicative", "additive"],
+                   help="two-level cycle: multiplicative S, N, S (3 products per iteration) or additive "
+                        "S r + N(r) (1; the network learns A^-1 r - S r)")
     p.add_argument("--helmholtz-ilu", type=float, nargs=2, metavar=("DROP_TOL", "FILL_FACTOR"), default=None,
                    help="ILU of the Helmholtz cycle and of its cold baseline (default: the family solver's 1e-5, 20)")
     args = p.parse_args()
@@ -212,7 +219,7 @@ def main() -> None:
     sizes = [resolution] if args.quick or not args.resolutions else args.resolutions
     settings = CorrectionSettings(pairs=args.pairs or (64 if args.quick else 400),
                                   epochs=args.epochs or (8 if args.quick else 30), sweeps=args.sweeps, loss=args.loss,
-                                  width=args.width)
+                                  width=args.width, cycle=args.cycle)
     rows, summary = [], {}
     for problem in args.problems:
         given = args.darcy_run if problem == "darcy" else args.helmholtz_run
@@ -231,8 +238,8 @@ def main() -> None:
             size_summary["correction_resolution"] = train_size
             rows += size_rows
             summary[f"{problem}_{size}"] = size_summary
-    print(format_table(rows, ["problem", "resolution", "method", "systems", "matvecs", "seconds", "inference_seconds",
-                              "worst_residual", "retries", "missed_rtol"]))
+    print(format_table(rows, ["problem", "resolution", "method", "systems", "matvecs", "iterations", "seconds",
+                              "inference_seconds", "worst_residual", "retries", "missed_rtol"]))
     for key, values in summary.items():
         print(key, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in values.items()})
     print(write_results("neural_krylov", rows, summary, args.out))

@@ -43,10 +43,14 @@ class WarmStart(Protocol):
         (``"sor"`` = symmetric Gauss–Seidel for SPD families).
     smoother_options
         Its options (:func:`build_smoother`); None: the family solver's.
+    cycle
+        ``multiplicative`` or ``additive`` (:data:`solvers.neural_krylov.CYCLES`): the cycle the
+        ``correct`` model was trained for.
     """
 
     smoother: str
     smoother_options: dict | None
+    cycle: str
 
     def predict(self, inputs: Fields) -> Fields | None:
         """The solution fields predicted from the sample's input fields (None: start from zero)."""
@@ -101,7 +105,7 @@ def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int,
 
     smoother = build_smoother(family, warm_start.smoother, A, warm_start.smoother_options)
     result = neural_solve(A, b, smoother, correction, guess=guess, spd=family.traits().spd,
-                          settings=NeuralKrylovSettings(rtol=rtol))
+                          settings=NeuralKrylovSettings(rtol=rtol, cycle=warm_start.cycle))
     if result.converged and result.residual <= rtol:
         return dataclasses.replace(result, method=NEURAL_METHOD)
     start = result.x if np.all(np.isfinite(result.x)) else None

@@ -13,6 +13,10 @@ framework — only two callables a caller (``operators.krylov``) binds to one sy
   numerical solvers", 2022)::
 
       z = S r;  z += N(r - A z);  z += S (r - A z)          (multiplicative, two products)
+      z = S r + N(r)                                        (additive, no product)
+
+  The additive cycle needs a network trained for it: on the part of ``A^-1`` the smoother misses,
+  ``N(r) ~ A^-1 r - S r`` (:mod:`operators.krylov.correction`, ``cycle: additive``).
 
   The result is a nonlinear preconditioner, so it drives flexible CG (symmetric positive definite
   ``A``) or flexible GMRES (anything else) from :mod:`solvers.flexible`.
@@ -74,6 +78,23 @@ def two_level_cycle(A: Any, smoother: Any, correction: Correction,
     return cycle
 
 
+def additive_cycle(smoother: Any, correction: Correction) -> Callable[[Vector], Vector]:
+    """The additive cycle ``z = S r + N(r)`` as a callable ``r -> z`` (no product with ``A``).
+
+    ``N`` must approximate ``A^-1 - S`` (what the smoother misses), not ``A^-1``.
+    """
+
+    def cycle(r: Vector) -> Vector:
+        z = np.asarray(smoother @ r, dtype=np.float64)
+        return z + np.asarray(correction(r), dtype=np.float64).reshape(-1)
+
+    return cycle
+
+
+#: the two-level cycles :func:`neural_solve` can run (see the module docstring)
+CYCLES = ("multiplicative", "additive")
+
+
 @dataclasses.dataclass(frozen=True)
 class NeuralKrylovSettings:
     """How :func:`neural_solve` runs.
@@ -83,19 +104,25 @@ class NeuralKrylovSettings:
     rtol
         Required true relative residual.
     maxiter
-        Krylov iterations allowed (each costs three products with ``A``: the method's and the cycle's two).
+        Krylov iterations allowed (each costs three products with ``A`` with the multiplicative cycle:
+        the method's and the cycle's two; one with the additive cycle).
     restart
         FGMRES cycle length (the preconditioned vectors are stored).
     truncation
         Flexible CG: directions each new one is A-orthogonalised against.
+    cycle
+        ``multiplicative`` or ``additive`` (see the module docstring).
     """
 
     rtol: float = 1e-8
     maxiter: int = 500
     restart: int = 30
     truncation: int = 20
+    cycle: str = "multiplicative"
 
     def __post_init__(self) -> None:
+        if self.cycle not in CYCLES:
+            raise ConfigError(f"cycle must be one of {', '.join(CYCLES)} (got {self.cycle!r})")
         if not 0 < self.rtol < 1:
             raise ConfigError(f"rtol must be a number in (0, 1) (got {self.rtol!r})")
         for name in ("maxiter", "restart", "truncation"):
@@ -107,7 +134,8 @@ class NeuralKrylovSettings:
 def neural_solve(A: sp.spmatrix, b: Vector, smoother: Any, correction: Correction | None,
                  guess: Vector | None = None, spd: bool = True,
                  settings: NeuralKrylovSettings = NeuralKrylovSettings()) -> SolveResult:
-    """Solve ``A x = b`` by flexible CG / FGMRES preconditioned with the two-level neural cycle.
+    """Solve ``A x = b`` by flexible CG / FGMRES preconditioned with the two-level neural cycle
+    (``settings.cycle``).
 
     Parameters
     ----------
@@ -135,7 +163,12 @@ def neural_solve(A: sp.spmatrix, b: Vector, smoother: Any, correction: Correctio
     """
     start = time.perf_counter()
     counter = CountedMatrix(A)
-    M = smoother if correction is None else two_level_cycle(A, smoother, correction, counter)
+    if correction is None:
+        M = smoother
+    elif settings.cycle == "additive":
+        M = additive_cycle(smoother, correction)
+    else:
+        M = two_level_cycle(A, smoother, correction, counter)
     if spd:
         result = flexible_cg(A, b, x0=guess, rtol=settings.rtol, maxiter=settings.maxiter, M=M,
                              truncation=settings.truncation)

@@ -6,7 +6,9 @@ the family's own matrices produce at no solve cost: a coefficient draw of the fa
 smooth error ``e`` (a Neumann Gaussian random field of smoothness ``alpha`` 1–2.5 per solution
 field) relaxed by ``sweeps`` sweeps of the cycle's smoother (``e <- e - S A e``, exactly what the
 cycle's pre-smoothing leaves of an error), and ``r = A e``. So the network is trained on the part
-of the error the smoother cannot remove, where it sees it (HINTS, Zhang et al. 2022).
+of the error the smoother cannot remove, where it sees it (HINTS, Zhang et al. 2022). For the
+additive cycle ``z = S r + N(r)`` the target is ``e - S r`` instead: what one smoother application
+misses of ``A^-1 r``.
 
 Loss: ``error`` — the relative L2 error of the predicted error field; ``energy`` (SPD families) — the
 relative energy norm ``||d||_A / ||e||_A`` of what is left, ``d = e - N(r)``, after ``post_sweeps``
@@ -35,6 +37,7 @@ from pde_data.elliptic import EllipticFamily
 from pde_data.random_fields import neumann_grf
 from pde_data.warm_start import build_smoother
 from solvers.errors import ConfigError
+from solvers.neural_krylov import CYCLES
 
 #: smoothness exponents of the random errors before relaxation (one drawn per pair and field)
 ERROR_ALPHAS = (1.0, 1.5, 2.0, 2.5)
@@ -69,6 +72,9 @@ class CorrectionSettings:
         ``energy`` for SPD families, ``error`` otherwise (the measured better choices).
     post_sweeps
         Damped-Jacobi sweeps applied to the remaining error before its energy norm (``energy`` only).
+    cycle
+        The cycle the network serves (:data:`solvers.neural_krylov.CYCLES`): ``multiplicative`` learns
+        ``r -> e``, ``additive`` learns ``r -> e - S r``.
     """
 
     pairs: int = 400
@@ -82,8 +88,11 @@ class CorrectionSettings:
     sweeps: int = 2
     loss: str | None = None
     post_sweeps: int = 2
+    cycle: str = "multiplicative"
 
     def __post_init__(self) -> None:
+        if self.cycle not in CYCLES:
+            raise ConfigError(f"correction cycle must be one of {', '.join(CYCLES)} (got {self.cycle!r})")
         if self.loss is not None and self.loss not in LOSSES:
             raise ConfigError(f"correction loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         for name in ("sweeps", "post_sweeps"):
@@ -109,11 +118,13 @@ class CorrectionModel:
         Wall time of pair generation and training (the cost to report beside the solves).
     final_loss
         Mean training loss (the chosen ``loss``, relative) of the last epoch.
+    cycle
+        The cycle it was trained for (``multiplicative``: predicts ``A^-1 r``; ``additive``: ``A^-1 r - S r``).
     """
 
     def __init__(self, net: FNO, family: EllipticFamily, shift: np.ndarray, scale: np.ndarray, out_scale: float,
-                 seconds: float, final_loss: float) -> None:
-        self.net, self.family = net.eval(), family
+                 seconds: float, final_loss: float, cycle: str = "multiplicative") -> None:
+        self.net, self.family, self.cycle = net.eval(), family, cycle
         self.shift, self.scale, self.out_scale = shift, scale, out_scale
         self.seconds, self.final_loss = seconds, final_loss
 
@@ -182,17 +193,10 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
                           "(use 'residual' or 'error')")
     samples_in, samples_r, samples_e, matrices = [], [], [], []
     for i in range(settings.pairs):
-        inputs = family.sample_inputs(TRAINING_INDEX_OFFSET + i, settings.seed)
-        A, _ = family.assemble(inputs)
-        errors = {name: neumann_grf(rng, K, alpha=float(rng.choice(ERROR_ALPHAS)), tau=family.config.tau, dim=dim)
-                  for name in names}
-        e = family.solution_vector(errors)
-        S = build_smoother(family, smoother, A, smoother_options)
-        for _ in range(settings.sweeps):
-            e = e - S @ (A @ e)
+        inputs, A, r, target = training_pair(family, smoother, smoother_options, settings, i, rng)
         samples_in.append(_log_inputs(family, inputs))
-        samples_r.append(family.solution_fields(A @ e))
-        samples_e.append(family.solution_fields(e))
+        samples_r.append(family.solution_fields(r))
+        samples_e.append(family.solution_fields(target))
         matrices.append(A)
     fields = np.asarray(samples_in)
     axes = (0,) + tuple(range(2, fields.ndim))
@@ -232,7 +236,26 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
         loss_value = total / settings.pairs
         if callable(log) and (epoch % 10 == 9 or epoch == settings.epochs - 1):
             log(f"correction network: epoch {epoch + 1}/{settings.epochs}, {settings.loss} loss {loss_value:.3f}")
-    return CorrectionModel(net, family, shift, scale, out_scale, time.perf_counter() - start, loss_value)
+    return CorrectionModel(net, family, shift, scale, out_scale, time.perf_counter() - start, loss_value,
+                           settings.cycle)
+
+
+def training_pair(family: EllipticFamily, smoother: str, smoother_options: dict | None, settings: CorrectionSettings,
+                  i: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], sp.spmatrix, np.ndarray, np.ndarray]:
+    """Training pair ``i``: the coefficient draw's input fields, its matrix ``A`` ``(n, n)``, the
+    residual ``r = A e`` ``(n,)`` of a random relaxed error ``e`` and the target ``(n,)``: ``e``
+    (multiplicative cycle) or ``e - S r`` (additive)."""
+    K, dim = family.config.resolution, family.dim
+    inputs = family.sample_inputs(TRAINING_INDEX_OFFSET + i, settings.seed)
+    A, _ = family.assemble(inputs)
+    errors = {name: neumann_grf(rng, K, alpha=float(rng.choice(ERROR_ALPHAS)), tau=family.config.tau, dim=dim)
+              for name in _solution_names(family)}
+    e = family.solution_vector(errors)
+    S = build_smoother(family, smoother, A, smoother_options)
+    for _ in range(settings.sweeps):
+        e = e - S @ (A @ e)
+    r = A @ e
+    return inputs, A, r, (e - S @ r if settings.cycle == "additive" else e)
 
 
 def _unknown_positions(family: EllipticFamily) -> np.ndarray:

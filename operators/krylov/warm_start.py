@@ -52,6 +52,11 @@ class NeuralWarmStart:
         self.correction, self.smoother, self.smoother_options = correction, smoother, smoother_options
         self.predict_seconds = self.correct_seconds = 0.0
 
+    @property
+    def cycle(self) -> str:
+        """The cycle the correction network was trained for (``multiplicative`` without a network)."""
+        return self.correction.cycle if self.correction is not None else "multiplicative"
+
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
         """The run's prediction of the solution fields from the sample's input fields."""
         if self.surrogate is None:

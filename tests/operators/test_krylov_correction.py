@@ -86,3 +86,25 @@ def test_smoother_options_reach_the_preconditioner():
     default = build_smoother(family, "ilu", A) @ b
     # the near-complete default ILU is nearly A^-1; the loose one is not (relative difference >> roundoff)
     assert np.linalg.norm(built - default) > 1e-3 * np.linalg.norm(default)
+
+
+@pytest.mark.parametrize("problem, resolution, smoother", [("darcy", 13, "sor"), ("helmholtz", 25, "ilu")])
+def test_additive_target_is_what_the_smoother_misses(problem, resolution, smoother):
+    """Same draw for both cycles: the multiplicative target e has A e = r; the additive one is
+    e - S r, so target + S r = A^-1 r. Float64 check: A (target + S r) = r up to roundoff of the
+    products, ~ n_nz per row (<= 9) * 1e-16 * ||A|| ||e|| / ||r|| (kappa(A) <~ 1e4 here): 1e-9 leaves a margin of 100+."""
+    from operators.krylov.correction import training_pair
+
+    family = family_at(problem, resolution)
+    options = {"drop_tol": 3e-2, "fill_factor": 10.0} if smoother == "ilu" else None
+    pair = {cycle: training_pair(family, smoother, options, CorrectionSettings(cycle=cycle), 0,
+                                 np.random.default_rng(3)) for cycle in ("multiplicative", "additive")}
+    _, A, r, e = pair["multiplicative"]
+    _, A2, r2, target = pair["additive"]
+    assert np.array_equal(r, r2)
+    S = build_smoother(family, smoother, A, options)
+    assert np.linalg.norm(target - (e - S @ r)) <= 1e-12 * np.linalg.norm(e)
+    assert np.linalg.norm(A @ (target + S @ r) - r) <= 1e-9 * np.linalg.norm(r)
+    assert np.linalg.norm(target) > 1e-3 * np.linalg.norm(e)  # a real remainder, not zero
+    with pytest.raises(ConfigError, match="cycle must be one of"):
+        CorrectionSettings(cycle="both")

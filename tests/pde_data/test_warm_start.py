@@ -21,7 +21,7 @@ SEED = 3
 class StandIn:
     """A WarmStart whose correction is ``B^-1`` for ``B`` the family's matrix of a 20%-scaled coefficient."""
 
-    smoother, smoother_options = "sor", None
+    smoother, smoother_options, cycle = "sor", None, "multiplicative"
 
     def __init__(self, family, broken=False):
         self.family, self.broken = family, broken

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from solvers import ConfigError
-from solvers.neural_krylov import NeuralKrylovSettings, neural_solve, two_level_cycle
+from solvers.neural_krylov import NeuralKrylovSettings, additive_cycle, neural_solve, two_level_cycle
 from solvers.preconditioners import build_preconditioner
 from tests.solvers.model_problems import convection_diffusion_2d, laplacian_2d, rhs, varying_coefficient_2d
 
@@ -94,7 +94,46 @@ def test_cycle_is_the_two_grid_formula():
     np.testing.assert_allclose(two_level_cycle(A, S, correction)(r), z, rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("field, value", [("rtol", 0.0), ("maxiter", 0), ("restart", 1.5)])
+ADDITIVE = NeuralKrylovSettings(rtol=RTOL, cycle="additive")
+
+
+@pytest.mark.parametrize("spd", [True, False])
+def test_additive_cycle_with_exact_remainder_converges_in_one_iteration(spd):
+    """N = A^-1 - S (what the smoother misses) makes S r + N(r) = A^-1 r: one iteration, and the
+    additive cycle adds no product: 1 (method) + 1 (final true residual check) at most."""
+    A = varying_coefficient_2d(N, _coefficient(6)) if spd else convection_diffusion_2d(N, 40.0)
+    b = rhs(A.shape[0], 6)
+    smoother = build_preconditioner("sor" if spd else "ilu0", A)
+    lu = spla.splu(A.tocsc())
+    result = neural_solve(A, b, smoother, lambda r: lu.solve(r) - smoother @ r, spd=spd, settings=ADDITIVE)
+    assert result.converged and _true_residual(A, b, result.x) <= RTOL
+    assert result.iterations == 1
+    assert result.matvecs <= 2
+
+
+@pytest.mark.parametrize("spd", [True, False])
+def test_additive_cycle_with_zero_network_is_the_cold_method(spd):
+    """N = 0 leaves z = S r: the same iterates, iterations and products as the smoother alone."""
+    A = varying_coefficient_2d(N, _coefficient(7)) if spd else convection_diffusion_2d(N, 40.0)
+    b = rhs(A.shape[0], 7)
+    smoother = build_preconditioner("sor" if spd else "ilu0", A)
+    cold = neural_solve(A, b, smoother, None, spd=spd, settings=ADDITIVE)
+    zero = neural_solve(A, b, smoother, np.zeros_like, spd=spd, settings=ADDITIVE)
+    assert cold.converged and _true_residual(A, b, cold.x) <= RTOL
+    assert (zero.iterations, zero.matvecs) == (cold.iterations, cold.matvecs)
+    # adding the exact zero vector changes no floating-point operation
+    np.testing.assert_array_equal(zero.x, cold.x)
+
+
+def test_additive_cycle_is_the_formula():
+    A = laplacian_2d(6)
+    S = build_preconditioner("jacobi", A)
+    r = rhs(A.shape[0], 8)
+    correction = lambda v: 0.5 * v  # noqa: E731  (any map will do)
+    np.testing.assert_allclose(additive_cycle(S, correction)(r), S @ r + 0.5 * r, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("field, value", [("rtol", 0.0), ("maxiter", 0), ("restart", 1.5), ("cycle", "both")])
 def test_bad_settings_raise_config_error(field, value):
     with pytest.raises(ConfigError, match=field):
         NeuralKrylovSettings(**{field: value})
