@@ -43,6 +43,9 @@ from typing import Any
 import numpy as np
 
 from harness import format_table, parser, set_threads, write_results
+from operators.krylov import CorrectionSettings
+from pde_data.warm_start import SHIFTED_ILU
+from solvers.neural_krylov import CYCLES
 
 RTOL = 1e-8
 SEED = 12345
@@ -59,8 +62,9 @@ def trained_run(name: str, given: str | None, quick: bool) -> Path | None:
     folder = ROOT / "runs" / "neural_krylov" / name
     if not (folder / "best").is_dir():
         config = ROOT / "configs" / "train" / f"{name}.yaml"
+        resume = ["--resume"] if (folder / "run_config.json").is_file() else []  # an interrupted first training
         subprocess.run([sys.executable, "-m", "operators.cli", "train", str(config), "--out", str(folder),
-                        "--threads", "1", "--overwrite"], check=True, cwd=ROOT)
+                        "--threads", "1", *resume], check=True, cwd=ROOT)
     return folder
 
 
@@ -82,20 +86,17 @@ def solve_all(family: Any, systems: list, solve: Any) -> dict[str, Any]:
             "retries": retries, "missed_rtol": missed}
 
 
-def warm_start_for(problem: str, resolution: int, run: Path | None, correction: Any,
+def warm_start_for(problem: str, resolution: int, run: Path | None, correction: Any, smoother: str,
                    smoother_options: dict | None) -> Any:
     """The generator's warm start at ``resolution``: the run's prediction where the run was trained at
     this grid (else none: ``x0 = 0``) and the given correction model in the cycle."""
     from operators.krylov import NeuralWarmStart, warm_start_from_run
-    from operators.krylov.warm_start import smoother_for
-    from pde_data.family import get_family
 
     config = problem_config(problem, resolution, 1)
-    family = get_family(problem)(config.settings)
-    smoother = smoother_for(family)
     if run is not None and run_resolution(run) == resolution:
-        warm = warm_start_from_run(run, problem, config.settings, correction=None)
-        warm.correction, warm.smoother_options = correction, smoother_options
+        warm = warm_start_from_run(run, problem, config.settings, correction=None, smoother=smoother,
+                                   smoother_options=smoother_options)
+        warm.correction = correction
         return warm
     return NeuralWarmStart(None, (), (), correction, smoother, smoother_options)
 
@@ -131,7 +132,7 @@ def measure(problem: str, resolution: int, n: int, warm: Any) -> tuple[list, dic
             guess = None
             if with_guess and warm.surrogate is not None:
                 guess = family.solution_vector(warm.predict(inputs[system.index]))
-            smoother = build_smoother(family, warm.smoother, system.A, warm.smoother_options)
+            smoother = build_smoother(family, warm.smoother, system.A, warm.smoother_options, inputs[system.index])
             return neural_solve(system.A, system.b, smoother, None, guess=guess, spd=spd, settings=settings)
         return solve
 
@@ -203,15 +204,18 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=None, help="correction training pairs (default 400; quick 64)")
     p.add_argument("--epochs", type=int, default=None, help="correction training epochs (default 30; quick 8)")
     p.add_argument("--width", type=int, default=24, help="correction FNO width (default 24)")
-    p.add_argument("--cycle", default="multiplicative", choices=["multiplicative", "additive"],
-                   help="two-level cycle: multiplicative S, N, S (3 products per iteration) or additive "
-                        "S r + N(r) (1; the network learns A^-1 r - S r)")
+    p.add_argument("--cycle", default=CorrectionSettings.cycle, choices=CYCLES,
+                   help="two-level cycle: multiplicative S, N, S (3 products per iteration), additive "
+                        "S r + N(r) or additive-smoothed S r + N(S r) (1; the network learns A^-1 r - S r); "
+                        f"default {CorrectionSettings.cycle}")
+    p.add_argument("--helmholtz-smoother", default=None, choices=["ilu", SHIFTED_ILU],
+                   help="relaxation of the Helmholtz cycle and of its cold baseline: an ILU of A or of the shifted "
+                        "Laplacian (default: the family's, shifted-ilu)")
     p.add_argument("--helmholtz-ilu", type=float, nargs=2, metavar=("DROP_TOL", "FILL_FACTOR"), default=None,
-                   help="ILU of the Helmholtz cycle and of its cold baseline (default: the family solver's 1e-5, 20)")
+                   help="that ILU's options (default: ilu 1e-5, 20, the family solver's; shifted-ilu 1e-3, 10)")
     args = p.parse_args()
     set_threads(args.threads)
-    from operators.krylov import CorrectionSettings, train_correction
-    from operators.krylov.warm_start import smoother_for
+    from operators.krylov import train_correction
     from pde_data.family import get_family
 
     n = args.systems or (4 if args.quick else 20)
@@ -230,10 +234,11 @@ def main() -> None:
         shared = None
         for size in sizes:
             train_size = args.correction_resolution or size
+            family = get_family(problem)(problem_config(problem, train_size, 1).settings)
+            smoother = (args.helmholtz_smoother if problem == "helmholtz" else None) or family.cycle_smoother()
             if shared is None or train_size != args.correction_resolution:
-                family = get_family(problem)(problem_config(problem, train_size, 1).settings)
-                shared = train_correction(family, smoother_for(family), settings, smoother_options=options)
-            warm = warm_start_for(problem, size, run, shared, options)
+                shared = train_correction(family, smoother, settings, smoother_options=options)
+            warm = warm_start_for(problem, size, run, shared, smoother, options)
             size_rows, size_summary = measure(problem, size, n, warm)
             size_summary["correction_resolution"] = train_size
             rows += size_rows

@@ -49,7 +49,7 @@ from pde_data.random_fields import neumann_grf
 from pde_data.conditioning import SINGULAR_CONDITION, check_conditioning, condition_lower_bound
 from pde_data.solve_statistics import SampleStats, statistics_row, statistics_variables
 from pde_data.warm_start import WarmStart, accelerated_solve
-from solvers.errors import SolverError
+from solvers.errors import ConfigError, SolverError
 from solvers.preconditioners import PRECONDITIONERS
 from solvers.result import SolveResult
 from solvers.registry import method_class, solver_choices
@@ -218,6 +218,29 @@ class EllipticFamily(Family):
 
     def check_sample(self, index: int, inputs: dict[str, np.ndarray]) -> None:
         """Raise :class:`SolverError` naming ``index`` if the sample's set-up is singular or invalid."""
+
+    def cycle_smoother(self) -> str:
+        """The relaxation of the neural two-level cycle (:mod:`pde_data.warm_start`) for this family.
+
+        Symmetric Gauss–Seidel (``sor``) for SPD families; otherwise the ILU the family's solver uses
+        (ILU(0) and Gauss–Seidel leave FGMRES stagnating on indefinite systems). Families with a
+        better-suited operator override this.
+        """
+        return "sor" if self.traits().spd else "ilu"
+
+    def shifted_matrix(self, inputs: dict[str, np.ndarray], shift: float) -> sp.csr_matrix:
+        """A damped copy of the sample's matrix, easier to factor approximately, as a preconditioner.
+
+        Families whose systems are indefinite wave problems override this (Helmholtz: the complex
+        shifted Laplacian); the others have none.
+
+        Raises
+        ------
+        ConfigError
+            Always, here: the family has no shifted operator.
+        """
+        raise ConfigError(f"{self.name} has no shifted operator to precondition with; "
+                          "use the smoother 'ilu' or 'sor' instead of 'shifted-ilu'")
 
     def solution_fields(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Turn the solution vector into stored fields (default: interior unknowns → ``u`` on the full grid)."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from solvers.errors import ConfigError
 from solvers.neural_krylov import NeuralKrylovSettings, neural_solve
 from solvers.preconditioners import build_preconditioner
 from solvers.result import SolveResult
@@ -31,6 +32,10 @@ Fields = dict[str, np.ndarray]
 
 #: method name recorded for accelerated solves (registered in :mod:`solvers.methods.neural`)
 NEURAL_METHOD = "neural"
+#: smoother name: an ILU of the family's shifted operator (the complex shifted Laplacian of Helmholtz)
+SHIFTED_ILU = "shifted-ilu"
+#: its defaults: shift 0.5 (Erlangga, Vuik, Oosterlee 2004) and a moderate ILU of the shifted matrix
+SHIFTED_ILU_OPTIONS = {"shift": 0.5, "drop_tol": 1e-3, "fill_factor": 10.0}
 
 
 class WarmStart(Protocol):
@@ -40,12 +45,12 @@ class WarmStart(Protocol):
     ----------
     smoother
         Relaxation of the two-level cycle: a preconditioner name of :mod:`solvers.preconditioners`
-        (``"sor"`` = symmetric Gauss–Seidel for SPD families).
+        (``"sor"`` = symmetric Gauss–Seidel for SPD families) or :data:`SHIFTED_ILU`.
     smoother_options
         Its options (:func:`build_smoother`); None: the family solver's.
     cycle
-        ``multiplicative`` or ``additive`` (:data:`solvers.neural_krylov.CYCLES`): the cycle the
-        ``correct`` model was trained for.
+        ``multiplicative``, ``additive`` or ``additive-smoothed`` (:data:`solvers.neural_krylov.CYCLES`):
+        the cycle the ``correct`` model was trained for.
     """
 
     smoother: str
@@ -59,11 +64,39 @@ class WarmStart(Protocol):
         """The error fields ``A^-1 r`` predicted from the input fields and the residual ``r`` as fields."""
 
 
-def build_smoother(family: EllipticFamily, kind: str, A: sp.spmatrix, options: dict | None = None) -> object:
-    """The cycle's smoother ``kind`` for ``A`` with ``options`` (e.g. ILU ``drop_tol``, ``fill_factor``);
-    None: the options the family's solver would use (:func:`~solvers.sequence.default_preconditioner_options`:
-    a near-complete ILU for indefinite systems)."""
+def build_smoother(family: EllipticFamily, kind: str, A: sp.spmatrix, options: dict | None = None,
+                   inputs: Fields | None = None) -> object:
+    """The cycle's smoother ``kind`` for ``A`` with ``options``.
+
+    Parameters
+    ----------
+    family
+        The elliptic family of ``A``.
+    kind
+        A preconditioner name of :mod:`solvers.preconditioners`, or :data:`SHIFTED_ILU`: an ILU of the
+        family's shifted operator (:meth:`~pde_data.elliptic.EllipticFamily.shifted_matrix`, e.g. the
+        complex shifted Laplacian of Helmholtz) instead of ``A``'s.
+    A
+        The system's matrix.
+    options
+        ILU ``drop_tol``, ``fill_factor`` (and ``shift`` for :data:`SHIFTED_ILU`); None: the options the
+        family's solver would use (:func:`~solvers.sequence.default_preconditioner_options`: a
+        near-complete ILU for indefinite systems), or :data:`SHIFTED_ILU_OPTIONS`.
+    inputs
+        The sample's input fields (needed by :data:`SHIFTED_ILU` to assemble the shifted operator).
+
+    Raises
+    ------
+    ConfigError
+        :data:`SHIFTED_ILU` without ``inputs`` or for a family without a shifted operator.
+    """
     traits = family.traits()
+    if kind == SHIFTED_ILU:
+        if inputs is None:
+            raise ConfigError("the smoother 'shifted-ilu' needs the sample's input fields to assemble its operator")
+        options = {**SHIFTED_ILU_OPTIONS, **(options or {})}
+        shifted = family.shifted_matrix(inputs, options.pop("shift"))
+        return build_preconditioner("ilu", shifted, symmetric=traits.symmetric, **options)
     if options is None:
         options = default_preconditioner_options(kind, traits)
     return build_preconditioner(kind, A, symmetric=traits.symmetric, **options)
@@ -103,7 +136,7 @@ def accelerated_solve(family: EllipticFamily, warm_start: WarmStart, index: int,
     def correction(r: np.ndarray) -> np.ndarray:
         return family.solution_vector(warm_start.correct(inputs, family.solution_fields(r)))
 
-    smoother = build_smoother(family, warm_start.smoother, A, warm_start.smoother_options)
+    smoother = build_smoother(family, warm_start.smoother, A, warm_start.smoother_options, inputs)
     result = neural_solve(A, b, smoother, correction, guess=guess, spd=family.traits().spd,
                           settings=NeuralKrylovSettings(rtol=rtol, cycle=warm_start.cycle))
     if result.converged and result.residual <= rtol:

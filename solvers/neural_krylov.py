@@ -14,9 +14,15 @@ framework — only two callables a caller (``operators.krylov``) binds to one sy
 
       z = S r;  z += N(r - A z);  z += S (r - A z)          (multiplicative, two products)
       z = S r + N(r)                                        (additive, no product)
+      y = S r;  z = y + N(y)                                (additive-smoothed, no product)
 
-  The additive cycle needs a network trained for it: on the part of ``A^-1`` the smoother misses,
-  ``N(r) ~ A^-1 r - S r`` (:mod:`operators.krylov.correction`, ``cycle: additive``).
+  The additive cycles need a network trained for them: on the part of ``A^-1`` the smoother misses,
+  ``N(r) ~ A^-1 r - S r`` (:mod:`operators.krylov.correction`, ``cycle: additive``). The smoothed
+  variant hands the network the smoothed residual ``y = S r`` instead of ``r`` and asks for
+  ``A^-1 r - S r`` from it: ``S`` is an approximate inverse, so ``y`` is already close to the error
+  and what is left is a smooth, near-linear function of it — an easier map to learn than one from
+  the rough ``r`` (on the indefinite Helmholtz systems with a shifted-Laplacian ``S`` it is the
+  only cycle of the three that beats the smoother alone by 2×; ``benchmarks/neural_krylov.py``).
 
   The result is a nonlinear preconditioner, so it drives flexible CG (symmetric positive definite
   ``A``) or flexible GMRES (anything else) from :mod:`solvers.flexible`.
@@ -78,21 +84,23 @@ def two_level_cycle(A: Any, smoother: Any, correction: Correction,
     return cycle
 
 
-def additive_cycle(smoother: Any, correction: Correction) -> Callable[[Vector], Vector]:
-    """The additive cycle ``z = S r + N(r)`` as a callable ``r -> z`` (no product with ``A``).
+def additive_cycle(smoother: Any, correction: Correction, smoothed: bool = False) -> Callable[[Vector], Vector]:
+    """The additive cycle ``z = S r + N(r)`` — or, ``smoothed``, ``z = S r + N(S r)`` — as a callable
+    ``r -> z`` (no product with ``A``).
 
-    ``N`` must approximate ``A^-1 - S`` (what the smoother misses), not ``A^-1``.
+    ``N`` must approximate ``A^-1 - S`` (what the smoother misses), as a function of ``r`` or, smoothed,
+    of ``y = S r``; not ``A^-1``.
     """
 
     def cycle(r: Vector) -> Vector:
         z = np.asarray(smoother @ r, dtype=np.float64)
-        return z + np.asarray(correction(r), dtype=np.float64).reshape(-1)
+        return z + np.asarray(correction(z if smoothed else r), dtype=np.float64).reshape(-1)
 
     return cycle
 
 
 #: the two-level cycles :func:`neural_solve` can run (see the module docstring)
-CYCLES = ("multiplicative", "additive")
+CYCLES = ("multiplicative", "additive", "additive-smoothed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,13 +113,13 @@ class NeuralKrylovSettings:
         Required true relative residual.
     maxiter
         Krylov iterations allowed (each costs three products with ``A`` with the multiplicative cycle:
-        the method's and the cycle's two; one with the additive cycle).
+        the method's and the cycle's two; one with the additive cycles).
     restart
         FGMRES cycle length (the preconditioned vectors are stored).
     truncation
         Flexible CG: directions each new one is A-orthogonalised against.
     cycle
-        ``multiplicative`` or ``additive`` (see the module docstring).
+        One of :data:`CYCLES` (see the module docstring).
     """
 
     rtol: float = 1e-8
@@ -165,8 +173,8 @@ def neural_solve(A: sp.spmatrix, b: Vector, smoother: Any, correction: Correctio
     counter = CountedMatrix(A)
     if correction is None:
         M = smoother
-    elif settings.cycle == "additive":
-        M = additive_cycle(smoother, correction)
+    elif settings.cycle.startswith("additive"):
+        M = additive_cycle(smoother, correction, smoothed=settings.cycle == "additive-smoothed")
     else:
         M = two_level_cycle(A, smoother, correction, counter)
     if spd:

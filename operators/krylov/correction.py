@@ -8,7 +8,9 @@ field) relaxed by ``sweeps`` sweeps of the cycle's smoother (``e <- e - S A e``,
 cycle's pre-smoothing leaves of an error), and ``r = A e``. So the network is trained on the part
 of the error the smoother cannot remove, where it sees it (HINTS, Zhang et al. 2022). For the
 additive cycle ``z = S r + N(r)`` the target is ``e - S r`` instead: what one smoother application
-misses of ``A^-1 r``.
+misses of ``A^-1 r``. For the additive-smoothed cycle ``z = S r + N(S r)`` the network's input is the
+smoothed residual ``y = S r`` and the target ``e - y``; half of its pairs start from a raw random
+residual (rough, as in the first Krylov iterations) instead of a relaxed error (:func:`training_pair`).
 
 Loss: ``error`` — the relative L2 error of the predicted error field; ``energy`` (SPD families) — the
 relative energy norm ``||d||_A / ||e||_A`` of what is left, ``d = e - N(r)``, after ``post_sweeps``
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 
 from operators.models.fno import FNO, FNOConfig
@@ -41,6 +44,10 @@ from solvers.neural_krylov import CYCLES
 
 #: smoothness exponents of the random errors before relaxation (one drawn per pair and field)
 ERROR_ALPHAS = (1.0, 1.5, 2.0, 2.5)
+#: ``additive-smoothed``: smoothness of the raw random residuals (0: white up to the grid's modes) ...
+RESIDUAL_ALPHAS = (0.0, 0.5, 1.0, 2.0)
+#: ... and of the random errors relaxed before their residual is formed
+SMOOTHED_ERROR_ALPHAS = (0.5, 1.0, 1.5, 2.0)
 #: sample indices of the coefficient draws used for training start here (disjoint from a dataset's)
 TRAINING_INDEX_OFFSET = 10**9
 #: training losses of the correction network (see the module docstring)
@@ -74,7 +81,7 @@ class CorrectionSettings:
         Damped-Jacobi sweeps applied to the remaining error before its energy norm (``energy`` only).
     cycle
         The cycle the network serves (:data:`solvers.neural_krylov.CYCLES`): ``multiplicative`` learns
-        ``r -> e``, ``additive`` learns ``r -> e - S r``.
+        ``r -> e``, ``additive`` learns ``r -> e - S r``, ``additive-smoothed`` ``S r -> e - S r``.
     """
 
     pairs: int = 400
@@ -119,7 +126,8 @@ class CorrectionModel:
     final_loss
         Mean training loss (the chosen ``loss``, relative) of the last epoch.
     cycle
-        The cycle it was trained for (``multiplicative``: predicts ``A^-1 r``; ``additive``: ``A^-1 r - S r``).
+        The cycle it was trained for (``multiplicative``: predicts ``A^-1 r``; ``additive``: ``A^-1 r - S r``;
+        ``additive-smoothed``: ``A^-1 r - S r`` from ``S r``).
     """
 
     def __init__(self, net: FNO, family: EllipticFamily, shift: np.ndarray, scale: np.ndarray, out_scale: float,
@@ -133,7 +141,7 @@ class CorrectionModel:
         return _features(self.family, inputs, residual, self.shift, self.scale)
 
     def __call__(self, inputs: dict[str, np.ndarray], residual: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The predicted error fields ``A^-1 r`` (float64, full grid) for residual fields ``r``."""
+        """The predicted error fields (float64, full grid) for the cycle's input fields (see ``cycle``)."""
         x, s = self.features(inputs, residual)
         names = _solution_names(self.family)
         if s == 0:
@@ -242,20 +250,38 @@ def train_correction(family: EllipticFamily, smoother: str, settings: Correction
 
 def training_pair(family: EllipticFamily, smoother: str, smoother_options: dict | None, settings: CorrectionSettings,
                   i: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], sp.spmatrix, np.ndarray, np.ndarray]:
-    """Training pair ``i``: the coefficient draw's input fields, its matrix ``A`` ``(n, n)``, the
-    residual ``r = A e`` ``(n,)`` of a random relaxed error ``e`` and the target ``(n,)``: ``e``
-    (multiplicative cycle) or ``e - S r`` (additive)."""
+    """Training pair ``i``: the coefficient draw's input fields, its matrix ``A`` ``(n, n)``, the network's
+    input ``(n,)`` and its target ``(n,)``.
+
+    ``multiplicative``: input the residual ``r = A e`` of a random relaxed error ``e``, target ``e``.
+    ``additive``: the same ``r``, target ``e - S r``. ``additive-smoothed``: input ``y = S r``, target
+    ``e - y``; even ``i`` take a raw random residual ``r`` (a Neumann GRF of smoothness
+    :data:`RESIDUAL_ALPHAS`, ``e = A^-1 r`` by a sparse LU), odd ``i`` a relaxed random error (smoothness
+    :data:`SMOOTHED_ERROR_ALPHAS`), so the network sees both the rough residuals of the first Krylov
+    iterations and the smooth ones of the later.
+    """
     K, dim = family.config.resolution, family.dim
     inputs = family.sample_inputs(TRAINING_INDEX_OFFSET + i, settings.seed)
     A, _ = family.assemble(inputs)
-    errors = {name: neumann_grf(rng, K, alpha=float(rng.choice(ERROR_ALPHAS)), tau=family.config.tau, dim=dim)
-              for name in _solution_names(family)}
-    e = family.solution_vector(errors)
-    S = build_smoother(family, smoother, A, smoother_options)
-    for _ in range(settings.sweeps):
-        e = e - S @ (A @ e)
-    r = A @ e
-    return inputs, A, r, (e - S @ r if settings.cycle == "additive" else e)
+    S = build_smoother(family, smoother, A, smoother_options, inputs)
+
+    def random_vector(alphas: tuple[float, ...]) -> np.ndarray:
+        return family.solution_vector({name: neumann_grf(rng, K, alpha=float(rng.choice(alphas)),
+                                                         tau=family.config.tau, dim=dim)
+                                       for name in _solution_names(family)})
+
+    if settings.cycle == "additive-smoothed" and i % 2 == 0:
+        r = random_vector(RESIDUAL_ALPHAS)
+        e = spla.splu(sp.csc_matrix(A)).solve(r)
+    else:
+        e = random_vector(SMOOTHED_ERROR_ALPHAS if settings.cycle == "additive-smoothed" else ERROR_ALPHAS)
+        for _ in range(settings.sweeps):
+            e = e - S @ (A @ e)
+        r = A @ e
+    if settings.cycle == "multiplicative":
+        return inputs, A, r, e
+    y = np.asarray(S @ r, dtype=np.float64)
+    return inputs, A, (y if settings.cycle == "additive-smoothed" else r), e - y
 
 
 def _unknown_positions(family: EllipticFamily) -> np.ndarray:

@@ -4,8 +4,8 @@
 checks that it was trained on the problem and grid being generated, trains the residual-to-error
 network (:mod:`operators.krylov.correction`) for the family, and returns a
 :class:`NeuralWarmStart`: the run's prediction as the initial guess, the correction network inside
-the two-level cycle, symmetric Gauss–Seidel (``sor``) as the smoother of SPD families and the
-family solver's ILU otherwise.
+the two-level cycle, and the family's cycle smoother (symmetric Gauss–Seidel for SPD families, an
+ILU of the shifted Laplacian for impedance Helmholtz, the family solver's ILU otherwise).
 """
 
 from __future__ import annotations
@@ -78,15 +78,10 @@ class NeuralWarmStart:
         return out
 
 
-def smoother_for(family: EllipticFamily) -> str:
-    """The cycle's smoother: symmetric Gauss–Seidel for SPD families; otherwise the ILU the family's
-    solver uses (ILU(0) and Gauss–Seidel leave FGMRES stagnating on the indefinite Helmholtz systems)."""
-    return "sor" if family.traits().spd else "ilu"
-
-
 def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
                         correction: CorrectionSettings | None = CorrectionSettings(), checkpoint: str = "best",
-                        log: Any = None) -> NeuralWarmStart:
+                        log: Any = None, smoother: str | None = None,
+                        smoother_options: dict | None = None) -> NeuralWarmStart:
     """Load ``run_dir`` for the solves of ``problem`` with the family settings ``settings``.
 
     Parameters
@@ -104,6 +99,11 @@ def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
         ``best`` or ``last``.
     log
         Optional callable receiving progress lines.
+    smoother
+        The cycle's relaxation (a :mod:`solvers.preconditioners` name or ``shifted-ilu``); None: the
+        family's :meth:`~pde_data.elliptic.EllipticFamily.cycle_smoother`.
+    smoother_options
+        Its options (:func:`~pde_data.warm_start.build_smoother`); None: its defaults.
 
     Raises
     ------
@@ -139,6 +139,8 @@ def warm_start_from_run(run_dir: str | Path, problem: str, settings: Any,
     if missing or unknown:
         raise ConfigError(f"--warm-start {run_dir}: the run maps {list(data.inputs)} -> {list(data.outputs)}; "
                           f"{problem} has inputs {list(family.inputs)} and solution {list(family.solution_variables())}")
-    smoother = smoother_for(family)
-    model = train_correction(family, smoother, correction, log=log) if correction is not None else None
-    return NeuralWarmStart(loaded.surrogate, data.inputs, data.outputs, model, smoother)
+    smoother = smoother or family.cycle_smoother()
+    model = None
+    if correction is not None:
+        model = train_correction(family, smoother, correction, log=log, smoother_options=smoother_options)
+    return NeuralWarmStart(loaded.surrogate, data.inputs, data.outputs, model, smoother, smoother_options)

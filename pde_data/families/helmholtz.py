@@ -27,7 +27,8 @@ from pde_data.family import Variable, register_family
 from pde_data.finite_differences import (complexify_vector, dirichlet_laplacian_eigenvalues,
                                          first_dirichlet_eigenvalue, grid_spacing,
                                          helmholtz_matrix, impedance_rhs, interior, realify, realify_vector)
-from solvers.errors import SolverError
+from pde_data.warm_start import SHIFTED_ILU
+from solvers.errors import ConfigError, SolverError
 from solvers.sequence import ProblemTraits
 
 
@@ -109,6 +110,35 @@ class Helmholtz(EllipticFamily):
             return helmholtz_matrix(k2, self.h, "dirichlet"), interior(inputs["f"]).ravel()
         A = helmholtz_matrix(k2, self.h, "impedance")
         return realify(A), realify_vector(impedance_rhs(inputs["f"], None, self.h))
+
+    def cycle_smoother(self) -> str:
+        """Impedance: an ILU of the shifted Laplacian (:meth:`shifted_matrix`). With the ILU of the matrix
+        itself the cycle must either be near-complete (3–4 FGMRES products cold: nothing left to cut)
+        or loose enough to stagnate at 65²; the shifted one costs the same iterations at every grid.
+        Dirichlet: the family solver's ILU."""
+        return SHIFTED_ILU if self.config.boundary == "impedance" else super().cycle_smoother()
+
+    def shifted_matrix(self, inputs: dict[str, np.ndarray], shift: float) -> sp.csr_matrix:
+        """The complex shifted Laplacian ``-Laplace - k^2 (1 + i shift)`` of the sample, in real form.
+
+        A preconditioner for the impedance systems whose incomplete factorisation stays accurate where
+        the factors of the indefinite matrix itself do not, and whose exact inverse keeps Krylov
+        iterations bounded as the grid is refined (Erlangga, Vuik and Oosterlee, "On a class of
+        preconditioners for solving the Helmholtz equation", Appl. Numer. Math. 50, 2004; ``shift``
+        0.5 is their choice). Same boundary rows as :meth:`assemble`.
+
+        Raises
+        ------
+        ConfigError
+            For the Dirichlet boundary (use ``ilu``) or ``shift <= 0``.
+        """
+        if self.config.boundary != "impedance":
+            raise ConfigError("the shifted-Laplacian smoother needs boundary: impedance; "
+                              "use the smoother 'ilu' for the Dirichlet Helmholtz family")
+        if not (math.isfinite(shift) and shift > 0):
+            raise ConfigError(f"shifted-Laplacian shift must be a positive number (got {shift!r})")
+        k2 = inputs["k"] ** 2
+        return realify(helmholtz_matrix(k2, self.h, "impedance", absorption=np.full_like(k2, shift)))
 
     def solution_fields(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Dirichlet: ``u`` with zero boundary. Impedance: real and imaginary parts on every node."""
