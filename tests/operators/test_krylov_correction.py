@@ -108,3 +108,40 @@ def test_additive_target_is_what_the_smoother_misses(problem, resolution, smooth
     assert np.linalg.norm(target) > 1e-3 * np.linalg.norm(e)  # a real remainder, not zero
     with pytest.raises(ConfigError, match="cycle must be one of"):
         CorrectionSettings(cycle="both")
+
+
+@pytest.mark.parametrize("problem, resolution, smoother", [("darcy", 13, "sor"), ("helmholtz", 25, "shifted-ilu")])
+@pytest.mark.parametrize("index", [0, 1])  # even: a raw random residual; odd: a relaxed random error
+def test_smoothed_pairs_give_the_smoothed_residual_and_what_it_misses(problem, resolution, smoother, index):
+    """additive-smoothed: the network input is y = S r and the target e - y with A e = r, so
+    S A (target + y) = y. Float64: target + y recovers e up to roundoff, e solves A e = r to a backward
+    error ~ eps kappa(A) (sparse LU; kappa <~ 1e4 here), and S A amplifies that by at most kappa(S A)
+    (<~ 1e2 with these smoothers): ~1e-10 of ||y|| at worst; 1e-8 is the bound."""
+    from operators.krylov.correction import training_pair
+
+    family = family_at(problem, resolution)
+    inputs, A, y, target = training_pair(family, smoother, None, CorrectionSettings(cycle="additive-smoothed"), index,
+                                         np.random.default_rng(4))
+    S = build_smoother(family, smoother, A, None, inputs)
+    assert np.linalg.norm(S @ (A @ (target + y)) - y) <= 1e-8 * np.linalg.norm(y)
+    assert np.linalg.norm(target) > 1e-3 * np.linalg.norm(y)  # the smoother leaves a real remainder
+
+
+def test_shifted_ilu_smoother_is_an_ilu_of_the_shifted_laplacian():
+    """build_smoother('shifted-ilu') applies the ILU of family.shifted_matrix (default shift 0.5), not
+    of A; it needs the sample's inputs and a family that has a shifted operator."""
+    from pde_data.warm_start import SHIFTED_ILU_OPTIONS
+
+    family = family_at("helmholtz", 25)
+    inputs = family.sample_inputs(0, 0)
+    A, b = family.assemble(inputs)
+    options = {key: value for key, value in SHIFTED_ILU_OPTIONS.items() if key != "shift"}
+    expected = build_preconditioner("ilu", family.shifted_matrix(inputs, SHIFTED_ILU_OPTIONS["shift"]),
+                                    symmetric=False, **options) @ b
+    assert np.array_equal(build_smoother(family, "shifted-ilu", A, None, inputs) @ b, expected)
+    with pytest.raises(ConfigError, match="input fields"):
+        build_smoother(family, "shifted-ilu", A)
+    darcy = family_at("darcy", 13)
+    darcy_inputs = darcy.sample_inputs(0, 0)
+    with pytest.raises(ConfigError, match="no shifted operator"):
+        build_smoother(darcy, "shifted-ilu", darcy.assemble(darcy_inputs)[0], None, darcy_inputs)

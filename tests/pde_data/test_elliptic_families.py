@@ -265,3 +265,37 @@ def test_settings_errors_name_the_setting(problem: str, setting: str, message: s
     """Invalid settings raise ConfigError naming the setting, what is expected and what was given."""
     with pytest.raises(ConfigError, match=message):
         resolve_config(problem, None, overrides=[setting])
+
+
+def test_helmholtz_shifted_matrix_is_the_damped_operator() -> None:
+    """The complex shifted Laplacian differs from the impedance matrix only by -i shift k^2 on the
+    diagonal (rows scaled by the boundary weights w like the rest of the matrix): for any complex z,
+    (M - A) z = -i shift w k^2 z, compared in real form. Both sides are a few float64 products of
+    O(k^2) numbers: a relative 1e-12 is far above their roundoff (~1e-15)."""
+    from pde_data.finite_differences import boundary_weights, complexify_vector, realify_vector
+
+    config = resolve_config("helmholtz", "fno", overrides=["resolution=17", "wavenumber=8"], samples=1, seed=0)
+    family = get_family("helmholtz")(config.settings)
+    inputs = family.sample_inputs(0, 0)
+    A, _ = family.assemble(inputs)
+    M = family.shifted_matrix(inputs, 0.5)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(A.shape[0] // 2) + 1j * rng.standard_normal(A.shape[0] // 2)
+    k2w = (inputs["k"] ** 2 * boundary_weights(17, 2)).ravel()
+    expected = -0.5j * k2w * z
+    got = complexify_vector((M - A) @ realify_vector(z))
+    assert np.linalg.norm(got - expected) <= 1e-12 * np.linalg.norm(expected)
+    assert family.cycle_smoother() == "shifted-ilu"
+
+
+@pytest.mark.parametrize("problem, preset, shift, message", [
+    ("darcy", "fno", 0.5, "no shifted operator"),
+    ("helmholtz", "dirichlet", 0.5, "boundary: impedance"),
+    ("helmholtz", "fno", 0.0, "shift must be a positive number"),
+])
+def test_shifted_matrix_refusals(problem: str, preset: str, shift: float, message: str) -> None:
+    config = resolve_config(problem, preset, overrides=["resolution=17"] + (["wavenumber=8"] if problem == "helmholtz" else []),
+                            samples=1, seed=0)
+    family = get_family(problem)(config.settings)
+    with pytest.raises(ConfigError, match=message):
+        family.shifted_matrix(family.sample_inputs(0, 0), shift)

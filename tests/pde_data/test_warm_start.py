@@ -88,3 +88,45 @@ def test_generate_dataset_refuses_a_warm_start_for_a_non_elliptic_problem(tmp_pa
     with pytest.raises(ConfigError, match="no linear solves"):
         generate_dataset(config, tmp_path / "b.h5", progress=False, warm_start=object())
     assert not (tmp_path / "b.h5").exists()
+
+
+class ShiftedStandIn:
+    """Impedance Helmholtz with the shifted-Laplacian ILU and the smoothed additive cycle. The stand-in
+    network returns B^-1 M y - y for y = S r, M the shifted matrix (S ~ M^-1, so M y ~ r) and B the
+    matrix of a wavenumber 1% off: what the trained network approximates, A^-1 r - S r."""
+
+    smoother, smoother_options, cycle = "shifted-ilu", None, "additive-smoothed"
+
+    def __init__(self, family):
+        self.family = family
+
+    def predict(self, inputs):
+        return None
+
+    def correct(self, inputs, smoothed):
+        y = self.family.solution_vector(smoothed)
+        M = self.family.shifted_matrix(inputs, 0.5)
+        B, _ = self.family.assemble({**inputs, "k": 1.01 * inputs["k"]})
+        return self.family.solution_fields(spla.spsolve(B.tocsc(), M @ y) - y)
+
+
+def test_smoothed_cycle_with_the_shifted_laplacian_through_the_generator():
+    """Stored Helmholtz solutions meet rtol on the true residual with the neural code and no fallback,
+    in at most half the products of the same FGMRES with the shifted-Laplacian ILU alone (measured
+    8-9 against about 30)."""
+    from pde_data.warm_start import build_smoother
+    from solvers.neural_krylov import neural_solve
+
+    config = resolve_config("helmholtz", "fno", overrides=["resolution=25"], samples=2, seed=SEED)
+    family = get_family("helmholtz")(config.settings)
+    family.warm_start = ShiftedStandIn(family)
+    rows = family.generate(range(2), SEED)
+    for i in range(2):
+        A, b = family.assemble({"k": rows["k"][i], "f": rows["f"][i]})
+        x = family.solution_vector({"u": rows["u"][i], "u_imag": rows["u_imag"][i]})
+        assert np.linalg.norm(b - A @ x) <= RTOL * np.linalg.norm(b)
+        inputs = {"k": rows["k"][i], "f": rows["f"][i]}
+        cold = neural_solve(A, b, build_smoother(family, "shifted-ilu", A, None, inputs), None, spd=False)
+        assert cold.converged and 2 * rows["matvecs"][i] <= cold.matvecs
+    assert np.all(rows["solver"] == method_class("neural").code)
+    assert np.all(rows["retries"] == 0)

@@ -137,3 +137,34 @@ def test_additive_cycle_is_the_formula():
 def test_bad_settings_raise_config_error(field, value):
     with pytest.raises(ConfigError, match=field):
         NeuralKrylovSettings(**{field: value})
+
+
+SMOOTHED = NeuralKrylovSettings(rtol=RTOL, cycle="additive-smoothed")
+
+
+@pytest.mark.parametrize("spd", [True, False])
+def test_smoothed_cycle_with_exact_remainder_converges_in_one_iteration(spd):
+    """The smoothed cycle hands N the smoothed residual y = S r. With Jacobi, S^-1 y = D y, so the
+    exact remainder as a function of y is N(y) = A^-1 D y - y, and S r + N(S r) = A^-1 r: one
+    iteration and no product added by the cycle (at most 2: the method's and the final check)."""
+    A = varying_coefficient_2d(N, _coefficient(9)) if spd else convection_diffusion_2d(N, 40.0)
+    b = rhs(A.shape[0], 9)
+    smoother = build_preconditioner("jacobi", A)
+    diagonal = A.diagonal()
+    lu = spla.splu(A.tocsc())
+    result = neural_solve(A, b, smoother, lambda y: lu.solve(diagonal * y) - y, spd=spd, settings=SMOOTHED)
+    assert result.converged and _true_residual(A, b, result.x) <= RTOL
+    assert result.iterations == 1
+    assert result.matvecs <= 2
+    # the same map given the raw residual (the plain additive cycle) is not the remainder: more iterations
+    plain = neural_solve(A, b, smoother, lambda y: lu.solve(diagonal * y) - y, spd=spd, settings=ADDITIVE)
+    assert plain.iterations > 1
+
+
+def test_smoothed_additive_cycle_is_the_formula():
+    A = laplacian_2d(6)
+    S = build_preconditioner("jacobi", A)
+    r = rhs(A.shape[0], 10)
+    correction = lambda v: v**2  # noqa: E731  (a nonlinear map tells its argument apart)
+    np.testing.assert_allclose(additive_cycle(S, correction, smoothed=True)(r), S @ r + (S @ r) ** 2,
+                               rtol=1e-14, atol=0)
