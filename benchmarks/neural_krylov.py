@@ -201,8 +201,11 @@ def main() -> None:
     p.add_argument("--sweeps", type=int, default=2, help="smoother sweeps relaxing the training errors (default 2)")
     p.add_argument("--loss", default=None, choices=["error", "energy", "residual"],
                    help="correction training loss (default: energy for Darcy, error for Helmholtz)")
-    p.add_argument("--pairs", type=int, default=None, help="correction training pairs (default 400; quick 64)")
-    p.add_argument("--epochs", type=int, default=None, help="correction training epochs (default 30; quick 8)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help=f"correction training pairs (default {CorrectionSettings.pairs}; quick 64)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"correction training epochs (default {CorrectionSettings.epochs}; quick 8)")
+    p.add_argument("--correction-seed", type=int, default=0, help="seed of the correction's pairs and weights (default 0)")
     p.add_argument("--width", type=int, default=24, help="correction FNO width (default 24)")
     p.add_argument("--cycle", default=CorrectionSettings.cycle, choices=CYCLES,
                    help="two-level cycle: multiplicative S, N, S (3 products per iteration), additive "
@@ -221,9 +224,10 @@ def main() -> None:
     n = args.systems or (4 if args.quick else 20)
     resolution = 25 if args.quick else args.resolution  # 25: six points per wavelength at k = 24
     sizes = [resolution] if args.quick or not args.resolutions else args.resolutions
-    settings = CorrectionSettings(pairs=args.pairs or (64 if args.quick else 400),
-                                  epochs=args.epochs or (8 if args.quick else 30), sweeps=args.sweeps, loss=args.loss,
-                                  width=args.width, cycle=args.cycle)
+    settings = CorrectionSettings(pairs=args.pairs or (64 if args.quick else CorrectionSettings.pairs),
+                                  epochs=args.epochs or (8 if args.quick else CorrectionSettings.epochs),
+                                  sweeps=args.sweeps, loss=args.loss, width=args.width, cycle=args.cycle,
+                                  seed=args.correction_seed)
     rows, summary = [], {}
     for problem in args.problems:
         given = args.darcy_run if problem == "darcy" else args.helmholtz_run

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from solvers.neural_krylov import CYCLES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach ``generate``'s arguments to ``parser``."""
@@ -30,8 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="elliptic problems: a trained run (same problem and resolution) whose prediction starts "
                              "each solve and whose residual-correction network (trained first, cost printed) "
                              "preconditions it; solutions still meet rtol")
-    parser.add_argument("--warm-start-epochs", type=int, default=30, metavar="N",
-                        help="epochs of the warm start's correction network (default 30; its cost is printed)")
+    parser.add_argument("--warm-start-epochs", type=int, default=None, metavar="N",
+                        help="epochs of the warm start's correction network (default 40; its cost is printed)")
+    parser.add_argument("--warm-start-cycle", choices=CYCLES, default=None,
+                        help="how the correction network joins the smoother: additive-smoothed S r + N(S r) "
+                             "(default: fewest products measured), additive S r + N(r), multiplicative S, N, S")
     parser.add_argument("--chunk-size", type=int, help="samples computed together (never changes the results)")
     parser.add_argument("--out", required=True, help="output file (.h5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -83,11 +88,13 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_start is not None:
         from operators.krylov import CorrectionSettings, warm_start_from_run
 
+        chosen = {"epochs": args.warm_start_epochs, "cycle": args.warm_start_cycle}
+        correction = CorrectionSettings(**{key: value for key, value in chosen.items() if value is not None})
         warm_start = warm_start_from_run(args.warm_start, config.problem, config.settings, log=log,
-                                         correction=CorrectionSettings(epochs=args.warm_start_epochs))
+                                         correction=correction)
         if log is not None and warm_start.correction is not None:
-            log(f"warm start: correction network trained in {warm_start.correction.seconds:.1f} s "
-                f"(relative L2 {warm_start.correction.final_loss:.3f})")
+            log(f"warm start: {warm_start.cycle} correction network trained in {warm_start.correction.seconds:.1f} s "
+                f"(final training loss {warm_start.correction.final_loss:.3f}; smoother {warm_start.smoother})")
     result = generate_dataset(config, args.out, overwrite=args.overwrite, chunk_size=args.chunk_size,
                               progress=not args.quiet, log=log, device=args.device, workers=args.workers,
                               scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,

@@ -69,6 +69,22 @@ def test_mismatched_run_exits_2_without_a_file(darcy_run, tmp_path, capsys, args
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag, value, message", [("--warm-start-cycle", "both", "invalid choice"),
+                                                  ("--warm-start-epochs", "0", "epochs must be an integer >= 1")])
+def test_bad_warm_start_setting_exits_2_without_a_file(darcy_run, tmp_path, capsys, flag, value, message):
+    out = tmp_path / "x.h5"
+    args = ["generate", "darcy", "--resolution", "17", "--samples", "2", "--warm-start", str(darcy_run),
+            flag, value, "--out", str(out)]
+    try:
+        code = main(args)
+    except SystemExit as stop:  # argparse refuses a bad choice itself
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_missing_run_folder_exits_2_without_a_file(tmp_path, capsys):
     out = tmp_path / "x.h5"
     assert main(["generate", "darcy", "--resolution", "17", "--samples", "2", "--warm-start",
