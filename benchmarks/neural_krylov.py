@@ -4,13 +4,15 @@ For each problem (Darcy, and Helmholtz with the absorbing boundary of the ``fno`
 N unseen samples (seed 12345; the runs trained on seed-0 data) are solved in the family's similarity
 order, side by side in this process, every answer's true relative residual checked:
 
-* ``cold``     the warm start's Krylov method without the model: flexible CG preconditioned by
-               symmetric Gauss–Seidel (Darcy, SPD) / FGMRES(30) with the family's ILU (Helmholtz), from zero;
+* ``cold``     the warm start's Krylov method without the model, from zero: flexible CG preconditioned by
+               symmetric Gauss–Seidel (Darcy, SPD) / FGMRES(30) preconditioned by an ILU of the
+               complex-shifted Laplacian (impedance Helmholtz), i.e. the family's ``cycle_smoother()``;
 * ``guess``    the same, started from the run's prediction (``x0`` only; only at the run's own grid);
 * ``neural``   the warm-start path of the generator (``EllipticFamily.solve`` with a
                :class:`~operators.krylov.NeuralWarmStart`): the prediction as ``x0`` (at the run's
-               grid; elsewhere ``x0 = 0``) and the two-level cycle (smoother, correction network,
-               smoother) as the flexible preconditioner;
+               grid; elsewhere ``x0 = 0``) and the neural cycle as the flexible preconditioner; by
+               default the additive-smoothed cycle ``y = S r, z = y + N(y)`` (one product with ``A``
+               per iteration; the network learns the smoother's remainder ``A^-1 r - S r`` from ``S r``);
 * ``skr``      GCRO-DR(40, 20) with ILU and recycling (pdeop's recycled Krylov method), cold;
 * ``auto``     what ``solver: auto`` picks (the measured-fastest cold method: sparse LU at these sizes).
 
@@ -27,9 +29,13 @@ network trains at each size, or once at ``--correction-resolution`` and is appli
 the Darcy matrix is ``h^-2``-scaled (a discrete ``-div(a grad .)``), so residuals and errors are grid
 functions of the same continuous map at every ``h`` and the FNO's ``r -> e`` map transfers. Cold
 SSOR-FCG iterations grow like ``h^-1`` (42, 83, 170 at 33², 65², 129²); the cycle's grow more slowly.
-``--helmholtz-ilu DROP FILL`` sets a looser ILU for the Helmholtz cycle and its cold baseline (the
-family solver's near-complete ILU leaves nothing to cut: 3 products cold). ``--cycle additive`` runs
-``z = S r + N(r)`` (one product per iteration instead of three) with a network trained on ``A^-1 r - S r``.
+``--cycle`` picks the cycle (``multiplicative``: smoother, ``N(r)``, smoother, three products per
+iteration; ``additive``: ``S r + N(r)``; ``additive-smoothed``, the default). ``--helmholtz-smoother ilu``
+replaces the shifted-Laplacian ILU by an ILU of the Helmholtz matrix itself, and ``--helmholtz-ilu DROP
+FILL`` sets the drop tolerance and fill of whichever ILU the Helmholtz cycle and its cold baseline use (the
+family solver's near-complete ILU of the matrix itself leaves nothing to cut: 3 products cold).
+``--correction-seed`` changes the seed of the correction's training pairs and weights (the spread between
+seeds is the noise of the matvec ratios).
 """
 
 from __future__ import annotations
